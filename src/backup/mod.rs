@@ -1,0 +1,1 @@
+//! Backups of tables and columns taken before destructive steps.

@@ -1,0 +1,193 @@
+//! The library's one error type.
+//!
+//! Every variant carries the context an operator needs to find the fault (the
+//! file, DocType, field, table, migration or SQL statement). Variants that wrap
+//! a lower-level error expose it through [`std::error::Error::source`] and do
+//! not repeat it in their own `Display` text.
+
+use std::path::PathBuf;
+
+use crate::history::{MigrationId, MigrationStatus};
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in doctype-migrate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory could not be read or written.
+    #[error("I/O error on {path}")]
+    Io {
+        /// The path being accessed.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A DocType JSON document is not valid JSON or has the wrong shape.
+    #[error("{origin}: malformed DocType JSON")]
+    Json {
+        /// Where the JSON came from (a file path, or `<string>`).
+        origin: String,
+        /// The underlying parse error (with line and column).
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A DocType definition is invalid (bad identifier, unknown fieldtype,
+    /// duplicate field, conflicting DocTypes, ...).
+    #[error("{origin}: DocType {doctype:?}{}: {message}", field.as_ref().map(|f| format!(", field {f:?}")).unwrap_or_default())]
+    InvalidDocType {
+        /// Where the DocType came from (a file path, or `<string>`/`<code>`).
+        origin: String,
+        /// The DocType name (may be empty when the name itself is missing).
+        doctype: String,
+        /// The offending field, when the problem is in a field.
+        field: Option<String>,
+        /// What is wrong, in words.
+        message: String,
+    },
+
+    /// Opening or configuring the database failed.
+    #[error("cannot open database {path}")]
+    Open {
+        /// The database path.
+        path: PathBuf,
+        /// The underlying SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A SQL statement failed.
+    #[error("SQL failed{}: {sql}", context_suffix(doctype, table))]
+    Sql {
+        /// The DocType being migrated, when known.
+        doctype: Option<String>,
+        /// The table concerned, when known.
+        table: Option<String>,
+        /// The statement that failed.
+        sql: String,
+        /// The underlying SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The write lock could not be taken within the configured bound.
+    #[error("could not take the write lock on {path} after waiting {waited_ms} ms ({attempts} attempts)")]
+    LockTimeout {
+        /// The database path.
+        path: PathBuf,
+        /// Total time waited, in milliseconds.
+        waited_ms: u64,
+        /// Number of attempts made.
+        attempts: u32,
+    },
+
+    /// After executing a migration, the live schema does not match the target.
+    #[error("verification failed for DocType {doctype:?} (table {table:?}): {message}")]
+    Verification {
+        /// The DocType being migrated.
+        doctype: String,
+        /// The table concerned.
+        table: String,
+        /// What differs.
+        message: String,
+    },
+
+    /// A migration was refused because validation reported blocking findings.
+    #[error("migration refused: {count} blocking finding(s); first: {first}")]
+    Blocked {
+        /// Number of blocking findings.
+        count: usize,
+        /// The first blocking finding, as text.
+        first: String,
+    },
+
+    /// One or more DocTypes failed to migrate (all-or-nothing mode rolled everything back).
+    #[error("migration of DocType {doctype:?} failed; nothing was committed")]
+    DocTypeFailed {
+        /// The DocType that failed.
+        doctype: String,
+        /// The underlying error.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// A history status transition that the lifecycle does not allow.
+    #[error("migration {id}: status cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// The migration.
+        id: MigrationId,
+        /// Current status.
+        from: MigrationStatus,
+        /// Requested status.
+        to: MigrationStatus,
+    },
+
+    /// A migration id that does not exist in the history.
+    #[error("migration {0} not found in tabMigrationHistory")]
+    MigrationNotFound(MigrationId),
+
+    /// The database holds something the engine cannot work with.
+    #[error("database {path}: {message}")]
+    UnsupportedSchema {
+        /// The database path.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A builder was given an invalid combination of options.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// A backup file could not be written, read, verified or restored.
+    #[error("backup {path}: {message}")]
+    Backup {
+        /// The backup file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn context_suffix(doctype: &Option<String>, table: &Option<String>) -> String {
+    match (doctype, table) {
+        (Some(d), Some(t)) => format!(" (DocType {d:?}, table {t:?})"),
+        (Some(d), None) => format!(" (DocType {d:?})"),
+        (None, Some(t)) => format!(" (table {t:?})"),
+        (None, None) => String::new(),
+    }
+}
+
+impl Error {
+    /// Wraps a rusqlite error with the SQL statement and optional context.
+    pub(crate) fn sql(sql: impl Into<String>, source: rusqlite::Error) -> Self {
+        Error::Sql {
+            doctype: None,
+            table: None,
+            sql: sql.into(),
+            source,
+        }
+    }
+
+    /// Adds DocType/table context to a SQL error that lacks it.
+    pub(crate) fn in_context(self, doctype: &str, table: &str) -> Self {
+        match self {
+            Error::Sql {
+                doctype: None,
+                table: None,
+                sql,
+                source,
+            } => Error::Sql {
+                doctype: Some(doctype.to_string()),
+                table: Some(table.to_string()),
+                sql,
+                source,
+            },
+            other => other,
+        }
+    }
+}
