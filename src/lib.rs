@@ -5,8 +5,11 @@
 #![warn(missing_docs)]
 
 pub mod backup;
+pub mod doctype;
 mod error;
 pub mod history;
+pub mod ident;
 
+pub use doctype::{DocType, Field, FieldType, IndexDef};
 pub use error::{Error, Result};
 pub use history::{MigrationId, MigrationStatus};
