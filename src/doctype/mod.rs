@@ -4,6 +4,11 @@
 
 mod fieldtype;
 mod model;
+mod standard;
 
 pub use fieldtype::{FieldType, Storage, UnknownFieldType};
 pub use model::{DocType, Field, IndexDef};
+pub use standard::{
+    CHILD_COLUMNS, SEEN_COLUMN, STANDARD_COLUMNS, StandardColumn, is_dynamic_default,
+    standard_columns,
+};
