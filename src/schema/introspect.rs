@@ -1,0 +1,345 @@
+//! Reading the live schema: tables, columns, indexes, foreign keys, triggers
+//! and views, from `sqlite_schema` and the table-valued pragmas. Table names
+//! are always bound as parameters, never pasted into SQL.
+
+use rusqlite::{Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+use super::spec::{ColumnSpec, IndexSpec, TableSpec, is_managed_index, normalize_type};
+
+/// One row of `sqlite_schema`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaObject {
+    /// `table`, `index`, `view` or `trigger`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// The table it belongs to.
+    pub tbl_name: String,
+    /// Its SQL (NULL for automatic indexes).
+    pub sql: Option<String>,
+}
+
+/// The whole `sqlite_schema`, read once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaSnapshot {
+    /// Every object, in `sqlite_schema` order (rowid).
+    pub objects: Vec<SchemaObject>,
+}
+
+impl SchemaSnapshot {
+    /// Reads `sqlite_schema`.
+    pub fn read(conn: &Connection) -> Result<SchemaSnapshot> {
+        const SQL: &str = "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY rowid";
+        let mut stmt = conn.prepare(SQL).map_err(|e| Error::sql(SQL, e))?;
+        let objects = stmt
+            .query_map([], |r| {
+                Ok(SchemaObject {
+                    kind: r.get(0)?,
+                    name: r.get(1)?,
+                    tbl_name: r.get(2)?,
+                    sql: r.get(3)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| Error::sql(SQL, e))?;
+        Ok(SchemaSnapshot { objects })
+    }
+
+    /// The table with this name (case-insensitive), if any.
+    pub fn table(&self, name: &str) -> Option<&SchemaObject> {
+        self.objects
+            .iter()
+            .find(|o| o.kind == "table" && o.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether an object of any kind has this name (case-insensitive).
+    pub fn has_object(&self, name: &str) -> bool {
+        self.objects.iter().any(|o| o.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Everything that belongs to a table or mentions it: the table, its
+    /// indexes and triggers, and views and triggers whose SQL names it.
+    pub fn objects_for(&self, table: &str) -> Vec<&SchemaObject> {
+        self.objects
+            .iter()
+            .filter(|o| o.tbl_name.eq_ignore_ascii_case(table) || mentions(o, table))
+            .collect()
+    }
+
+    /// Views whose SQL mentions the table.
+    pub fn views_mentioning(&self, table: &str) -> Vec<SchemaObject> {
+        self.objects
+            .iter()
+            .filter(|o| o.kind == "view" && mentions(o, table))
+            .cloned()
+            .collect()
+    }
+
+    /// A fingerprint of one table's schema: SHA-256 over the SQL of the table
+    /// and of its indexes and triggers. Changes when anything about the table
+    /// is altered, inside or outside the engine.
+    pub fn table_fingerprint(&self, table: &str) -> Option<String> {
+        self.table(table)?;
+        let mut h = Sha256::new();
+        for o in self.objects.iter().filter(|o| o.tbl_name.eq_ignore_ascii_case(table)) {
+            for part in [o.kind.as_str(), o.name.as_str(), o.sql.as_deref().unwrap_or("")] {
+                h.update(part.as_bytes());
+                h.update([0]);
+            }
+        }
+        Some(hex(&h.finalize()))
+    }
+}
+
+fn mentions(o: &SchemaObject, table: &str) -> bool {
+    o.kind != "table"
+        && o.sql
+            .as_deref()
+            .is_some_and(|sql| sql.to_ascii_lowercase().contains(&table.to_ascii_lowercase()))
+}
+
+/// Lowercase hex of bytes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A foreign key of a table (one row per column pair).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    /// The referenced (parent) table.
+    pub table: String,
+    /// The column in this table.
+    pub from: String,
+    /// The referenced column (None = parent's primary key).
+    pub to: Option<String>,
+    /// ON DELETE action.
+    pub on_delete: String,
+}
+
+/// A live index with what the engine needs to recreate it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveIndex {
+    /// Name, columns and uniqueness.
+    pub spec: IndexSpec,
+    /// `c` (CREATE INDEX), `u` (UNIQUE constraint) or `pk`.
+    pub origin: String,
+    /// Has a WHERE clause.
+    pub partial: bool,
+    /// Its CREATE statement (None for indexes SQLite creates for constraints).
+    pub sql: Option<String>,
+}
+
+/// Per-column facts not in [`ColumnSpec`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveColumn {
+    /// Column name.
+    pub name: String,
+    /// Collation, when not BINARY.
+    pub collation: Option<String>,
+    /// A generated column (cannot be inserted into).
+    pub generated: bool,
+}
+
+/// A live table as introspected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveTable {
+    /// Columns and all indexes (managed and not).
+    pub spec: TableSpec,
+    /// The table's CREATE TABLE statement as stored.
+    pub sql: String,
+    /// Collation and generated flags per column.
+    pub columns: Vec<LiveColumn>,
+    /// Every index with its SQL.
+    pub indexes: Vec<LiveIndex>,
+    /// Triggers on the table.
+    pub triggers: Vec<SchemaObject>,
+    /// Views whose SQL mentions the table.
+    pub views: Vec<SchemaObject>,
+    /// Foreign keys declared by the table.
+    pub foreign_keys: Vec<ForeignKey>,
+}
+
+impl LiveTable {
+    /// Indexes the engine did not create.
+    pub fn unmanaged_indexes(&self) -> impl Iterator<Item = &LiveIndex> {
+        self.indexes.iter().filter(|i| !is_managed_index(&i.spec.name))
+    }
+}
+
+/// Introspects one table; `None` when it does not exist.
+pub fn introspect_table(conn: &Connection, snapshot: &SchemaSnapshot, table: &str) -> Result<Option<LiveTable>> {
+    let Some(obj) = snapshot.table(table) else {
+        return Ok(None);
+    };
+    let name = obj.name.clone();
+    let sql = obj.sql.clone().unwrap_or_default();
+    let autoincrement = sql.to_ascii_uppercase().contains("AUTOINCREMENT");
+
+    const COLS: &str = "SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid";
+    let mut stmt = conn.prepare_cached(COLS).map_err(|e| Error::sql(COLS, e))?;
+    let raw: Vec<(String, String, bool, Option<String>, i64, i64)> = stmt
+        .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| Error::sql(COLS, e).in_context("", &name))?;
+    let mut columns = Vec::new();
+    let mut live_columns = Vec::new();
+    for (col, decl, not_null, default, pk, hidden) in raw {
+        if hidden == 1 {
+            continue; // hidden columns of virtual tables
+        }
+        let collation = conn
+            .column_metadata(None::<&str>, name.as_str(), col.as_str())
+            .ok()
+            .and_then(|m| m.1.map(|c| c.to_string_lossy().into_owned()))
+            .filter(|c| !c.eq_ignore_ascii_case("BINARY"));
+        live_columns.push(LiveColumn {
+            name: col.clone(),
+            collation,
+            generated: hidden >= 2,
+        });
+        columns.push(ColumnSpec {
+            name: col,
+            decl_type: normalize_type(&decl),
+            not_null,
+            default,
+            primary_key: pk > 0,
+        });
+    }
+
+    let indexes = read_indexes(conn, snapshot, &name)?;
+    let foreign_keys = read_foreign_keys(conn, &name)?;
+    let triggers = snapshot
+        .objects
+        .iter()
+        .filter(|o| o.kind == "trigger" && o.tbl_name.eq_ignore_ascii_case(&name))
+        .cloned()
+        .collect();
+    let views = snapshot.views_mentioning(&name);
+    Ok(Some(LiveTable {
+        spec: TableSpec {
+            name: name.clone(),
+            columns,
+            indexes: indexes.iter().map(|i| i.spec.clone()).collect(),
+            autoincrement,
+        },
+        sql,
+        columns: live_columns,
+        indexes,
+        triggers,
+        views,
+        foreign_keys,
+    }))
+}
+
+fn read_indexes(conn: &Connection, snapshot: &SchemaSnapshot, table: &str) -> Result<Vec<LiveIndex>> {
+    const LIST: &str = "SELECT name, \"unique\", origin, partial FROM pragma_index_list(?1) ORDER BY name";
+    const INFO: &str = "SELECT name FROM pragma_index_info(?1) ORDER BY seqno";
+    let mut list = conn.prepare_cached(LIST).map_err(|e| Error::sql(LIST, e))?;
+    let rows: Vec<(String, bool, String, bool)> = list
+        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| Error::sql(LIST, e))?;
+    let mut info = conn.prepare_cached(INFO).map_err(|e| Error::sql(INFO, e))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (name, unique, origin, partial) in rows {
+        let columns: Vec<String> = info
+            .query_map([&name], |r| Ok(r.get::<_, Option<String>>(0)?.unwrap_or_else(|| "<expr>".into())))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| Error::sql(INFO, e))?;
+        let sql = snapshot
+            .objects
+            .iter()
+            .find(|o| o.kind == "index" && o.name == name)
+            .and_then(|o| o.sql.clone());
+        out.push(LiveIndex {
+            spec: IndexSpec { name, columns, unique },
+            origin,
+            partial,
+            sql,
+        });
+    }
+    Ok(out)
+}
+
+fn read_foreign_keys(conn: &Connection, table: &str) -> Result<Vec<ForeignKey>> {
+    const FK: &str = "SELECT \"table\", \"from\", \"to\", on_delete FROM pragma_foreign_key_list(?1) ORDER BY id, seq";
+    let mut stmt = conn.prepare_cached(FK).map_err(|e| Error::sql(FK, e))?;
+    stmt.query_map([table], |r| {
+        Ok(ForeignKey {
+            table: r.get(0)?,
+            from: r.get(1)?,
+            to: r.get(2)?,
+            on_delete: r.get(3)?,
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(|e| Error::sql(FK, e))
+}
+
+/// Tables whose foreign keys reference `table` (its children).
+pub fn referencing_tables(conn: &Connection, table: &str) -> Result<Vec<String>> {
+    const SQL: &str = "SELECT DISTINCT m.name FROM sqlite_schema AS m, pragma_foreign_key_list(m.name) AS f \
+                       WHERE m.type = 'table' AND f.\"table\" = ?1 COLLATE NOCASE ORDER BY m.name";
+    let mut stmt = conn.prepare_cached(SQL).map_err(|e| Error::sql(SQL, e))?;
+    stmt.query_map([table], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| Error::sql(SQL, e))
+}
+
+/// Whether `PRAGMA foreign_keys` is on for this connection.
+pub fn foreign_keys_enabled(conn: &Connection) -> Result<bool> {
+    conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .optional()
+        .map(|v| v.unwrap_or(false))
+        .map_err(|e| Error::sql("PRAGMA foreign_keys", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn introspects_columns_indexes_fks_triggers_and_views() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE p (id INTEGER PRIMARY KEY AUTOINCREMENT);
+             CREATE TABLE \"tabX\" (name TEXT NOT NULL PRIMARY KEY, qty INTEGER NOT NULL DEFAULT 0,
+                 code TEXT COLLATE NOCASE UNIQUE, pid INTEGER REFERENCES p(id) ON DELETE CASCADE,
+                 total INTEGER GENERATED ALWAYS AS (qty * 2) VIRTUAL, CHECK (qty >= 0));
+             CREATE INDEX dm_idx__tabX__qty ON \"tabX\"(qty);
+             CREATE INDEX user_idx ON \"tabX\"(code) WHERE code IS NOT NULL;
+             CREATE TRIGGER t1 AFTER INSERT ON \"tabX\" BEGIN SELECT 1; END;
+             CREATE VIEW v AS SELECT name FROM \"tabX\";",
+        )
+        .unwrap();
+        let snap = SchemaSnapshot::read(&conn).unwrap();
+        let t = introspect_table(&conn, &snap, "tabx").unwrap().unwrap();
+        assert_eq!(t.spec.name, "tabX");
+        let names: Vec<_> = t.spec.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["name", "qty", "code", "pid", "total"]);
+        let qty = t.spec.column("qty").unwrap();
+        assert!(qty.not_null);
+        assert_eq!(qty.default.as_deref(), Some("0"));
+        assert!(t.spec.column("name").unwrap().primary_key);
+        assert_eq!(t.columns[2].collation.as_deref(), Some("NOCASE"));
+        assert!(t.columns[4].generated);
+        assert_eq!(t.indexes.len(), 4, "{:?}", t.indexes);
+        let user = t.indexes.iter().find(|i| i.spec.name == "user_idx").unwrap();
+        assert!(user.partial);
+        assert_eq!(t.unmanaged_indexes().count(), 3);
+        assert_eq!(t.foreign_keys[0].on_delete, "CASCADE");
+        assert_eq!(t.triggers.len(), 1);
+        assert_eq!(t.views.len(), 1);
+        assert_eq!(referencing_tables(&conn, "p").unwrap(), ["tabX"]);
+        assert!(introspect_table(&conn, &snap, "nope").unwrap().is_none());
+        let fp = snap.table_fingerprint("tabX").unwrap();
+        conn.execute_batch("CREATE INDEX other ON \"tabX\"(pid)").unwrap();
+        let snap2 = SchemaSnapshot::read(&conn).unwrap();
+        assert_ne!(snap2.table_fingerprint("tabX").unwrap(), fp);
+    }
+}

@@ -1,0 +1,16 @@
+//! Table specifications: the target a DocType wants ([`target_spec`]) and the
+//! live table read from the database ([`introspect_table`]).
+
+mod introspect;
+mod map;
+mod spec;
+
+pub use introspect::{
+    ForeignKey, LiveColumn, LiveIndex, LiveTable, SchemaObject, SchemaSnapshot, foreign_keys_enabled,
+    introspect_table, referencing_tables,
+};
+pub(crate) use introspect::hex;
+pub use map::{DEFAULT_VARCHAR_LENGTH, managed_index_name, target_spec};
+pub use spec::{
+    Affinity, ColumnSpec, IndexSpec, MANAGED_INDEX_PREFIX, TableSpec, is_managed_index, normalize_type,
+};
