@@ -139,6 +139,17 @@ pub enum Error {
         message: String,
     },
 
+    /// The DocType asks for a change the engine cannot make safely.
+    #[error("DocType {doctype:?} (table {table:?}): {message}")]
+    UnsupportedChange {
+        /// The DocType.
+        doctype: String,
+        /// The table.
+        table: String,
+        /// What cannot be done, and why.
+        message: String,
+    },
+
     /// A builder was given an invalid combination of options.
     #[error("invalid configuration: {0}")]
     Config(String),

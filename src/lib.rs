@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod backup;
+pub mod diff;
 pub mod doctype;
 mod error;
 pub mod history;

@@ -1,0 +1,383 @@
+//! Reading and writing `tabMigrationHistory`.
+//!
+//! Rows are written inside the transaction (and savepoint) of the change they
+//! record (invariant 5). Status changes go through [`set_status`], which
+//! enforces the lifecycle.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+use super::status::{MigrationId, MigrationStatus};
+
+/// Name of the history table.
+pub const HISTORY_TABLE: &str = "tabMigrationHistory";
+
+/// Columns of the history table and their definitions, in order. New
+/// columns are added to existing history tables by [`ensure_table`].
+const COLUMNS: &[(&str, &str)] = &[
+    ("id", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+    ("batch_id", "TEXT"),
+    ("doctype", "TEXT NOT NULL"),
+    ("table_name", "TEXT NOT NULL"),
+    ("version", "INTEGER NOT NULL"),
+    ("timestamp", "TEXT NOT NULL"),
+    ("sql", "TEXT NOT NULL DEFAULT '[]'"),
+    ("rollback_sql", "TEXT NOT NULL DEFAULT '[]'"),
+    ("changes", "TEXT NOT NULL DEFAULT '[]'"),
+    (
+        "status",
+        "TEXT NOT NULL CHECK (status IN ('planned', 'in_progress', 'completed', 'failed', 'rolled_back'))",
+    ),
+    ("applied_by", "TEXT NOT NULL DEFAULT ''"),
+    ("execution_time", "REAL"),
+    ("affected_rows", "INTEGER"),
+    ("backup_path", "TEXT"),
+    ("error", "TEXT"),
+    ("rollback_info", "TEXT"),
+    ("target_fingerprint", "TEXT"),
+    ("fingerprint_before", "TEXT"),
+    ("fingerprint_after", "TEXT"),
+    ("schema_before", "TEXT"),
+    ("schema_after", "TEXT"),
+];
+
+/// One row of `tabMigrationHistory`. Serialized with the column names as
+/// keys; `sql`, `rollback_sql`, `changes`, `schema_before` and
+/// `schema_after` are JSON stored as text and given back parsed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRow {
+    /// Migration id.
+    pub id: MigrationId,
+    /// The `sync_all` call (batch) it belongs to.
+    pub batch_id: Option<String>,
+    /// The DocType.
+    pub doctype: String,
+    /// Its table.
+    pub table_name: String,
+    /// Per-DocType sequence number, 1 for the first migration.
+    pub version: i64,
+    /// When it was recorded (RFC 3339, UTC).
+    pub timestamp: String,
+    /// Forward statements.
+    pub sql: Vec<String>,
+    /// Statements that undo it.
+    pub rollback_sql: Vec<String>,
+    /// The changes it made.
+    pub changes: serde_json::Value,
+    /// Lifecycle status.
+    pub status: MigrationStatus,
+    /// Who applied it.
+    pub applied_by: String,
+    /// Milliseconds spent executing.
+    pub execution_time: Option<f64>,
+    /// Rows copied or changed.
+    pub affected_rows: Option<i64>,
+    /// Backup files taken before it (JSON array as text), if any.
+    pub backup_path: Option<String>,
+    /// Error text of a failed migration.
+    pub error: Option<String>,
+    /// What a rollback did.
+    pub rollback_info: Option<String>,
+    /// SHA-256 of the target table spec.
+    pub target_fingerprint: Option<String>,
+    /// Table schema fingerprint before.
+    pub fingerprint_before: Option<String>,
+    /// Table schema fingerprint after.
+    pub fingerprint_after: Option<String>,
+    /// `sqlite_schema` rows of the table before.
+    pub schema_before: serde_json::Value,
+    /// `sqlite_schema` rows of the table after.
+    pub schema_after: serde_json::Value,
+}
+
+/// What is known about a migration when it starts.
+#[derive(Debug, Clone, Default)]
+pub struct NewMigration {
+    /// Batch id.
+    pub batch_id: Option<String>,
+    /// DocType.
+    pub doctype: String,
+    /// Table.
+    pub table_name: String,
+    /// Forward statements.
+    pub sql: Vec<String>,
+    /// Rollback statements.
+    pub rollback_sql: Vec<String>,
+    /// Changes, as JSON.
+    pub changes: serde_json::Value,
+    /// Who applies it.
+    pub applied_by: String,
+    /// Target spec fingerprint.
+    pub target_fingerprint: Option<String>,
+    /// Table fingerprint before.
+    pub fingerprint_before: Option<String>,
+    /// `sqlite_schema` rows before, as JSON.
+    pub schema_before: serde_json::Value,
+}
+
+/// What is recorded when a migration completes.
+#[derive(Debug, Clone, Default)]
+pub struct Completion {
+    /// Milliseconds spent.
+    pub execution_time: f64,
+    /// Rows copied or changed.
+    pub affected_rows: i64,
+    /// Table fingerprint after.
+    pub fingerprint_after: Option<String>,
+    /// `sqlite_schema` rows after.
+    pub schema_after: serde_json::Value,
+    /// Backup files (JSON array text).
+    pub backup_path: Option<String>,
+}
+
+fn q(name: &str) -> String {
+    crate::ident::quote(name)
+}
+
+/// Whether the history table exists.
+pub fn table_exists(conn: &Connection) -> Result<bool> {
+    const SQL: &str = "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1";
+    conn.query_row(SQL, [HISTORY_TABLE], |_| Ok(()))
+        .optional()
+        .map(|r| r.is_some())
+        .map_err(|e| Error::sql(SQL, e))
+}
+
+/// Creates the history table if missing and adds columns newer versions need.
+pub fn ensure_table(conn: &Connection) -> Result<()> {
+    if !table_exists(conn)? {
+        let cols: Vec<String> = COLUMNS.iter().map(|(n, d)| format!("  {} {d}", q(n))).collect();
+        let sql = format!("CREATE TABLE {} (\n{}\n)", q(HISTORY_TABLE), cols.join(",\n"));
+        conn.execute_batch(&sql).map_err(|e| Error::sql(&sql, e))?;
+        let idx = format!(
+            "CREATE INDEX {} ON {} (doctype, status)",
+            q("dm_history__doctype_status"),
+            q(HISTORY_TABLE)
+        );
+        return conn.execute_batch(&idx).map_err(|e| Error::sql(&idx, e));
+    }
+    const INFO: &str = "SELECT name FROM pragma_table_info(?1)";
+    let mut stmt = conn.prepare(INFO).map_err(|e| Error::sql(INFO, e))?;
+    let have: Vec<String> = stmt
+        .query_map([HISTORY_TABLE], |r| r.get(0))
+        .and_then(|r| r.collect())
+        .map_err(|e| Error::sql(INFO, e))?;
+    for (name, def) in COLUMNS {
+        if !have.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            let def = def.replace(" NOT NULL", "");
+            let sql = format!("ALTER TABLE {} ADD COLUMN {} {def}", q(HISTORY_TABLE), q(name));
+            conn.execute_batch(&sql).map_err(|e| Error::sql(&sql, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn json_text<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// Records a migration that is starting: inserted as `planned`, then moved to
+/// `in_progress` through the lifecycle check.
+pub fn start(conn: &Connection, m: &NewMigration) -> Result<MigrationId> {
+    const VERSION: &str = "SELECT COALESCE(MAX(version), 0) + 1 FROM \"tabMigrationHistory\" WHERE doctype = ?1";
+    let version: i64 = conn
+        .query_row(VERSION, [&m.doctype], |r| r.get(0))
+        .map_err(|e| Error::sql(VERSION, e))?;
+    const INSERT: &str = "INSERT INTO \"tabMigrationHistory\" (batch_id, doctype, table_name, version, timestamp, sql, \
+         rollback_sql, changes, status, applied_by, target_fingerprint, fingerprint_before, schema_before) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'planned', ?9, ?10, ?11, ?12)";
+    conn.execute(
+        INSERT,
+        params![
+            m.batch_id,
+            m.doctype,
+            m.table_name,
+            version,
+            now(),
+            json_text(&m.sql),
+            json_text(&m.rollback_sql),
+            json_text(&m.changes),
+            m.applied_by,
+            m.target_fingerprint,
+            m.fingerprint_before,
+            json_text(&m.schema_before),
+        ],
+    )
+    .map_err(|e| Error::sql(INSERT, e))?;
+    let id = MigrationId(conn.last_insert_rowid());
+    set_status(conn, id, MigrationStatus::InProgress)?;
+    Ok(id)
+}
+
+/// Marks a migration completed with its results.
+pub fn complete(conn: &Connection, id: MigrationId, c: &Completion) -> Result<()> {
+    set_status(conn, id, MigrationStatus::Completed)?;
+    const SQL: &str = "UPDATE \"tabMigrationHistory\" SET execution_time = ?2, affected_rows = ?3, \
+         fingerprint_after = ?4, schema_after = ?5, backup_path = ?6 WHERE id = ?1";
+    conn.execute(
+        SQL,
+        params![
+            id.0,
+            c.execution_time,
+            c.affected_rows,
+            c.fingerprint_after,
+            json_text(&c.schema_after),
+            c.backup_path
+        ],
+    )
+    .map(drop)
+    .map_err(|e| Error::sql(SQL, e))
+}
+
+/// Marks a migration failed with its error.
+pub fn fail(conn: &Connection, id: MigrationId, error: &str, execution_time: f64) -> Result<()> {
+    set_status(conn, id, MigrationStatus::Failed)?;
+    const SQL: &str = "UPDATE \"tabMigrationHistory\" SET error = ?2, execution_time = ?3 WHERE id = ?1";
+    conn.execute(SQL, params![id.0, error, execution_time])
+        .map(drop)
+        .map_err(|e| Error::sql(SQL, e))
+}
+
+/// Moves a migration to `to`, refusing transitions the lifecycle forbids.
+pub fn set_status(conn: &Connection, id: MigrationId, to: MigrationStatus) -> Result<()> {
+    let from = get(conn, id)?.status;
+    if !from.can_become(to) {
+        return Err(Error::InvalidTransition { id, from, to });
+    }
+    const SQL: &str = "UPDATE \"tabMigrationHistory\" SET status = ?2 WHERE id = ?1";
+    conn.execute(SQL, params![id.0, to.as_str()])
+        .map(drop)
+        .map_err(|e| Error::sql(SQL, e))
+}
+
+const SELECT: &str = "SELECT id, batch_id, doctype, table_name, version, timestamp, sql, rollback_sql, changes, \
+     status, applied_by, execution_time, affected_rows, backup_path, error, rollback_info, target_fingerprint, \
+     fingerprint_before, fingerprint_after, schema_before, schema_after FROM \"tabMigrationHistory\"";
+
+fn parse_json(text: Option<String>) -> serde_json::Value {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
+    let status: String = r.get(9)?;
+    let status = status.parse::<MigrationStatus>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(9, rusqlite::types::Type::Text, e.into())
+    })?;
+    let stmts = |i: usize| -> rusqlite::Result<Vec<String>> {
+        let t: Option<String> = r.get(i)?;
+        Ok(t.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
+    };
+    Ok(HistoryRow {
+        id: MigrationId(r.get(0)?),
+        batch_id: r.get(1)?,
+        doctype: r.get(2)?,
+        table_name: r.get(3)?,
+        version: r.get(4)?,
+        timestamp: r.get(5)?,
+        sql: stmts(6)?,
+        rollback_sql: stmts(7)?,
+        changes: parse_json(r.get(8)?),
+        status,
+        applied_by: r.get(10)?,
+        execution_time: r.get(11)?,
+        affected_rows: r.get(12)?,
+        backup_path: r.get(13)?,
+        error: r.get(14)?,
+        rollback_info: r.get(15)?,
+        target_fingerprint: r.get(16)?,
+        fingerprint_before: r.get(17)?,
+        fingerprint_after: r.get(18)?,
+        schema_before: parse_json(r.get(19)?),
+        schema_after: parse_json(r.get(20)?),
+    })
+}
+
+/// One migration by id.
+pub fn get(conn: &Connection, id: MigrationId) -> Result<HistoryRow> {
+    let sql = format!("{SELECT} WHERE id = ?1");
+    conn.query_row(&sql, [id.0], from_row)
+        .optional()
+        .map_err(|e| Error::sql(&sql, e))?
+        .ok_or(Error::MigrationNotFound(id))
+}
+
+/// All migrations (of one DocType, if given), oldest first. Empty when the
+/// history table does not exist yet.
+pub fn list(conn: &Connection, doctype: Option<&str>) -> Result<Vec<HistoryRow>> {
+    if !table_exists(conn)? {
+        return Ok(Vec::new());
+    }
+    let sql = format!("{SELECT} WHERE (?1 IS NULL OR doctype = ?1) ORDER BY id");
+    let mut stmt = conn.prepare(&sql).map_err(|e| Error::sql(&sql, e))?;
+    stmt.query_map([doctype], from_row)
+        .and_then(|rows| rows.collect())
+        .map_err(|e| Error::sql(&sql, e))
+}
+
+/// The latest completed migration of a DocType, if any.
+pub fn latest_completed(conn: &Connection, doctype: &str) -> Result<Option<HistoryRow>> {
+    if !table_exists(conn)? {
+        return Ok(None);
+    }
+    let sql = format!("{SELECT} WHERE doctype = ?1 AND status = 'completed' ORDER BY id DESC LIMIT 1");
+    conn.query_row(&sql, [doctype], from_row)
+        .optional()
+        .map_err(|e| Error::sql(&sql, e))
+}
+
+/// The current time as stored in history rows.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> NewMigration {
+        NewMigration {
+            doctype: "Note".into(),
+            table_name: "tabNote".into(),
+            sql: vec!["CREATE TABLE x (a)".into()],
+            rollback_sql: vec!["DROP TABLE x".into()],
+            applied_by: "test".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rows_follow_the_lifecycle() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert!(list(&conn, None).unwrap().is_empty());
+        ensure_table(&conn).unwrap();
+        ensure_table(&conn).unwrap();
+        let id = start(&conn, &sample()).unwrap();
+        assert_eq!(get(&conn, id).unwrap().status, MigrationStatus::InProgress);
+        complete(&conn, id, &Completion { affected_rows: 3, ..Default::default() }).unwrap();
+        let row = get(&conn, id).unwrap();
+        assert_eq!((row.status, row.version, row.affected_rows), (MigrationStatus::Completed, 1, Some(3)));
+        assert_eq!(row.sql, ["CREATE TABLE x (a)"]);
+        let err = fail(&conn, id, "boom", 0.0).unwrap_err();
+        assert!(matches!(err, Error::InvalidTransition { .. }), "{err}");
+        set_status(&conn, id, MigrationStatus::RolledBack).unwrap();
+        let id2 = start(&conn, &sample()).unwrap();
+        assert_eq!(get(&conn, id2).unwrap().version, 2);
+        assert!(latest_completed(&conn, "Note").unwrap().is_none());
+        assert!(matches!(get(&conn, MigrationId(99)), Err(Error::MigrationNotFound(_))));
+    }
+
+    #[test]
+    fn old_history_tables_gain_new_columns() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE \"tabMigrationHistory\" (id INTEGER PRIMARY KEY, doctype TEXT, status TEXT)")
+            .unwrap();
+        ensure_table(&conn).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_table_info('tabMigrationHistory')", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n as usize, COLUMNS.len());
+    }
+}
