@@ -10,6 +10,7 @@ mod error;
 pub mod history;
 pub mod ident;
 
+pub use doctype::Conflict;
 pub use doctype::{DocType, Field, FieldType, IndexDef};
 pub use error::{Error, Result};
 pub use history::{MigrationId, MigrationStatus};
