@@ -12,6 +12,7 @@ pub mod history;
 pub mod ident;
 pub mod schema;
 
+pub use doctype::Conflict;
 pub use doctype::{DocType, Field, FieldType, IndexDef};
 pub use error::{Error, Result};
 pub use history::{MigrationId, MigrationStatus};
