@@ -57,7 +57,10 @@ impl ChangeKind {
     pub fn is_destructive(self) -> bool {
         matches!(
             self,
-            ChangeKind::DropTable | ChangeKind::DropColumn | ChangeKind::ChangeType | ChangeKind::ChangeNullability
+            ChangeKind::DropTable
+                | ChangeKind::DropColumn
+                | ChangeKind::ChangeType
+                | ChangeKind::ChangeNullability
         )
     }
 }

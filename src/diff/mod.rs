@@ -90,7 +90,8 @@ pub fn diff_table(
         if has(old) && !has(new) && target.column(new).is_some() {
             if let Some(slot) = live_names.iter_mut().find(|l| l.eq_ignore_ascii_case(old)) {
                 diff.changes.push(
-                    Change::on_column(ChangeKind::RenameColumn, new).from_to(Some(slot.clone()), Some(new.clone())),
+                    Change::on_column(ChangeKind::RenameColumn, new)
+                        .from_to(Some(slot.clone()), Some(new.clone())),
                 );
                 diff.renames.push((slot.clone(), new.clone()));
                 *slot = new.clone();
@@ -114,14 +115,21 @@ pub fn diff_table(
     }
     for t in &target.columns {
         let Some(l) = live_col(&t.name) else {
-            diff.changes.push(Change::on_column(ChangeKind::AddColumn, &t.name).from_to(None, Some(t.decl_type.clone())));
+            diff.changes.push(
+                Change::on_column(ChangeKind::AddColumn, &t.name)
+                    .from_to(None, Some(t.decl_type.clone())),
+            );
             continue;
         };
         if l.primary_key != t.primary_key {
             return Err(unsupported(format!(
                 "column {:?} would {} the primary key; changing the primary key is not supported",
                 t.name,
-                if t.primary_key { "become" } else { "stop being" }
+                if t.primary_key {
+                    "become"
+                } else {
+                    "stop being"
+                }
             )));
         }
         if normalize_type(&l.decl_type) != normalize_type(&t.decl_type) {
@@ -138,7 +146,8 @@ pub fn diff_table(
         }
         if l.default != t.default {
             diff.changes.push(
-                Change::on_column(ChangeKind::ChangeDefault, &t.name).from_to(l.default.clone(), t.default.clone()),
+                Change::on_column(ChangeKind::ChangeDefault, &t.name)
+                    .from_to(l.default.clone(), t.default.clone()),
             );
         }
     }
@@ -189,7 +198,11 @@ fn add_index(idx: &IndexSpec) -> Change {
     Change {
         index: Some(idx.name.clone()),
         columns: idx.columns.clone(),
-        ..Change::new(if idx.unique { ChangeKind::AddUnique } else { ChangeKind::AddIndex })
+        ..Change::new(if idx.unique {
+            ChangeKind::AddUnique
+        } else {
+            ChangeKind::AddIndex
+        })
     }
 }
 
@@ -197,6 +210,10 @@ fn drop_index(idx: &IndexSpec) -> Change {
     Change {
         index: Some(idx.name.clone()),
         columns: idx.columns.clone(),
-        ..Change::new(if idx.unique { ChangeKind::DropUnique } else { ChangeKind::DropIndex })
+        ..Change::new(if idx.unique {
+            ChangeKind::DropUnique
+        } else {
+            ChangeKind::DropIndex
+        })
     }
 }

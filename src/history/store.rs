@@ -148,8 +148,15 @@ pub fn table_exists(conn: &Connection) -> Result<bool> {
 /// Creates the history table if missing and adds columns newer versions need.
 pub fn ensure_table(conn: &Connection) -> Result<()> {
     if !table_exists(conn)? {
-        let cols: Vec<String> = COLUMNS.iter().map(|(n, d)| format!("  {} {d}", q(n))).collect();
-        let sql = format!("CREATE TABLE {} (\n{}\n)", q(HISTORY_TABLE), cols.join(",\n"));
+        let cols: Vec<String> = COLUMNS
+            .iter()
+            .map(|(n, d)| format!("  {} {d}", q(n)))
+            .collect();
+        let sql = format!(
+            "CREATE TABLE {} (\n{}\n)",
+            q(HISTORY_TABLE),
+            cols.join(",\n")
+        );
         conn.execute_batch(&sql).map_err(|e| Error::sql(&sql, e))?;
         let idx = format!(
             "CREATE INDEX {} ON {} (doctype, status)",
@@ -167,7 +174,11 @@ pub fn ensure_table(conn: &Connection) -> Result<()> {
     for (name, def) in COLUMNS {
         if !have.iter().any(|h| h.eq_ignore_ascii_case(name)) {
             let def = def.replace(" NOT NULL", "");
-            let sql = format!("ALTER TABLE {} ADD COLUMN {} {def}", q(HISTORY_TABLE), q(name));
+            let sql = format!(
+                "ALTER TABLE {} ADD COLUMN {} {def}",
+                q(HISTORY_TABLE),
+                q(name)
+            );
             conn.execute_batch(&sql).map_err(|e| Error::sql(&sql, e))?;
         }
     }
@@ -181,7 +192,8 @@ fn json_text<T: Serialize>(v: &T) -> String {
 /// Records a migration that is starting: inserted as `planned`, then moved to
 /// `in_progress` through the lifecycle check.
 pub fn start(conn: &Connection, m: &NewMigration) -> Result<MigrationId> {
-    const VERSION: &str = "SELECT COALESCE(MAX(version), 0) + 1 FROM \"tabMigrationHistory\" WHERE doctype = ?1";
+    const VERSION: &str =
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM \"tabMigrationHistory\" WHERE doctype = ?1";
     let version: i64 = conn
         .query_row(VERSION, [&m.doctype], |r| r.get(0))
         .map_err(|e| Error::sql(VERSION, e))?;
@@ -234,7 +246,8 @@ pub fn complete(conn: &Connection, id: MigrationId, c: &Completion) -> Result<()
 /// Marks a migration failed with its error.
 pub fn fail(conn: &Connection, id: MigrationId, error: &str, execution_time: f64) -> Result<()> {
     set_status(conn, id, MigrationStatus::Failed)?;
-    const SQL: &str = "UPDATE \"tabMigrationHistory\" SET error = ?2, execution_time = ?3 WHERE id = ?1";
+    const SQL: &str =
+        "UPDATE \"tabMigrationHistory\" SET error = ?2, execution_time = ?3 WHERE id = ?1";
     conn.execute(SQL, params![id.0, error, execution_time])
         .map(drop)
         .map_err(|e| Error::sql(SQL, e))
@@ -268,7 +281,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
     })?;
     let stmts = |i: usize| -> rusqlite::Result<Vec<String>> {
         let t: Option<String> = r.get(i)?;
-        Ok(t.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
+        Ok(t.and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default())
     };
     Ok(HistoryRow {
         id: MigrationId(r.get(0)?),
@@ -322,7 +336,8 @@ pub fn latest_completed(conn: &Connection, doctype: &str) -> Result<Option<Histo
     if !table_exists(conn)? {
         return Ok(None);
     }
-    let sql = format!("{SELECT} WHERE doctype = ?1 AND status = 'completed' ORDER BY id DESC LIMIT 1");
+    let sql =
+        format!("{SELECT} WHERE doctype = ?1 AND status = 'completed' ORDER BY id DESC LIMIT 1");
     conn.query_row(&sql, [doctype], from_row)
         .optional()
         .map_err(|e| Error::sql(&sql, e))
@@ -356,9 +371,20 @@ mod tests {
         ensure_table(&conn).unwrap();
         let id = start(&conn, &sample()).unwrap();
         assert_eq!(get(&conn, id).unwrap().status, MigrationStatus::InProgress);
-        complete(&conn, id, &Completion { affected_rows: 3, ..Default::default() }).unwrap();
+        complete(
+            &conn,
+            id,
+            &Completion {
+                affected_rows: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let row = get(&conn, id).unwrap();
-        assert_eq!((row.status, row.version, row.affected_rows), (MigrationStatus::Completed, 1, Some(3)));
+        assert_eq!(
+            (row.status, row.version, row.affected_rows),
+            (MigrationStatus::Completed, 1, Some(3))
+        );
         assert_eq!(row.sql, ["CREATE TABLE x (a)"]);
         let err = fail(&conn, id, "boom", 0.0).unwrap_err();
         assert!(matches!(err, Error::InvalidTransition { .. }), "{err}");
@@ -366,7 +392,10 @@ mod tests {
         let id2 = start(&conn, &sample()).unwrap();
         assert_eq!(get(&conn, id2).unwrap().version, 2);
         assert!(latest_completed(&conn, "Note").unwrap().is_none());
-        assert!(matches!(get(&conn, MigrationId(99)), Err(Error::MigrationNotFound(_))));
+        assert!(matches!(
+            get(&conn, MigrationId(99)),
+            Err(Error::MigrationNotFound(_))
+        ));
     }
 
     #[test]
@@ -376,7 +405,11 @@ mod tests {
             .unwrap();
         ensure_table(&conn).unwrap();
         let n: i64 = conn
-            .query_row("SELECT count(*) FROM pragma_table_info('tabMigrationHistory')", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('tabMigrationHistory')",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(n as usize, COLUMNS.len());
     }

@@ -59,7 +59,9 @@ impl SchemaSnapshot {
 
     /// Whether an object of any kind has this name (case-insensitive).
     pub fn has_object(&self, name: &str) -> bool {
-        self.objects.iter().any(|o| o.name.eq_ignore_ascii_case(name))
+        self.objects
+            .iter()
+            .any(|o| o.name.eq_ignore_ascii_case(name))
     }
 
     /// Everything that belongs to a table or mentions it: the table, its
@@ -86,8 +88,16 @@ impl SchemaSnapshot {
     pub fn table_fingerprint(&self, table: &str) -> Option<String> {
         self.table(table)?;
         let mut h = Sha256::new();
-        for o in self.objects.iter().filter(|o| o.tbl_name.eq_ignore_ascii_case(table)) {
-            for part in [o.kind.as_str(), o.name.as_str(), o.sql.as_deref().unwrap_or("")] {
+        for o in self
+            .objects
+            .iter()
+            .filter(|o| o.tbl_name.eq_ignore_ascii_case(table))
+        {
+            for part in [
+                o.kind.as_str(),
+                o.name.as_str(),
+                o.sql.as_deref().unwrap_or(""),
+            ] {
                 h.update(part.as_bytes());
                 h.update([0]);
             }
@@ -98,9 +108,10 @@ impl SchemaSnapshot {
 
 fn mentions(o: &SchemaObject, table: &str) -> bool {
     o.kind != "table"
-        && o.sql
-            .as_deref()
-            .is_some_and(|sql| sql.to_ascii_lowercase().contains(&table.to_ascii_lowercase()))
+        && o.sql.as_deref().is_some_and(|sql| {
+            sql.to_ascii_lowercase()
+                .contains(&table.to_ascii_lowercase())
+        })
 }
 
 /// Lowercase hex of bytes.
@@ -167,12 +178,18 @@ pub struct LiveTable {
 impl LiveTable {
     /// Indexes the engine did not create.
     pub fn unmanaged_indexes(&self) -> impl Iterator<Item = &LiveIndex> {
-        self.indexes.iter().filter(|i| !is_managed_index(&i.spec.name))
+        self.indexes
+            .iter()
+            .filter(|i| !is_managed_index(&i.spec.name))
     }
 }
 
 /// Introspects one table; `None` when it does not exist.
-pub fn introspect_table(conn: &Connection, snapshot: &SchemaSnapshot, table: &str) -> Result<Option<LiveTable>> {
+pub fn introspect_table(
+    conn: &Connection,
+    snapshot: &SchemaSnapshot,
+    table: &str,
+) -> Result<Option<LiveTable>> {
     let Some(obj) = snapshot.table(table) else {
         return Ok(None);
     };
@@ -183,7 +200,16 @@ pub fn introspect_table(conn: &Connection, snapshot: &SchemaSnapshot, table: &st
     const COLS: &str = "SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid";
     let mut stmt = conn.prepare_cached(COLS).map_err(|e| Error::sql(COLS, e))?;
     let raw: Vec<(String, String, bool, Option<String>, i64, i64)> = stmt
-        .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .query_map([&name], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
         .and_then(|rows| rows.collect())
         .map_err(|e| Error::sql(COLS, e).in_context("", &name))?;
     let mut columns = Vec::new();
@@ -236,19 +262,29 @@ pub fn introspect_table(conn: &Connection, snapshot: &SchemaSnapshot, table: &st
     }))
 }
 
-fn read_indexes(conn: &Connection, snapshot: &SchemaSnapshot, table: &str) -> Result<Vec<LiveIndex>> {
-    const LIST: &str = "SELECT name, \"unique\", origin, partial FROM pragma_index_list(?1) ORDER BY name";
+fn read_indexes(
+    conn: &Connection,
+    snapshot: &SchemaSnapshot,
+    table: &str,
+) -> Result<Vec<LiveIndex>> {
+    const LIST: &str =
+        "SELECT name, \"unique\", origin, partial FROM pragma_index_list(?1) ORDER BY name";
     const INFO: &str = "SELECT name FROM pragma_index_info(?1) ORDER BY seqno";
     let mut list = conn.prepare_cached(LIST).map_err(|e| Error::sql(LIST, e))?;
     let rows: Vec<(String, bool, String, bool)> = list
-        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_map([table], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .and_then(|rows| rows.collect())
         .map_err(|e| Error::sql(LIST, e))?;
     let mut info = conn.prepare_cached(INFO).map_err(|e| Error::sql(INFO, e))?;
     let mut out = Vec::with_capacity(rows.len());
     for (name, unique, origin, partial) in rows {
         let columns: Vec<String> = info
-            .query_map([&name], |r| Ok(r.get::<_, Option<String>>(0)?.unwrap_or_else(|| "<expr>".into())))
+            .query_map([&name], |r| {
+                Ok(r.get::<_, Option<String>>(0)?
+                    .unwrap_or_else(|| "<expr>".into()))
+            })
             .and_then(|rows| rows.collect())
             .map_err(|e| Error::sql(INFO, e))?;
         let sql = snapshot
@@ -257,7 +293,11 @@ fn read_indexes(conn: &Connection, snapshot: &SchemaSnapshot, table: &str) -> Re
             .find(|o| o.kind == "index" && o.name == name)
             .and_then(|o| o.sql.clone());
         out.push(LiveIndex {
-            spec: IndexSpec { name, columns, unique },
+            spec: IndexSpec {
+                name,
+                columns,
+                unique,
+            },
             origin,
             partial,
             sql,
@@ -329,7 +369,11 @@ mod tests {
         assert_eq!(t.columns[2].collation.as_deref(), Some("NOCASE"));
         assert!(t.columns[4].generated);
         assert_eq!(t.indexes.len(), 4, "{:?}", t.indexes);
-        let user = t.indexes.iter().find(|i| i.spec.name == "user_idx").unwrap();
+        let user = t
+            .indexes
+            .iter()
+            .find(|i| i.spec.name == "user_idx")
+            .unwrap();
         assert!(user.partial);
         assert_eq!(t.unmanaged_indexes().count(), 3);
         assert_eq!(t.foreign_keys[0].on_delete, "CASCADE");
@@ -338,7 +382,8 @@ mod tests {
         assert_eq!(referencing_tables(&conn, "p").unwrap(), ["tabX"]);
         assert!(introspect_table(&conn, &snap, "nope").unwrap().is_none());
         let fp = snap.table_fingerprint("tabX").unwrap();
-        conn.execute_batch("CREATE INDEX other ON \"tabX\"(pid)").unwrap();
+        conn.execute_batch("CREATE INDEX other ON \"tabX\"(pid)")
+            .unwrap();
         let snap2 = SchemaSnapshot::read(&conn).unwrap();
         assert_ne!(snap2.table_fingerprint("tabX").unwrap(), fp);
     }

@@ -116,7 +116,11 @@ fn column_for(
             not_nullable,
             static_default.map(quote_literal),
         ),
-        Storage::Text => ("TEXT".to_string(), not_nullable, static_default.map(quote_literal)),
+        Storage::Text => (
+            "TEXT".to_string(),
+            not_nullable,
+            static_default.map(quote_literal),
+        ),
         Storage::Integer => {
             let value = match static_default {
                 Some(d) => integer_literal(d).ok_or_else(|| bad_default(d))?,
@@ -159,7 +163,8 @@ fn integer_literal(d: &str) -> Option<String> {
 
 fn real_literal(d: &str) -> Option<String> {
     let f: f64 = d.parse().ok()?;
-    f.is_finite().then(|| format!("{f:?}").trim_end_matches(".0").to_string())
+    f.is_finite()
+        .then(|| format!("{f:?}").trim_end_matches(".0").to_string())
 }
 
 #[cfg(test)]
@@ -176,10 +181,17 @@ mod tests {
             .field(Field::new("posting_date", FieldType::Date).default_value("Today"));
         let spec = target_spec(&dt).unwrap().unwrap();
         let qty = spec.column("qty").unwrap();
-        assert_eq!((qty.decl_type.as_str(), qty.not_null, qty.default.as_deref()), ("INTEGER", true, Some("0")));
+        assert_eq!(
+            (qty.decl_type.as_str(), qty.not_null, qty.default.as_deref()),
+            ("INTEGER", true, Some("0"))
+        );
         assert_eq!(spec.column("rate").unwrap().default.as_deref(), Some("2.5"));
         assert_eq!(spec.column("ok").unwrap().default.as_deref(), Some("1"));
-        assert_eq!(spec.column("posting_date").unwrap().default, None, "Today is dynamic");
+        assert_eq!(
+            spec.column("posting_date").unwrap().default,
+            None,
+            "Today is dynamic"
+        );
         assert_eq!(spec.columns.len(), 7 + 4);
         assert!(spec.column("name").unwrap().primary_key);
     }
@@ -190,9 +202,13 @@ mod tests {
             .field(Field::new("title", FieldType::Data).default_value("it's"))
             .field(Field::new("n", FieldType::Int).default_value("1; DROP TABLE x"));
         assert!(target_spec(&dt).is_err());
-        let dt = DocType::new("Note").field(Field::new("title", FieldType::Data).default_value("it's"));
+        let dt =
+            DocType::new("Note").field(Field::new("title", FieldType::Data).default_value("it's"));
         let spec = target_spec(&dt).unwrap().unwrap();
-        assert_eq!(spec.column("title").unwrap().default.as_deref(), Some("'it''s'"));
+        assert_eq!(
+            spec.column("title").unwrap().default.as_deref(),
+            Some("'it''s'")
+        );
     }
 
     #[test]
@@ -212,6 +228,9 @@ mod tests {
         dt.autoname = Some("autoincrement".into());
         let spec = target_spec(&dt).unwrap().unwrap();
         assert!(spec.autoincrement);
-        assert!(spec.create_sql().contains("\"name\" INTEGER PRIMARY KEY AUTOINCREMENT"));
+        assert!(
+            spec.create_sql()
+                .contains("\"name\" INTEGER PRIMARY KEY AUTOINCREMENT")
+        );
     }
 }

@@ -5,12 +5,13 @@ mod introspect;
 mod map;
 mod spec;
 
-pub use introspect::{
-    ForeignKey, LiveColumn, LiveIndex, LiveTable, SchemaObject, SchemaSnapshot, foreign_keys_enabled,
-    introspect_table, referencing_tables,
-};
 pub(crate) use introspect::hex;
+pub use introspect::{
+    ForeignKey, LiveColumn, LiveIndex, LiveTable, SchemaObject, SchemaSnapshot,
+    foreign_keys_enabled, introspect_table, referencing_tables,
+};
 pub use map::{DEFAULT_VARCHAR_LENGTH, managed_index_name, target_spec};
 pub use spec::{
-    Affinity, ColumnSpec, IndexSpec, MANAGED_INDEX_PREFIX, TableSpec, is_managed_index, normalize_type,
+    Affinity, ColumnSpec, IndexSpec, MANAGED_INDEX_PREFIX, TableSpec, is_managed_index,
+    normalize_type,
 };

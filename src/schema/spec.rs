@@ -108,12 +108,16 @@ impl ColumnSpec {
 impl TableSpec {
     /// The column with this name (SQLite names are case-insensitive).
     pub fn column(&self, name: &str) -> Option<&ColumnSpec> {
-        self.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+        self.columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
     }
 
     /// The index with this name (case-insensitive).
     pub fn index(&self, name: &str) -> Option<&IndexSpec> {
-        self.indexes.iter().find(|i| i.name.eq_ignore_ascii_case(name))
+        self.indexes
+            .iter()
+            .find(|i| i.name.eq_ignore_ascii_case(name))
     }
 
     /// The `CREATE TABLE` statement for this spec (indexes not included).
@@ -123,7 +127,11 @@ impl TableSpec {
             .iter()
             .map(|c| format!("  {}", c.definition_sql(self.autoincrement)))
             .collect();
-        format!("CREATE TABLE {} (\n{}\n)", quote(&self.name), cols.join(",\n"))
+        format!(
+            "CREATE TABLE {} (\n{}\n)",
+            quote(&self.name),
+            cols.join(",\n")
+        )
     }
 }
 
@@ -138,7 +146,11 @@ pub fn normalize_type(decl: &str) -> String {
             last_space = true;
             continue;
         }
-        if last_space && !out.is_empty() && !matches!(c, '(' | ')' | ',') && !out.ends_with(['(', ',']) {
+        if last_space
+            && !out.is_empty()
+            && !matches!(c, '(' | ')' | ',')
+            && !out.ends_with(['(', ','])
+        {
             out.push(' ');
         }
         last_space = false;
@@ -212,7 +224,11 @@ mod tests {
         assert_eq!(Affinity::of("POINT"), Affinity::Integer, "contains INT");
         assert_eq!(Affinity::of("DOUBLE PRECISION"), Affinity::Real);
         assert_eq!(Affinity::of(""), Affinity::Blob);
-        assert_eq!(Affinity::of("FLOATING POINT"), Affinity::Integer, "INT wins, as in SQLite");
+        assert_eq!(
+            Affinity::of("FLOATING POINT"),
+            Affinity::Integer,
+            "INT wins, as in SQLite"
+        );
     }
 
     #[test]
@@ -224,10 +240,22 @@ mod tests {
             default: Some("'Draft'".into()),
             primary_key: false,
         };
-        assert_eq!(c.definition_sql(false), "\"status\" VARCHAR(140) DEFAULT 'Draft'");
+        assert_eq!(
+            c.definition_sql(false),
+            "\"status\" VARCHAR(140) DEFAULT 'Draft'"
+        );
         assert!(c.addable_natively());
-        let pk = ColumnSpec { name: "name".into(), decl_type: "INTEGER".into(), not_null: false, default: None, primary_key: true };
-        assert_eq!(pk.definition_sql(true), "\"name\" INTEGER PRIMARY KEY AUTOINCREMENT");
+        let pk = ColumnSpec {
+            name: "name".into(),
+            decl_type: "INTEGER".into(),
+            not_null: false,
+            default: None,
+            primary_key: true,
+        };
+        assert_eq!(
+            pk.definition_sql(true),
+            "\"name\" INTEGER PRIMARY KEY AUTOINCREMENT"
+        );
         assert!(!pk.addable_natively());
     }
 }
