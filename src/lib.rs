@@ -11,6 +11,7 @@ mod error;
 pub mod history;
 pub mod ident;
 pub mod schema;
+pub mod validation;
 
 pub use doctype::Conflict;
 pub use doctype::{DocType, Field, FieldType, IndexDef};
