@@ -9,6 +9,7 @@ pub mod doctype;
 mod error;
 pub mod history;
 pub mod ident;
+pub mod plan;
 
 pub use doctype::{DocType, Field, FieldType, IndexDef};
 pub use error::{Error, Result};
