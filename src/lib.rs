@@ -10,6 +10,7 @@ pub mod doctype;
 mod error;
 pub mod history;
 pub mod ident;
+pub mod plan;
 pub mod schema;
 pub mod validation;
 
