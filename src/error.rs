@@ -99,12 +99,15 @@ pub enum Error {
     },
 
     /// A migration was refused because validation reported blocking findings.
-    #[error("migration refused: {count} blocking finding(s); first: {first}")]
+    /// Nothing was written.
+    #[error(
+        "migration refused: {} blocking finding(s); first: {}",
+        findings.iter().filter(|f| f.blocking).count(),
+        findings.iter().find(|f| f.blocking).map(|f| f.to_string()).unwrap_or_default()
+    )]
     Blocked {
-        /// Number of blocking findings.
-        count: usize,
-        /// The first blocking finding, as text.
-        first: String,
+        /// Every finding (blocking and not), most severe first.
+        findings: Vec<crate::validation::Finding>,
     },
 
     /// One or more DocTypes failed to migrate (all-or-nothing mode rolled everything back).

@@ -1,20 +1,37 @@
 //! # doctype-migrate
 //!
 //! An embedded-SQLite schema migration engine for DocType (Frappe-style)
-//! metadata. See the README for the pipeline and the safety guarantees.
+//! metadata. Hand it DocTypes; it diffs them against the live database,
+//! plans forward and rollback SQL, validates the plan against the real data,
+//! and applies it atomically with a history row in the same transaction.
+//!
+//! The modules follow the pipeline: [`doctype`] (parse, validate) →
+//! [`schema`] (target spec, introspection) → [`diff`] → [`plan`] →
+//! [`validation`] → [`execution`] (lock, savepoints, verify) → [`history`].
+//! [`applier`] drives them; [`backup`] keeps what destructive steps change.
 #![warn(missing_docs)]
 
+pub mod applier;
 pub mod backup;
 pub mod diff;
 pub mod doctype;
 mod error;
+pub mod execution;
 pub mod history;
 pub mod ident;
 pub mod plan;
 pub mod schema;
 pub mod validation;
 
-pub use doctype::Conflict;
-pub use doctype::{DocType, Field, FieldType, IndexDef};
+pub use applier::{
+    ApplierBuilder, ApplierOptions, ApplyReport, DryRunReport, MigrationApplier, RenameHint,
+    migrate_on_start,
+};
+pub use diff::{Change, ChangeKind, TableDiff};
+pub use doctype::{Conflict, DocType, Field, FieldType, IndexDef, load_path, load_paths};
 pub use error::{Error, Result};
-pub use history::{MigrationId, MigrationStatus};
+pub use execution::MigrationRecord;
+pub use history::{HistoryRow, MigrationId, MigrationStatus};
+pub use plan::{DocTypePlan, MigrationPlan, PlanStep, StepKind};
+pub use schema::{ColumnSpec, IndexSpec, TableSpec};
+pub use validation::{Finding, Rule, Severity, ValidationPolicy};

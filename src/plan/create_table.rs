@@ -100,12 +100,9 @@ impl fmt::Display for CreateTableError {
             CreateTableError::DuplicateColumn(c) => {
                 write!(f, "the table already has a column named {}", quote(c))
             }
-            CreateTableError::ColumnReferenced { column, by } => write!(
-                f,
-                "column {} is used by {}",
-                quote(column),
-                by.join("; ")
-            ),
+            CreateTableError::ColumnReferenced { column, by } => {
+                write!(f, "column {} is used by {}", quote(column), by.join("; "))
+            }
             CreateTableError::InvalidEdit(m) => write!(f, "invalid edit: {m}"),
         }
     }
@@ -264,7 +261,9 @@ impl CreateTable {
 
     /// The column named `name` (ASCII case-insensitive).
     pub fn column(&self, name: &str) -> Option<&Column> {
-        self.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+        self.columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
     }
 
     /// The table constraints, in order.
@@ -325,7 +324,9 @@ impl CreateTable {
     /// RENAME` of the rebuild they point at the table itself again.
     pub fn rename_table(&mut self, new_name: &str) -> Result<(), CreateTableError> {
         if new_name.is_empty() {
-            return Err(CreateTableError::InvalidEdit("the new table name is empty".into()));
+            return Err(CreateTableError::InvalidEdit(
+                "the new table name is empty".into(),
+            ));
         }
         self.apply(vec![(self.name_span, quote(new_name))])
     }
@@ -337,7 +338,9 @@ impl CreateTable {
     pub fn rename_column(&mut self, old: &str, new: &str) -> Result<(), CreateTableError> {
         let col = self.find(old)?;
         if new.is_empty() {
-            return Err(CreateTableError::InvalidEdit("the new column name is empty".into()));
+            return Err(CreateTableError::InvalidEdit(
+                "the new column name is empty".into(),
+            ));
         }
         if let Some(other) = self.column(new)
             && !other.name.eq_ignore_ascii_case(&col.name)
@@ -402,7 +405,11 @@ impl CreateTable {
         if self.column(&col.name).is_some() {
             return Err(CreateTableError::DuplicateColumn(col.name));
         }
-        let at = self.columns.last().map(|c| c.span.end).unwrap_or(self.body_close);
+        let at = self
+            .columns
+            .last()
+            .map(|c| c.span.end)
+            .unwrap_or(self.body_close);
         let before = self.columns.len();
         self.apply(vec![(Span::new(at, at), format!(", {def}"))])?;
         debug_assert_eq!(self.columns.len(), before + 1);
@@ -446,7 +453,10 @@ impl CreateTable {
                 }
             }
             if !has {
-                edits.push((Span::new(col.span.end, col.span.end), " NOT NULL".to_string()));
+                edits.push((
+                    Span::new(col.span.end, col.span.end),
+                    " NOT NULL".to_string(),
+                ));
             }
         } else {
             for k in &col.constraints {
@@ -492,9 +502,10 @@ impl CreateTable {
                             edits.push((self.with_leading_space(k.span), String::new()));
                         }
                     }
-                    None => {
-                        edits.push((Span::new(col.span.end, col.span.end), format!(" DEFAULT {v}")))
-                    }
+                    None => edits.push((
+                        Span::new(col.span.end, col.span.end),
+                        format!(" DEFAULT {v}"),
+                    )),
                 }
             }
             None => {
@@ -511,7 +522,11 @@ impl CreateTable {
 
     /// Sets the column's collation (`COLLATE "name"`, replacing an existing
     /// one) or removes it (`None`).
-    pub fn set_collation(&mut self, name: &str, collation: Option<&str>) -> Result<(), CreateTableError> {
+    pub fn set_collation(
+        &mut self,
+        name: &str,
+        collation: Option<&str>,
+    ) -> Result<(), CreateTableError> {
         let col = self.find(name)?;
         let existing: Vec<&ColumnConstraint> = col
             .constraints
@@ -521,7 +536,9 @@ impl CreateTable {
         let mut edits = Vec::new();
         match collation {
             Some("") => {
-                return Err(CreateTableError::InvalidEdit("the collation name is empty".into()));
+                return Err(CreateTableError::InvalidEdit(
+                    "the collation name is empty".into(),
+                ));
             }
             Some(c) => match existing.split_first() {
                 Some((first, rest)) => {

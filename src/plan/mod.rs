@@ -1,6 +1,14 @@
-//! Migration planning: turning schema differences into SQL steps.
+//! Planning and SQL generation: per DocType, the steps that take the live
+//! table to its target, each with forward and rollback SQL.
 //!
 //! [`create_table`] edits the original `CREATE TABLE` text of a table so a
 //! rebuild keeps everything it does not change.
 
 pub mod create_table;
+mod planner;
+mod rebuild;
+mod types;
+
+pub use planner::{needs_rebuild, plan_table};
+pub use rebuild::{REBUILD_TEMP_PREFIX, copy_expr};
+pub use types::{DocTypePlan, MigrationPlan, PlanStep, StepKind};

@@ -120,6 +120,13 @@ impl TableSpec {
             .find(|i| i.name.eq_ignore_ascii_case(name))
     }
 
+    /// SHA-256 of the spec's canonical JSON: equal specs, equal fingerprints.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        super::hex(&Sha256::digest(&json))
+    }
+
     /// The `CREATE TABLE` statement for this spec (indexes not included).
     pub fn create_sql(&self) -> String {
         let cols: Vec<String> = self

@@ -2,5 +2,7 @@
 //! conflict detection and SQL verification.
 
 mod finding;
+mod validator;
 
 pub use finding::{Finding, Rule, Severity};
+pub use validator::{ValidationPolicy, validate_plan};

@@ -74,7 +74,10 @@ fn is_one_of(word: &str, set: &[&str]) -> bool {
 /// Parses a whole statement. `home` is the name self-referencing foreign keys
 /// use (the table's name before any [`CreateTable::rename_table`]); `None`
 /// means the statement's own table name.
-pub(super) fn parse_statement(sql: &str, home: Option<&str>) -> Result<CreateTable, CreateTableError> {
+pub(super) fn parse_statement(
+    sql: &str,
+    home: Option<&str>,
+) -> Result<CreateTable, CreateTableError> {
     let all = tokenize(sql)?;
     let toks: Vec<Token> = all.into_iter().filter(|t| !t.is_trivia()).collect();
     let mut p = Parser::new(sql, &toks, toks.len());
@@ -144,7 +147,9 @@ pub(super) fn parse_statement(sql: &str, home: Option<&str>) -> Result<CreateTab
         if starts_constraint {
             ip.table_constraints(&home, &mut constraints)?;
         } else if !constraints.is_empty() {
-            return Err(ip.err("a table constraint (column definitions must come before table constraints)"));
+            return Err(ip.err(
+                "a table constraint (column definitions must come before table constraints)",
+            ));
         } else {
             columns.push(ip.column(&home)?);
         }
@@ -225,7 +230,10 @@ pub(super) fn check_type_name(text: &str) -> Result<(), CreateTableError> {
 }
 
 fn significant(text: &str) -> Result<Vec<Token>, CreateTableError> {
-    Ok(tokenize(text)?.into_iter().filter(|t| !t.is_trivia()).collect())
+    Ok(tokenize(text)?
+        .into_iter()
+        .filter(|t| !t.is_trivia())
+        .collect())
 }
 
 /// Rejects fragments with unbalanced parentheses, top-level commas or `;`,
@@ -275,7 +283,11 @@ impl<'a> Parser<'a> {
 
     fn peek_at(&self, n: usize) -> Option<Token> {
         let i = self.pos + n;
-        if i < self.end { self.toks.get(i).copied() } else { None }
+        if i < self.end {
+            self.toks.get(i).copied()
+        } else {
+            None
+        }
     }
 
     fn text(&self, t: Token) -> &'a str {
@@ -434,7 +446,10 @@ impl<'a> Parser<'a> {
         if self.at_punct("(") {
             self.group("'('")?;
         }
-        Ok(Some(Span::new(self.toks[start].span.start, self.last_end())))
+        Ok(Some(Span::new(
+            self.toks[start].span.start,
+            self.last_end(),
+        )))
     }
 
     fn column(&mut self, home: &str) -> Result<Column, CreateTableError> {
@@ -449,7 +464,9 @@ impl<'a> Parser<'a> {
         Ok(Column {
             name,
             name_span,
-            decl_type: type_span.map(|s| s.of(self.src).to_string()).unwrap_or_default(),
+            decl_type: type_span
+                .map(|s| s.of(self.src).to_string())
+                .unwrap_or_default(),
             type_span,
             text: span.of(self.src).to_string(),
             span,
@@ -515,7 +532,9 @@ impl<'a> Parser<'a> {
             arg = Some(self.span_of(a.saturating_sub(1), b));
             refs = expression_refs(self.src, &self.toks[a..b]);
             if self.peek().is_some_and(|t| t.kind == TokenKind::Word)
-                && !self.peek().is_some_and(|t| is_one_of(self.text(t), &COLUMN_CONSTRAINT_START))
+                && !self
+                    .peek()
+                    .is_some_and(|t| is_one_of(self.text(t), &COLUMN_CONSTRAINT_START))
                 && !self.eat_one_of(&["STORED", "VIRTUAL"])
             {
                 return Err(self.err("STORED or VIRTUAL"));
@@ -556,12 +575,14 @@ impl<'a> Parser<'a> {
         } else if self.eat_punct("+") || self.eat_punct("-") {
             match self.peek() {
                 Some(t)
-                    if matches!(t.kind, TokenKind::Number | TokenKind::String | TokenKind::Blob)
-                        || (t.kind == TokenKind::Word
-                            && is_one_of(
-                                self.text(t),
-                                &["NULL", "CURRENT_TIME", "CURRENT_DATE", "CURRENT_TIMESTAMP"],
-                            )) =>
+                    if matches!(
+                        t.kind,
+                        TokenKind::Number | TokenKind::String | TokenKind::Blob
+                    ) || (t.kind == TokenKind::Word
+                        && is_one_of(
+                            self.text(t),
+                            &["NULL", "CURRENT_TIME", "CURRENT_DATE", "CURRENT_TIMESTAMP"],
+                        )) =>
                 {
                     self.pos += 1
                 }
@@ -586,7 +607,11 @@ impl<'a> Parser<'a> {
 
     /// After `REFERENCES`: `table [(cols)] [ON ...|MATCH ...]* [[NOT] DEFERRABLE ...]`.
     /// Parent columns count as references only when the parent is `home`.
-    fn foreign_key_clause(&mut self, home: &str, refs: &mut Vec<Ref>) -> Result<String, CreateTableError> {
+    fn foreign_key_clause(
+        &mut self,
+        home: &str,
+        refs: &mut Vec<Ref>,
+    ) -> Result<String, CreateTableError> {
         let (table, _) = self.name("the referenced table name after REFERENCES")?;
         if self.at_punct("(") {
             let cols = self.column_list(false)?;
@@ -595,7 +620,9 @@ impl<'a> Parser<'a> {
             }
         }
         loop {
-            if self.at_word("ON") && self.is_word_in(self.peek_at(1), &["DELETE", "UPDATE", "INSERT"]) {
+            if self.at_word("ON")
+                && self.is_word_in(self.peek_at(1), &["DELETE", "UPDATE", "INSERT"])
+            {
                 self.pos += 2;
                 if self.eat_word("SET") {
                     if !self.eat_one_of(&["NULL", "DEFAULT"]) {
@@ -650,7 +677,11 @@ impl<'a> Parser<'a> {
     }
 
     /// One or more table constraints (SQLite allows them without commas).
-    fn table_constraints(&mut self, home: &str, out: &mut Vec<TableConstraint>) -> Result<(), CreateTableError> {
+    fn table_constraints(
+        &mut self,
+        home: &str,
+        out: &mut Vec<TableConstraint>,
+    ) -> Result<(), CreateTableError> {
         use TableConstraintKind as K;
         while self.peek().is_some() {
             let start = self.position();

@@ -1,0 +1,294 @@
+//! The [`MigrationApplier`]: plans, validates and applies DocTypes against
+//! one SQLite database.
+
+mod builder;
+
+pub use builder::{ApplierBuilder, ApplierOptions, RenameHint};
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::diff::{DiffOptions, diff_table};
+use crate::doctype::{DocType, load_path, validate_set};
+use crate::error::{Error, Result};
+use crate::execution::{
+    ExecContext, ForeignKeysOff, MigrationRecord, TxGuard, begin_immediate, execute_doctype,
+    record_failure,
+};
+use crate::history::{HistoryRow, store};
+use crate::plan::{DocTypePlan, MigrationPlan, plan_table};
+use crate::schema::{SchemaSnapshot, foreign_keys_enabled, introspect_table, target_spec};
+use crate::validation::{Finding, ValidationPolicy, validate_plan};
+
+/// Applies DocTypes to one SQLite database.
+///
+/// ```
+/// use doctype_migrate::{DocType, Field, FieldType, MigrationApplier};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = dir.path().join("app.db");
+/// let note = DocType::new("Note")
+///     .field(Field::new("title", FieldType::Data))
+///     .field(Field::new("pinned", FieldType::Check));
+///
+/// let mut applier = MigrationApplier::builder(&db).create_if_missing(true).build().unwrap();
+/// let preview = applier.dry_run(&[note.clone()]).unwrap();
+/// assert_eq!(preview.plan.pending().count(), 1);
+///
+/// let report = applier.sync_all(&[note.clone()]).unwrap();
+/// assert_eq!(report.migrations.len(), 1);
+/// assert!(applier.sync_all(&[note]).unwrap().migrations.is_empty(), "second run is a no-op");
+/// ```
+#[derive(Debug)]
+pub struct MigrationApplier {
+    conn: Connection,
+    path: PathBuf,
+    options: ApplierOptions,
+}
+
+/// The result of a dry run: the complete plan and its findings.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRunReport {
+    /// Whether `apply` would refuse this plan.
+    pub blocked: bool,
+    /// The plan.
+    pub plan: MigrationPlan,
+    /// Validation findings, most severe first.
+    pub findings: Vec<Finding>,
+}
+
+/// The result of an apply.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    /// Always false in a returned report: a blocked apply returns [`Error::Blocked`].
+    pub blocked: bool,
+    /// The batch id shared by this call's history rows (None when nothing ran).
+    pub batch_id: Option<String>,
+    /// One record per DocType that changed (or failed).
+    pub migrations: Vec<MigrationRecord>,
+    /// Non-blocking findings.
+    pub findings: Vec<Finding>,
+}
+
+impl MigrationApplier {
+    /// A builder for the database at `path`.
+    pub fn builder(path: impl AsRef<Path>) -> ApplierBuilder {
+        ApplierBuilder::new(path.as_ref())
+    }
+
+    /// Opens an existing database with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::builder(path).build()
+    }
+
+    /// The database path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying connection (for reading; do not hold transactions open
+    /// across applier calls).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Plans the DocTypes against the live database without validating data.
+    /// Reads only.
+    pub fn plan(&self, doctypes: &[DocType]) -> Result<MigrationPlan> {
+        validate_set(doctypes)?;
+        plan_on(&self.conn, doctypes, &self.options)
+    }
+
+    /// The complete plan with its findings. Never writes the database file.
+    pub fn dry_run(&self, doctypes: &[DocType]) -> Result<DryRunReport> {
+        let plan = self.plan(doctypes)?;
+        let findings = validate_plan(&self.conn, &plan, doctypes, &self.policy())?;
+        Ok(DryRunReport {
+            blocked: findings.iter().any(|f| f.blocking),
+            plan,
+            findings,
+        })
+    }
+
+    /// DocTypes that have changes to apply, with their plans.
+    pub fn pending(&self, doctypes: &[DocType]) -> Result<Vec<DocTypePlan>> {
+        Ok(self.plan(doctypes)?.pending().cloned().collect())
+    }
+
+    /// Migration history, oldest first (of one DocType, if given).
+    pub fn history(&self, doctype: Option<&str>) -> Result<Vec<HistoryRow>> {
+        store::list(&self.conn, doctype)
+    }
+
+    /// Applies one DocType.
+    pub fn sync_doctype(&mut self, doctype: &DocType) -> Result<ApplyReport> {
+        self.sync_all(std::slice::from_ref(doctype))
+    }
+
+    /// Applies a set of DocTypes as one batch: validate, lock, re-plan under
+    /// the lock, execute each DocType in its own savepoint with its history
+    /// row, verify, commit. All-or-nothing unless `continue_on_error`.
+    pub fn sync_all(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
+        let preplan = self.plan(doctypes)?;
+        if preplan.is_empty() {
+            return Ok(ApplyReport::empty());
+        }
+        refuse_if_blocked(validate_plan(
+            &self.conn,
+            &preplan,
+            doctypes,
+            &self.policy(),
+        )?)?;
+
+        let conn = &self.conn;
+        let mut fk_guard = if preplan.rebuilds() {
+            Some(ForeignKeysOff::new(conn)?)
+        } else {
+            None
+        };
+        let (guard, plan) = loop {
+            begin_immediate(conn, &self.path, self.options.lock_timeout)?;
+            let guard = TxGuard::new(conn);
+            // Plan again under the lock: another process may have migrated meanwhile.
+            let plan = plan_on(conn, doctypes, &self.options)?;
+            if plan.rebuilds() && fk_guard.is_none() && foreign_keys_enabled(conn)? {
+                guard.rollback()?;
+                fk_guard = Some(ForeignKeysOff::new(conn)?);
+                continue;
+            }
+            break (guard, plan);
+        };
+        if plan.is_empty() {
+            guard.rollback()?;
+            return Ok(ApplyReport::empty());
+        }
+        let findings = validate_plan(conn, &plan, doctypes, &self.policy())?;
+        if findings.iter().any(|f| f.blocking) {
+            guard.rollback()?;
+            return Err(Error::Blocked { findings });
+        }
+        store::ensure_table(conn)?;
+        let ctx = ExecContext {
+            applied_by: self.options.applied_by.clone(),
+            batch_id: new_batch_id(),
+            check_foreign_keys: fk_guard.as_ref().is_some_and(ForeignKeysOff::were_on),
+        };
+        let mut migrations = Vec::new();
+        for (n, dt_plan) in plan.pending().enumerate() {
+            let start = std::time::Instant::now();
+            match execute_doctype(conn, dt_plan, n, &ctx) {
+                Ok(record) => migrations.push(record),
+                Err(e) if self.options.continue_on_error => {
+                    let ms = start.elapsed().as_secs_f64() * 1000.0;
+                    migrations.push(record_failure(conn, dt_plan, &ctx, &e, ms)?);
+                }
+                Err(e) => {
+                    guard.rollback()?;
+                    return Err(Error::DocTypeFailed {
+                        doctype: dt_plan.doctype.clone(),
+                        source: Box::new(e),
+                    });
+                }
+            }
+        }
+        guard.commit()?;
+        drop(fk_guard);
+        Ok(ApplyReport {
+            blocked: false,
+            batch_id: Some(ctx.batch_id),
+            migrations,
+            findings,
+        })
+    }
+
+    fn policy(&self) -> ValidationPolicy {
+        ValidationPolicy {
+            allow_data_loss: self.options.allow_data_loss,
+        }
+    }
+}
+
+impl ApplyReport {
+    fn empty() -> Self {
+        ApplyReport {
+            blocked: false,
+            batch_id: None,
+            migrations: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// DocTypes that failed (continue-on-error mode).
+    pub fn failed(&self) -> impl Iterator<Item = &MigrationRecord> {
+        self.migrations.iter().filter(|m| m.error.is_some())
+    }
+}
+
+/// The one call for application start: loads every DocType under
+/// `doctypes` (a file or a directory tree), creates the database if needed
+/// and applies them with default (safe) options.
+pub fn migrate_on_start(
+    database: impl AsRef<Path>,
+    doctypes: impl AsRef<Path>,
+) -> Result<ApplyReport> {
+    let doctypes = load_path(doctypes.as_ref())?;
+    MigrationApplier::builder(database)
+        .create_if_missing(true)
+        .build()?
+        .sync_all(&doctypes)
+}
+
+fn refuse_if_blocked(findings: Vec<Finding>) -> Result<()> {
+    if findings.iter().any(|f| f.blocking) {
+        return Err(Error::Blocked { findings });
+    }
+    Ok(())
+}
+
+fn plan_on(
+    conn: &Connection,
+    doctypes: &[DocType],
+    options: &ApplierOptions,
+) -> Result<MigrationPlan> {
+    let snapshot = SchemaSnapshot::read(conn)?;
+    let mut sorted: Vec<&DocType> = doctypes.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let diff_options = DiffOptions {
+        drop_orphan_columns: options.drop_orphan_columns,
+        renames: Vec::new(),
+    };
+    let mut plan = MigrationPlan::default();
+    for dt in sorted {
+        let Some(target) = target_spec(dt)? else {
+            continue;
+        };
+        let live = introspect_table(conn, &snapshot, &target.name)?;
+        let mut hints: Vec<(String, String)> = dt
+            .fields
+            .iter()
+            .filter_map(|f| f.renamed_from.clone().map(|old| (old, f.fieldname.clone())))
+            .collect();
+        hints.extend(
+            options
+                .renames
+                .iter()
+                .filter(|h| h.doctype == dt.name)
+                .map(|h| (h.from.clone(), h.to.clone())),
+        );
+        let diff = diff_table(&dt.name, &target, live.as_ref(), &hints, &diff_options)?;
+        let fingerprint = snapshot.table_fingerprint(&target.name);
+        plan.doctypes
+            .push(plan_table(&diff, &target, live.as_ref(), fingerprint)?);
+    }
+    Ok(plan)
+}
+
+fn new_batch_id() -> String {
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
+        std::process::id()
+    )
+}

@@ -1,0 +1,119 @@
+//! The write lock: `BEGIN IMMEDIATE` with a busy timeout and a bounded retry
+//! with backoff, so that concurrent starts queue instead of failing with
+//! "database is locked".
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode};
+
+use crate::error::{Error, Result};
+
+/// Takes the write lock, waiting at most `max_wait` in total.
+pub fn begin_immediate(conn: &Connection, path: &Path, max_wait: Duration) -> Result<()> {
+    let start = Instant::now();
+    let mut attempts = 0u32;
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        attempts += 1;
+        match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => return Ok(()),
+            Err(e) if is_busy(&e) && start.elapsed() < max_wait => {
+                let left = max_wait.saturating_sub(start.elapsed());
+                thread::sleep(backoff.min(left));
+                backoff = (backoff * 2).min(Duration::from_millis(250));
+            }
+            Err(e) if is_busy(&e) => {
+                return Err(Error::LockTimeout {
+                    path: path.to_path_buf(),
+                    waited_ms: start.elapsed().as_millis() as u64,
+                    attempts,
+                });
+            }
+            Err(e) => return Err(Error::sql("BEGIN IMMEDIATE", e)),
+        }
+    }
+}
+
+/// Whether an error is SQLITE_BUSY or SQLITE_LOCKED.
+pub fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Rolls back an open transaction when dropped, unless committed.
+pub struct TxGuard<'c> {
+    conn: &'c Connection,
+    done: bool,
+}
+
+impl<'c> TxGuard<'c> {
+    /// Guards the transaction the caller has just begun.
+    pub fn new(conn: &'c Connection) -> Self {
+        TxGuard { conn, done: false }
+    }
+
+    /// Commits.
+    pub fn commit(mut self) -> Result<()> {
+        self.done = true;
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| Error::sql("COMMIT", e))
+    }
+
+    /// Rolls back now.
+    pub fn rollback(mut self) -> Result<()> {
+        self.done = true;
+        self.conn
+            .execute_batch("ROLLBACK")
+            .map_err(|e| Error::sql("ROLLBACK", e))
+    }
+}
+
+impl Drop for TxGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// Turns `PRAGMA foreign_keys` off for the guard's lifetime and restores it
+/// after. Must be created outside any transaction: inside one, the pragma is
+/// a no-op (the lesson drizzle-kit learned by wiping child tables).
+pub struct ForeignKeysOff<'c> {
+    conn: &'c Connection,
+    restore: bool,
+}
+
+impl<'c> ForeignKeysOff<'c> {
+    /// Switches foreign keys off if they are on.
+    pub fn new(conn: &'c Connection) -> Result<Self> {
+        let on = crate::schema::foreign_keys_enabled(conn)?;
+        if on {
+            debug_assert!(
+                conn.is_autocommit(),
+                "foreign_keys cannot change inside a transaction"
+            );
+            conn.execute_batch("PRAGMA foreign_keys = OFF")
+                .map_err(|e| Error::sql("PRAGMA foreign_keys = OFF", e))?;
+        }
+        Ok(ForeignKeysOff { conn, restore: on })
+    }
+
+    /// Whether foreign keys were on before (and so must be checked before commit).
+    pub fn were_on(&self) -> bool {
+        self.restore
+    }
+}
+
+impl Drop for ForeignKeysOff<'_> {
+    fn drop(&mut self) {
+        if self.restore {
+            let _ = self.conn.execute_batch("PRAGMA foreign_keys = ON");
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Execution: the write lock, foreign-key handling, per-DocType savepoints
+//! and verification of the result.
+
+mod executor;
+mod lock;
+mod verify;
+
+pub use executor::{ExecContext, MigrationRecord, error_chain, execute_doctype, record_failure};
+pub use lock::{ForeignKeysOff, TxGuard, begin_immediate, is_busy};
+pub use verify::differences;

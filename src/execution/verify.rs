@@ -1,0 +1,70 @@
+//! Verification (invariant 9): after executing, the live table must match
+//! the target spec, plus the orphan columns that were kept.
+
+use crate::schema::{LiveTable, TableSpec, normalize_type};
+
+/// Differences between the live table and what the plan promised; empty
+/// when they match.
+pub fn differences(target: &TableSpec, orphans: &[String], live: &LiveTable) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &target.columns {
+        let Some(l) = live.spec.column(&t.name) else {
+            out.push(format!("column {:?} is missing", t.name));
+            continue;
+        };
+        if normalize_type(&l.decl_type) != normalize_type(&t.decl_type) {
+            out.push(format!(
+                "column {:?} has type {} instead of {}",
+                t.name, l.decl_type, t.decl_type
+            ));
+        }
+        let integer_pk = t.primary_key && target.autoincrement;
+        if l.not_null != t.not_null && !integer_pk {
+            out.push(format!(
+                "column {:?} NOT NULL is {} instead of {}",
+                t.name, l.not_null, t.not_null
+            ));
+        }
+        if l.default != t.default {
+            out.push(format!(
+                "column {:?} has default {:?} instead of {:?}",
+                t.name, l.default, t.default
+            ));
+        }
+        if l.primary_key != t.primary_key {
+            out.push(format!(
+                "column {:?} primary key is {}",
+                t.name, l.primary_key
+            ));
+        }
+    }
+    for l in &live.spec.columns {
+        let expected = target.column(&l.name).is_some()
+            || orphans.iter().any(|o| o.eq_ignore_ascii_case(&l.name));
+        if !expected {
+            out.push(format!("unexpected column {:?}", l.name));
+        }
+    }
+    for t in &target.indexes {
+        match live.spec.index(&t.name) {
+            Some(l)
+                if l.unique == t.unique
+                    && l.columns.len() == t.columns.len()
+                    && l.columns
+                        .iter()
+                        .zip(&t.columns)
+                        .all(|(a, b)| a.eq_ignore_ascii_case(b)) => {}
+            Some(_) => out.push(format!("index {:?} differs from its definition", t.name)),
+            None => out.push(format!("index {:?} is missing", t.name)),
+        }
+    }
+    for l in live.spec.indexes.iter().filter(|i| i.is_managed()) {
+        if target.index(&l.name).is_none() {
+            out.push(format!(
+                "managed index {:?} should have been dropped",
+                l.name
+            ));
+        }
+    }
+    out
+}

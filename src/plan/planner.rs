@@ -1,0 +1,137 @@
+//! Turns a [`TableDiff`] into steps with forward and rollback SQL.
+//!
+//! Renames, added columns and index changes run as native statements with
+//! exact native inverses. Anything SQLite cannot do natively (type,
+//! nullability and default changes, drops, columns ALTER cannot add) makes
+//! the whole table one rebuild; its rollback is a rebuild back to the
+//! original CREATE TABLE text.
+
+use crate::diff::{Change, ChangeKind, TableDiff};
+use crate::error::Result;
+use crate::ident::quote;
+use crate::schema::{LiveTable, TableSpec};
+
+use super::rebuild::{rebuild_forward, rebuild_rollback};
+use super::types::{DocTypePlan, PlanStep, StepKind};
+
+/// Plans one DocType's table.
+pub fn plan_table(
+    diff: &TableDiff,
+    target: &TableSpec,
+    live: Option<&LiveTable>,
+    fingerprint_before: Option<String>,
+) -> Result<DocTypePlan> {
+    let mut plan = DocTypePlan {
+        doctype: diff.doctype.clone(),
+        table: diff.table.clone(),
+        changes: diff.changes.clone(),
+        orphans: diff.orphans.clone(),
+        steps: Vec::new(),
+        target: target.clone(),
+        fingerprint_before,
+    };
+    if diff.is_empty() {
+        return Ok(plan);
+    }
+    match live {
+        None => plan.steps.push(create_step(diff, target)),
+        Some(live) if needs_rebuild(diff, target) => plan.steps.push(PlanStep {
+            kind: StepKind::Rebuild,
+            changes: diff.changes.clone(),
+            forward: rebuild_forward(diff, target, live)?,
+            rollback: rebuild_rollback(diff, target, live)?,
+        }),
+        Some(live) => plan.steps = native_steps(diff, target, live),
+    }
+    Ok(plan)
+}
+
+/// Whether SQLite's ALTER TABLE cannot carry out the diff.
+pub fn needs_rebuild(diff: &TableDiff, target: &TableSpec) -> bool {
+    diff.changes.iter().any(|c| match c.kind {
+        ChangeKind::ChangeType
+        | ChangeKind::ChangeNullability
+        | ChangeKind::ChangeDefault
+        | ChangeKind::DropColumn => true,
+        ChangeKind::AddColumn => c
+            .column
+            .as_deref()
+            .and_then(|n| target.column(n))
+            .is_none_or(|col| !col.addable_natively()),
+        _ => false,
+    })
+}
+
+fn create_step(diff: &TableDiff, target: &TableSpec) -> PlanStep {
+    let mut forward = vec![target.create_sql()];
+    forward.extend(target.indexes.iter().map(|i| i.create_sql(&target.name)));
+    PlanStep {
+        kind: StepKind::CreateTable,
+        changes: diff.changes.clone(),
+        forward,
+        rollback: vec![format!("DROP TABLE {}", quote(&target.name))],
+    }
+}
+
+fn native_steps(diff: &TableDiff, target: &TableSpec, live: &LiveTable) -> Vec<PlanStep> {
+    let table = quote(&target.name);
+    let step = |change: &Change, forward: String, rollback: String| PlanStep {
+        kind: StepKind::Native,
+        changes: vec![change.clone()],
+        forward: vec![forward],
+        rollback: vec![rollback],
+    };
+    let mut steps = Vec::new();
+    // Renames first, then index drops, columns, index adds: the diff's order.
+    for change in &diff.changes {
+        let column = change.column.as_deref().unwrap_or_default();
+        let index = change.index.as_deref().unwrap_or_default();
+        match change.kind {
+            ChangeKind::RenameColumn => {
+                let old = change.from.as_deref().unwrap_or_default();
+                steps.push(step(
+                    change,
+                    format!(
+                        "ALTER TABLE {table} RENAME COLUMN {} TO {}",
+                        quote(old),
+                        quote(column)
+                    ),
+                    format!(
+                        "ALTER TABLE {table} RENAME COLUMN {} TO {}",
+                        quote(column),
+                        quote(old)
+                    ),
+                ));
+            }
+            ChangeKind::DropIndex | ChangeKind::DropUnique => {
+                let Some(original) = live.indexes.iter().find(|i| i.spec.name == index) else {
+                    continue;
+                };
+                let recreate = original
+                    .sql
+                    .clone()
+                    .unwrap_or_else(|| original.spec.create_sql(&target.name));
+                steps.push(step(change, original.spec.drop_sql(), recreate));
+            }
+            ChangeKind::AddColumn => {
+                if let Some(col) = target.column(column) {
+                    steps.push(step(
+                        change,
+                        format!(
+                            "ALTER TABLE {table} ADD COLUMN {}",
+                            col.definition_sql(false)
+                        ),
+                        format!("ALTER TABLE {table} DROP COLUMN {}", quote(&col.name)),
+                    ));
+                }
+            }
+            ChangeKind::AddIndex | ChangeKind::AddUnique => {
+                if let Some(idx) = target.index(index) {
+                    steps.push(step(change, idx.create_sql(&target.name), idx.drop_sql()));
+                }
+            }
+            _ => {}
+        }
+    }
+    steps
+}

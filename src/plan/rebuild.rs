@@ -1,0 +1,214 @@
+//! The 12-step table rebuild (sqlite.org/lang_altertable.html section 7):
+//! create the new table under a temporary name, copy the rows with one
+//! `INSERT ... SELECT`, drop the old table, rename the new one, recreate
+//! indexes and triggers. The new CREATE TABLE is the original statement
+//! edited in place, so everything the change does not touch (CHECK, COLLATE,
+//! foreign keys, conflict clauses, generated columns, AUTOINCREMENT) is kept
+//! byte for byte. Foreign keys must be off (outside the transaction) while
+//! it runs; the executor takes care of that.
+
+use crate::diff::{ChangeKind, TableDiff};
+use crate::error::{Error, Result};
+use crate::ident::{quote, quote_literal};
+use crate::schema::{Affinity, ColumnSpec, LiveTable, TableSpec, is_managed_index};
+
+use super::create_table::{self, CreateTable};
+
+/// Prefix of the temporary table a rebuild creates.
+pub const REBUILD_TEMP_PREFIX: &str = "_dm_new_";
+
+/// The forward statements of a rebuild from `live` to `target`.
+pub fn rebuild_forward(
+    diff: &TableDiff,
+    target: &TableSpec,
+    live: &LiveTable,
+) -> Result<Vec<String>> {
+    let table = &live.spec.name;
+    let tmp = format!("{REBUILD_TEMP_PREFIX}{table}");
+    let unsupported = |message: String| Error::UnsupportedChange {
+        doctype: diff.doctype.clone(),
+        table: table.clone(),
+        message,
+    };
+    let mut ct = parse(&live.sql).map_err(&unsupported)?;
+    ct.rename_table(&tmp)
+        .map_err(|e| unsupported(e.to_string()))?;
+    for (old, new) in &diff.renames {
+        ct.rename_column(old, new)
+            .map_err(|e| unsupported(e.to_string()))?;
+    }
+    for change in &diff.changes {
+        let Some(column) = change.column.as_deref() else {
+            continue;
+        };
+        let wanted = target.column(column);
+        let edit = match (change.kind, wanted) {
+            (ChangeKind::DropColumn, _) => ct.drop_column(column),
+            (ChangeKind::ChangeType, Some(t)) => ct.set_type(column, &t.decl_type),
+            (ChangeKind::ChangeNullability, Some(t)) => ct.set_not_null(column, t.not_null),
+            (ChangeKind::ChangeDefault, Some(t)) => ct.set_default(column, t.default.as_deref()),
+            (ChangeKind::AddColumn, Some(t)) => ct.add_column(&t.definition_sql(false)),
+            _ => Ok(()),
+        };
+        edit.map_err(|e| unsupported(format!("column {column:?}: {e}")))?;
+    }
+
+    // Copy every surviving live column, converted to its new type.
+    let mut into = Vec::new();
+    let mut select = Vec::new();
+    for (col, info) in live.spec.columns.iter().zip(&live.columns) {
+        if info.generated || dropped(diff, &col.name) {
+            continue;
+        }
+        let new_name = renamed(diff, &col.name);
+        let dst = target.column(&new_name).unwrap_or(col);
+        into.push(quote(&new_name));
+        select.push(copy_expr(&col.name, col, dst));
+    }
+
+    let mut sql = vec![ct.to_sql()];
+    sql.push(format!(
+        "INSERT INTO {} ({}) SELECT {} FROM {}",
+        quote(&tmp),
+        into.join(", "),
+        select.join(", "),
+        quote(table)
+    ));
+    if live.spec.autoincrement {
+        sql.extend(keep_sequence(table, &tmp));
+    }
+    sql.extend(swap_tables(table, &tmp));
+    for idx in live.unmanaged_indexes() {
+        if let Some(s) = &idx.sql {
+            sql.push(s.clone());
+        }
+    }
+    sql.extend(target.indexes.iter().map(|i| i.create_sql(table)));
+    sql.extend(live.triggers.iter().filter_map(|t| t.sql.clone()));
+    Ok(sql)
+}
+
+/// The statements that undo [`rebuild_forward`]: a rebuild back to the
+/// original CREATE TABLE text, its indexes and triggers. Values the forward
+/// step destroyed (dropped columns, lossy conversions) come back from backups.
+pub fn rebuild_rollback(
+    diff: &TableDiff,
+    target: &TableSpec,
+    live: &LiveTable,
+) -> Result<Vec<String>> {
+    let table = &live.spec.name;
+    let tmp = format!("{REBUILD_TEMP_PREFIX}{table}");
+    let mut ct = parse(&live.sql).map_err(|message| Error::UnsupportedChange {
+        doctype: diff.doctype.clone(),
+        table: table.clone(),
+        message,
+    })?;
+    ct.rename_table(&tmp)
+        .map_err(|e| Error::UnsupportedChange {
+            doctype: diff.doctype.clone(),
+            table: table.clone(),
+            message: e.to_string(),
+        })?;
+
+    let mut into = Vec::new();
+    let mut select = Vec::new();
+    for (col, info) in live.spec.columns.iter().zip(&live.columns) {
+        if info.generated || dropped(diff, &col.name) {
+            continue;
+        }
+        let now_named = renamed(diff, &col.name);
+        let now = target.column(&now_named).unwrap_or(col);
+        into.push(quote(&col.name));
+        select.push(copy_expr(&now_named, now, col));
+    }
+    let mut sql = vec![ct.to_sql()];
+    sql.push(format!(
+        "INSERT INTO {} ({}) SELECT {} FROM {}",
+        quote(&tmp),
+        into.join(", "),
+        select.join(", "),
+        quote(table)
+    ));
+    if live.spec.autoincrement {
+        sql.extend(keep_sequence(table, &tmp));
+    }
+    sql.extend(swap_tables(table, &tmp));
+    sql.extend(live.indexes.iter().filter_map(|i| i.sql.clone()));
+    sql.extend(live.triggers.iter().filter_map(|t| t.sql.clone()));
+    debug_assert!(
+        live.indexes
+            .iter()
+            .all(|i| i.sql.is_some() || !is_managed_index(&i.spec.name))
+    );
+    Ok(sql)
+}
+
+fn parse(sql: &str) -> std::result::Result<CreateTable, String> {
+    create_table::parse(sql).map_err(|e| format!("cannot parse the table's CREATE statement: {e}"))
+}
+
+fn dropped(diff: &TableDiff, column: &str) -> bool {
+    diff.changes.iter().any(|c| {
+        c.kind == ChangeKind::DropColumn
+            && c.column
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(column))
+    })
+}
+
+fn renamed(diff: &TableDiff, column: &str) -> String {
+    diff.renames
+        .iter()
+        .find(|(old, _)| old.eq_ignore_ascii_case(column))
+        .map(|(_, new)| new.clone())
+        .unwrap_or_else(|| column.to_string())
+}
+
+/// The SELECT expression that copies column `name` from `src` to `dst`:
+/// CAST when the affinity changes, COALESCE with the default when the
+/// column becomes NOT NULL and has one.
+pub fn copy_expr(name: &str, src: &ColumnSpec, dst: &ColumnSpec) -> String {
+    let mut expr = quote(name);
+    let (from, to) = (Affinity::of(&src.decl_type), Affinity::of(&dst.decl_type));
+    if from != to {
+        if let Some(t) = to.cast_type() {
+            expr = format!("CAST({expr} AS {t})");
+        }
+    }
+    if dst.not_null && !src.not_null {
+        if let Some(d) = &dst.default {
+            expr = format!("COALESCE({expr}, {d})");
+        }
+    }
+    expr
+}
+
+/// Carries the AUTOINCREMENT counter over to the new table: dropping the
+/// old table deletes its `sqlite_sequence` row, and the copy alone would
+/// only record the largest rowid copied.
+fn keep_sequence(table: &str, tmp: &str) -> Vec<String> {
+    let (t, n) = (quote_literal(table), quote_literal(tmp));
+    vec![
+        format!(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT {n}, seq FROM sqlite_sequence WHERE name = {t} \
+             AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = {n})"
+        ),
+        format!(
+            "UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = {t}) \
+             WHERE name = {n} AND EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = {t})"
+        ),
+    ]
+}
+
+/// Drops the old table and renames the new one into its place. The rename
+/// runs with `legacy_alter_table` on so that views and triggers naming the
+/// table are left alone (otherwise SQLite re-checks them while the table is
+/// missing and the rename fails).
+fn swap_tables(table: &str, tmp: &str) -> Vec<String> {
+    vec![
+        format!("DROP TABLE {}", quote(table)),
+        "PRAGMA legacy_alter_table = ON".to_string(),
+        format!("ALTER TABLE {} RENAME TO {}", quote(tmp), quote(table)),
+        "PRAGMA legacy_alter_table = OFF".to_string(),
+    ]
+}

@@ -1,0 +1,105 @@
+//! The migration plan: per DocType, steps with forward and rollback SQL.
+
+use serde::Serialize;
+
+use crate::diff::Change;
+use crate::schema::TableSpec;
+
+/// How a step changes its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// `CREATE TABLE` and its indexes.
+    CreateTable,
+    /// A native `ALTER TABLE`, `CREATE INDEX` or `DROP INDEX`.
+    Native,
+    /// The 12-step rebuild (create new, copy, drop old, rename new).
+    Rebuild,
+}
+
+/// One step: forward SQL and the SQL that undoes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanStep {
+    /// How the step works.
+    pub kind: StepKind,
+    /// The changes this step carries out.
+    pub changes: Vec<Change>,
+    /// Statements to apply, in order.
+    pub forward: Vec<String>,
+    /// Statements that undo this step, in order.
+    pub rollback: Vec<String>,
+}
+
+/// Everything one DocType needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DocTypePlan {
+    /// The DocType.
+    pub doctype: String,
+    /// Its table.
+    pub table: String,
+    /// All changes, in order.
+    pub changes: Vec<Change>,
+    /// Live columns the DocType no longer declares, kept.
+    pub orphans: Vec<String>,
+    /// The steps, in execution order.
+    pub steps: Vec<PlanStep>,
+    /// The table the DocType wants.
+    #[serde(skip)]
+    pub target: TableSpec,
+    /// Fingerprint of the live table's schema when planned (None: no table).
+    #[serde(skip)]
+    pub fingerprint_before: Option<String>,
+}
+
+impl DocTypePlan {
+    /// Whether the DocType is already up to date.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Forward statements of all steps, in order.
+    pub fn forward_sql(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .flat_map(|s| s.forward.iter().cloned())
+            .collect()
+    }
+
+    /// Rollback statements: each step's rollback, last step first.
+    pub fn rollback_sql(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .rev()
+            .flat_map(|s| s.rollback.iter().cloned())
+            .collect()
+    }
+
+    /// Whether any step rebuilds the table (and so needs foreign keys off).
+    pub fn rebuilds(&self) -> bool {
+        self.steps.iter().any(|s| s.kind == StepKind::Rebuild)
+    }
+}
+
+/// The plan for a set of DocTypes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MigrationPlan {
+    /// One entry per DocType that has a table, in a deterministic order.
+    pub doctypes: Vec<DocTypePlan>,
+}
+
+impl MigrationPlan {
+    /// DocTypes with something to do.
+    pub fn pending(&self) -> impl Iterator<Item = &DocTypePlan> {
+        self.doctypes.iter().filter(|d| !d.is_empty())
+    }
+
+    /// Whether nothing needs to change.
+    pub fn is_empty(&self) -> bool {
+        self.pending().next().is_none()
+    }
+
+    /// Whether any DocType's plan rebuilds a table.
+    pub fn rebuilds(&self) -> bool {
+        self.doctypes.iter().any(DocTypePlan::rebuilds)
+    }
+}
