@@ -57,7 +57,7 @@ pub enum Error {
         path: PathBuf,
         /// The underlying SQLite error.
         #[source]
-        source: rusqlite::Error,
+        source: Box<rusqlite::Error>,
     },
 
     /// A SQL statement failed.
@@ -69,9 +69,9 @@ pub enum Error {
         table: Option<String>,
         /// The statement that failed.
         sql: String,
-        /// The underlying SQLite error.
+        /// The underlying SQLite error (boxed to keep `Error` small).
         #[source]
-        source: rusqlite::Error,
+        source: Box<rusqlite::Error>,
     },
 
     /// The write lock could not be taken within the configured bound.
@@ -185,7 +185,15 @@ impl Error {
             doctype: None,
             table: None,
             sql: sql.into(),
-            source,
+            source: Box::new(source),
+        }
+    }
+
+    /// Wraps a rusqlite error raised while opening the database.
+    pub(crate) fn open(path: &std::path::Path, source: rusqlite::Error) -> Self {
+        Error::Open {
+            path: path.to_path_buf(),
+            source: Box::new(source),
         }
     }
 

@@ -276,12 +276,11 @@ fn rename_only_from_a_hint_and_data_follows() {
     );
     assert!(!column_names(&conn, "tabCustomer").contains(&"notes".to_string()));
     // The applier option works the same way.
-    let back = V1.clone();
     let mut applier = doctype_migrate::MigrationApplier::builder(&db.path)
         .rename_column("Customer", "remarks", "notes")
         .build()
         .unwrap();
-    applier.sync_all(&[doctype(&back)]).unwrap();
+    applier.sync_all(&[doctype(V1)]).unwrap();
     assert_eq!(count(&conn, "SELECT count(notes) FROM \"tabCustomer\""), 50);
 }
 

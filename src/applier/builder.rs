@@ -177,10 +177,7 @@ impl ApplierBuilder {
         }
         let conn = open(&self.path, self.mode)?;
         conn.busy_timeout(self.options.busy_timeout)
-            .map_err(|source| Error::Open {
-                path: self.path.clone(),
-                source,
-            })?;
+            .map_err(|source| Error::open(&self.path, source))?;
         Ok(MigrationApplier {
             conn,
             path: self.path,
@@ -190,10 +187,7 @@ impl ApplierBuilder {
 }
 
 fn open(path: &Path, mode: OpenMode) -> Result<Connection> {
-    let open_err = |source| Error::Open {
-        path: path.to_path_buf(),
-        source,
-    };
+    let open_err = |source| Error::open(path, source);
     if path.is_dir() {
         return Err(Error::UnsupportedSchema {
             path: path.to_path_buf(),

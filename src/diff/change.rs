@@ -113,7 +113,7 @@ impl Change {
         }
     }
 
-    pub(crate) fn from_to(mut self, from: Option<String>, to: Option<String>) -> Self {
+    pub(crate) fn with_values(mut self, from: Option<String>, to: Option<String>) -> Self {
         self.from = from;
         self.to = to;
         self

@@ -91,7 +91,7 @@ pub fn diff_table(
             if let Some(slot) = live_names.iter_mut().find(|l| l.eq_ignore_ascii_case(old)) {
                 diff.changes.push(
                     Change::on_column(ChangeKind::RenameColumn, new)
-                        .from_to(Some(slot.clone()), Some(new.clone())),
+                        .with_values(Some(slot.clone()), Some(new.clone())),
                 );
                 diff.renames.push((slot.clone(), new.clone()));
                 *slot = new.clone();
@@ -117,7 +117,7 @@ pub fn diff_table(
         let Some(l) = live_col(&t.name) else {
             diff.changes.push(
                 Change::on_column(ChangeKind::AddColumn, &t.name)
-                    .from_to(None, Some(t.decl_type.clone())),
+                    .with_values(None, Some(t.decl_type.clone())),
             );
             continue;
         };
@@ -135,19 +135,21 @@ pub fn diff_table(
         if normalize_type(&l.decl_type) != normalize_type(&t.decl_type) {
             diff.changes.push(
                 Change::on_column(ChangeKind::ChangeType, &t.name)
-                    .from_to(Some(l.decl_type.clone()), Some(t.decl_type.clone())),
+                    .with_values(Some(l.decl_type.clone()), Some(t.decl_type.clone())),
             );
         }
-        if l.not_null != t.not_null && !(t.primary_key && !t.not_null) {
+        // An INTEGER PRIMARY KEY is never reported NOT NULL; nothing to compare.
+        let integer_pk = t.primary_key && !t.not_null;
+        if !integer_pk && l.not_null != t.not_null {
             diff.changes.push(
                 Change::on_column(ChangeKind::ChangeNullability, &t.name)
-                    .from_to(Some(null_word(l.not_null)), Some(null_word(t.not_null))),
+                    .with_values(Some(null_word(l.not_null)), Some(null_word(t.not_null))),
             );
         }
         if l.default != t.default {
             diff.changes.push(
                 Change::on_column(ChangeKind::ChangeDefault, &t.name)
-                    .from_to(l.default.clone(), t.default.clone()),
+                    .with_values(l.default.clone(), t.default.clone()),
             );
         }
     }
@@ -156,7 +158,7 @@ pub fn diff_table(
             if options.drop_orphan_columns {
                 diff.changes.push(
                     Change::on_column(ChangeKind::DropColumn, name)
-                        .from_to(Some(live.spec.columns[i].decl_type.clone()), None),
+                        .with_values(Some(live.spec.columns[i].decl_type.clone()), None),
                 );
             } else {
                 diff.orphans.push(name.clone());

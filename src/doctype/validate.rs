@@ -13,7 +13,6 @@
 // `Error` is large because its `Sql`/`Open` variants hold a `rusqlite::Error`
 // inline; that is a crate-wide choice in `error.rs`, not something this
 // module can fix (see the branch notes).
-#![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::fmt;
