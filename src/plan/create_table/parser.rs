@@ -74,7 +74,10 @@ fn is_one_of(word: &str, set: &[&str]) -> bool {
 /// Parses a whole statement. `home` is the name self-referencing foreign keys
 /// use (the table's name before any [`CreateTable::rename_table`]); `None`
 /// means the statement's own table name.
-pub(super) fn parse_statement(sql: &str, home: Option<&str>) -> Result<CreateTable, CreateTableError> {
+pub(super) fn parse_statement(
+    sql: &str,
+    home: Option<&str>,
+) -> Result<CreateTable, CreateTableError> {
     let all = tokenize(sql)?;
     let toks: Vec<Token> = all.into_iter().filter(|t| !t.is_trivia()).collect();
     let mut p = Parser::new(sql, &toks, toks.len());
@@ -144,7 +147,9 @@ pub(super) fn parse_statement(sql: &str, home: Option<&str>) -> Result<CreateTab
         if starts_constraint {
             ip.table_constraints(&home, &mut constraints)?;
         } else if !constraints.is_empty() {
-            return Err(ip.err("a table constraint (column definitions must come before table constraints)"));
+            return Err(ip.err(
+                "a table constraint (column definitions must come before table constraints)",
+            ));
         } else {
             columns.push(ip.column(&home)?);
         }
@@ -174,6 +179,18 @@ pub(super) fn parse_statement(sql: &str, home: Option<&str>) -> Result<CreateTab
     }
 
     let body_close = toks[close].span.start;
+    let item_starts: Vec<usize> = items
+        .iter()
+        .filter_map(|&(start, _)| toks.get(start).map(|t| t.span.start))
+        .collect();
+    // Where SQLite's ADD COLUMN inserts: at the comma before the first table
+    // constraint, or at the closing parenthesis.
+    let add_column_at = items
+        .get(columns.len())
+        .and_then(|&(start, _)| start.checked_sub(1))
+        .and_then(|i| toks.get(i))
+        .map(|t| t.span.start)
+        .unwrap_or(body_close);
     Ok(CreateTable {
         sql: sql.to_string(),
         home,
@@ -187,6 +204,8 @@ pub(super) fn parse_statement(sql: &str, home: Option<&str>) -> Result<CreateTab
         without_rowid,
         strict,
         body_close,
+        item_starts,
+        add_column_at,
     })
 }
 
@@ -225,7 +244,10 @@ pub(super) fn check_type_name(text: &str) -> Result<(), CreateTableError> {
 }
 
 fn significant(text: &str) -> Result<Vec<Token>, CreateTableError> {
-    Ok(tokenize(text)?.into_iter().filter(|t| !t.is_trivia()).collect())
+    Ok(tokenize(text)?
+        .into_iter()
+        .filter(|t| !t.is_trivia())
+        .collect())
 }
 
 /// Rejects fragments with unbalanced parentheses, top-level commas or `;`,
@@ -275,7 +297,11 @@ impl<'a> Parser<'a> {
 
     fn peek_at(&self, n: usize) -> Option<Token> {
         let i = self.pos + n;
-        if i < self.end { self.toks.get(i).copied() } else { None }
+        if i < self.end {
+            self.toks.get(i).copied()
+        } else {
+            None
+        }
     }
 
     fn text(&self, t: Token) -> &'a str {
@@ -419,7 +445,10 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         while let Some(t) = self.peek() {
             let is_type_word = match t.kind {
-                TokenKind::Word => !is_one_of(self.text(t), &COLUMN_CONSTRAINT_START),
+                TokenKind::Word => {
+                    let w = self.text(t);
+                    !is_one_of(w, &COLUMN_CONSTRAINT_START) && !w.eq_ignore_ascii_case("ON")
+                }
                 TokenKind::QuotedIdent | TokenKind::String => true,
                 _ => false,
             };
@@ -434,7 +463,10 @@ impl<'a> Parser<'a> {
         if self.at_punct("(") {
             self.group("'('")?;
         }
-        Ok(Some(Span::new(self.toks[start].span.start, self.last_end())))
+        Ok(Some(Span::new(
+            self.toks[start].span.start,
+            self.last_end(),
+        )))
     }
 
     fn column(&mut self, home: &str) -> Result<Column, CreateTableError> {
@@ -449,7 +481,9 @@ impl<'a> Parser<'a> {
         Ok(Column {
             name,
             name_span,
-            decl_type: type_span.map(|s| s.of(self.src).to_string()).unwrap_or_default(),
+            decl_type: type_span
+                .map(|s| s.of(self.src).to_string())
+                .unwrap_or_default(),
             type_span,
             text: span.of(self.src).to_string(),
             span,
@@ -472,6 +506,7 @@ impl<'a> Parser<'a> {
         let name = self.constraint_name()?;
         let mut arg = None;
         let mut refs = Vec::new();
+        let mut quals = Vec::new();
         let mut autoincrement = false;
         let kind = if name.is_some() && (self.peek().is_none() || self.at_word("CONSTRAINT")) {
             // SQLite accepts a lone `CONSTRAINT name`; it names nothing.
@@ -495,7 +530,7 @@ impl<'a> Parser<'a> {
         } else if self.eat_word("CHECK") {
             let (a, b) = self.group("'(' after CHECK")?;
             arg = Some(self.span_of(a.saturating_sub(1), b));
-            refs = expression_refs(self.src, &self.toks[a..b]);
+            (refs, quals) = expression_refs(self.src, &self.toks[a..b]);
             K::Check
         } else if self.eat_word("DEFAULT") {
             arg = Some(self.default_value()?);
@@ -513,9 +548,11 @@ impl<'a> Parser<'a> {
             self.expect_word("AS")?;
             let (a, b) = self.group("'(' after AS")?;
             arg = Some(self.span_of(a.saturating_sub(1), b));
-            refs = expression_refs(self.src, &self.toks[a..b]);
+            (refs, quals) = expression_refs(self.src, &self.toks[a..b]);
             if self.peek().is_some_and(|t| t.kind == TokenKind::Word)
-                && !self.peek().is_some_and(|t| is_one_of(self.text(t), &COLUMN_CONSTRAINT_START))
+                && !self
+                    .peek()
+                    .is_some_and(|t| is_one_of(self.text(t), &COLUMN_CONSTRAINT_START))
                 && !self.eat_one_of(&["STORED", "VIRTUAL"])
             {
                 return Err(self.err("STORED or VIRTUAL"));
@@ -536,6 +573,7 @@ impl<'a> Parser<'a> {
             arg,
             autoincrement,
             refs,
+            quals,
         })
     }
 
@@ -556,12 +594,14 @@ impl<'a> Parser<'a> {
         } else if self.eat_punct("+") || self.eat_punct("-") {
             match self.peek() {
                 Some(t)
-                    if matches!(t.kind, TokenKind::Number | TokenKind::String | TokenKind::Blob)
-                        || (t.kind == TokenKind::Word
-                            && is_one_of(
-                                self.text(t),
-                                &["NULL", "CURRENT_TIME", "CURRENT_DATE", "CURRENT_TIMESTAMP"],
-                            )) =>
+                    if matches!(
+                        t.kind,
+                        TokenKind::Number | TokenKind::String | TokenKind::Blob
+                    ) || (t.kind == TokenKind::Word
+                        && is_one_of(
+                            self.text(t),
+                            &["NULL", "CURRENT_TIME", "CURRENT_DATE", "CURRENT_TIMESTAMP"],
+                        )) =>
                 {
                     self.pos += 1
                 }
@@ -586,7 +626,11 @@ impl<'a> Parser<'a> {
 
     /// After `REFERENCES`: `table [(cols)] [ON ...|MATCH ...]* [[NOT] DEFERRABLE ...]`.
     /// Parent columns count as references only when the parent is `home`.
-    fn foreign_key_clause(&mut self, home: &str, refs: &mut Vec<Ref>) -> Result<String, CreateTableError> {
+    fn foreign_key_clause(
+        &mut self,
+        home: &str,
+        refs: &mut Vec<Ref>,
+    ) -> Result<String, CreateTableError> {
         let (table, _) = self.name("the referenced table name after REFERENCES")?;
         if self.at_punct("(") {
             let cols = self.column_list(false)?;
@@ -595,7 +639,9 @@ impl<'a> Parser<'a> {
             }
         }
         loop {
-            if self.at_word("ON") && self.is_word_in(self.peek_at(1), &["DELETE", "UPDATE", "INSERT"]) {
+            if self.at_word("ON")
+                && self.is_word_in(self.peek_at(1), &["DELETE", "UPDATE", "INSERT"])
+            {
                 self.pos += 2;
                 if self.eat_word("SET") {
                     if !self.eat_one_of(&["NULL", "DEFAULT"]) {
@@ -650,12 +696,17 @@ impl<'a> Parser<'a> {
     }
 
     /// One or more table constraints (SQLite allows them without commas).
-    fn table_constraints(&mut self, home: &str, out: &mut Vec<TableConstraint>) -> Result<(), CreateTableError> {
+    fn table_constraints(
+        &mut self,
+        home: &str,
+        out: &mut Vec<TableConstraint>,
+    ) -> Result<(), CreateTableError> {
         use TableConstraintKind as K;
         while self.peek().is_some() {
             let start = self.position();
             let name = self.constraint_name()?;
             let mut refs = Vec::new();
+            let mut quals = Vec::new();
             let mut columns = Vec::new();
             let mut foreign_table = None;
             let mut autoincrement = false;
@@ -677,7 +728,7 @@ impl<'a> Parser<'a> {
                 K::Unique
             } else if self.eat_word("CHECK") {
                 let (a, b) = self.group("'(' after CHECK")?;
-                refs = expression_refs(self.src, &self.toks[a..b]);
+                (refs, quals) = expression_refs(self.src, &self.toks[a..b]);
                 self.conflict_clause()?;
                 K::Check
             } else if self.eat_word("FOREIGN") {
@@ -702,17 +753,20 @@ impl<'a> Parser<'a> {
                 foreign_table,
                 autoincrement,
                 refs,
+                quals,
             });
         }
         Ok(())
     }
 }
 
-/// Identifiers in an expression that may name a column of the table: not a
-/// function name, not a table/schema qualifier, not a collation, not a type
-/// in `CAST(x AS type)`, and not an unquoted keyword.
-fn expression_refs(src: &str, toks: &[Token]) -> Vec<Ref> {
+/// Identifiers in an expression that may name a column of the table (not a
+/// function name, not a qualifier, not a collation, not a type in
+/// `CAST(x AS type)`, not an unquoted keyword), and the table qualifiers of
+/// qualified column names (`t` in `t.c` and `s.t.c`).
+fn expression_refs(src: &str, toks: &[Token]) -> (Vec<Ref>, Vec<Ref>) {
     let mut out = Vec::new();
+    let mut quals = Vec::new();
     let punct = |i: usize, p: &str| {
         toks.get(i)
             .is_some_and(|t| t.kind == TokenKind::Punct && t.span.of(src) == p)
@@ -738,6 +792,12 @@ fn expression_refs(src: &str, toks: &[Token]) -> Vec<Ref> {
             continue;
         }
         let text = t.span.of(src);
+        if punct(i + 1, ".") && !punct(i + 3, ".") {
+            quals.push(Ref {
+                span: t.span,
+                name: unquote(text),
+            });
+        }
         let skip = punct(i + 1, ".")
             || punct(i + 1, "(")
             || (i > 0 && word(i - 1, "COLLATE"))
@@ -749,5 +809,5 @@ fn expression_refs(src: &str, toks: &[Token]) -> Vec<Ref> {
             });
         }
     }
-    out
+    (out, quals)
 }

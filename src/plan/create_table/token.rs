@@ -356,7 +356,9 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error() {
-        for bad in ["'abc", "\"abc", "[abc", "`abc", "x'0'", "x'zz'", "12abc", "?", "a ! b", "#"] {
+        for bad in [
+            "'abc", "\"abc", "[abc", "`abc", "x'0'", "x'zz'", "12abc", "?", "a ! b", "#",
+        ] {
             assert!(tokenize(bad).is_err(), "{bad:?} should not tokenize");
         }
         // Unterminated block comments run to the end, as in SQLite.
