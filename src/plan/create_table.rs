@@ -34,6 +34,27 @@
 //! References to columns inside constraints are found on tokens, never by
 //! substring search, so a column `a` is not confused with `'a'`, `ab` or
 //! `abs(...)`.
+//!
+//! # Limitations
+//!
+//! - The parser is meant for statements SQLite accepted (the `sql` column of
+//!   `sqlite_schema`). It rejects malformed text, but is more lenient than
+//!   SQLite in places (a reserved word as a bare column name, odd words in a
+//!   type name); SQLite itself catches those when the edited statement runs.
+//! - Column references in CHECK and generated-column expressions are found
+//!   token by token, without a full expression parser: a column whose name
+//!   is an expression keyword (`match`, `like`, ...) written *unquoted* in an
+//!   expression is not recognised, and quoted identifiers and `TRUE`/`FALSE`
+//!   count as references when they match a column name (as SQLite resolves
+//!   them).
+//! - Only this statement is edited. Indexes, triggers and views that use a
+//!   renamed or dropped column live elsewhere in the schema; the caller
+//!   handles them.
+//! - Values given to [`CreateTable::set_default`], [`CreateTable::set_type`]
+//!   and [`CreateTable::add_column`] are checked for shape (one value, one
+//!   type, one column definition, balanced parentheses), not for meaning: a
+//!   non-constant DEFAULT or a type STRICT does not allow is reported by
+//!   SQLite when the statement runs.
 
 mod parser;
 mod token;
@@ -800,7 +821,8 @@ impl ColumnConstraint {
     pub fn argument(&self) -> Option<&str> {
         let arg = self.arg?;
         let offset = arg.start.checked_sub(self.span.start)?;
-        self.text.get(offset..offset + (arg.end - arg.start))
+        self.text
+            .get(offset..offset + arg.end.saturating_sub(arg.start))
     }
 
     /// True for `PRIMARY KEY ... AUTOINCREMENT`.

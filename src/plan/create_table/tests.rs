@@ -949,6 +949,83 @@ fn add_column() {
     assert_eq!(t.as_str(), "CREATE TABLE t (a INT)");
 }
 
+/// Things no PRAGMA shows (conflict clauses, CHECKs, generated expressions)
+/// still behave the same after an unrelated edit.
+#[test]
+fn behaviour_not_visible_in_pragmas_survives_an_edit() {
+    let original = "CREATE TABLE t (\r\n  a TEXT CONSTRAINT a_nn NOT NULL ON CONFLICT REPLACE DEFAULT 'd',\r\n  b INT UNIQUE ON CONFLICT IGNORE,\r\n  c INT AS (b * 2) STORED,\r\n  d TEXT, -- to drop\r\n  e INT CHECK (e BETWEEN -1 AND 1)\r\n)";
+    let conn = check_edit(
+        original,
+        |t| t.drop_column("d"),
+        "CREATE TABLE t (\r\n  a TEXT CONSTRAINT a_nn NOT NULL ON CONFLICT REPLACE DEFAULT 'd',\r\n  b INT UNIQUE ON CONFLICT IGNORE,\r\n  c INT AS (b * 2) STORED,\r\n  e INT CHECK (e BETWEEN -1 AND 1)\r\n)",
+        |s| s.cols.retain(|c| c.name != "d"),
+    );
+    exec(
+        &conn,
+        "INSERT INTO t (a, b, e) VALUES (NULL, 1, 0); INSERT INTO t (a, b, e) VALUES ('x', 1, 1);",
+    );
+    let row: (String, i64, i64, i64) = conn
+        .query_row("SELECT a, b, c, (SELECT count(*) FROM t) FROM t", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap();
+    assert_eq!(
+        row,
+        ("d".to_string(), 1, 2, 1),
+        "REPLACE, IGNORE and the generated column still work"
+    );
+    assert_insert_fails(&conn, "INSERT INTO t (b, e) VALUES (2, 5)");
+}
+
+#[test]
+fn add_column_after_a_line_comment_and_without_constraints() {
+    check_edit(
+        "CREATE TABLE t (a INT -- last\n)",
+        |t| t.add_column("b TEXT"),
+        "CREATE TABLE t (a INT -- last\n, b TEXT)",
+        |s| {
+            s.cols.push(Col {
+                name: "b".into(),
+                ty: "TEXT".into(),
+                notnull: false,
+                default: None,
+                pk: 0,
+                hidden: 0,
+                collation: "BINARY".into(),
+                autoinc: false,
+            })
+        },
+    );
+    // Constraints written without commas: the column goes before the first.
+    let mut t =
+        CreateTable::parse("CREATE TABLE t (a INT, b INT, PRIMARY KEY (a) UNIQUE (b))").unwrap();
+    t.add_column("c INT").unwrap();
+    assert_eq!(
+        t.as_str(),
+        "CREATE TABLE t (a INT, b INT, c INT, PRIMARY KEY (a) UNIQUE (b))"
+    );
+    t.drop_column("c").unwrap();
+    assert_eq!(
+        t.as_str(),
+        "CREATE TABLE t (a INT, b INT, PRIMARY KEY (a) UNIQUE (b))"
+    );
+}
+
+#[test]
+fn rename_table_renames_qualifiers_but_not_foreign_keys() {
+    let mut t = CreateTable::parse(
+        "CREATE TABLE main.qd (a INT CHECK (qd.a > 0), p INT REFERENCES qd(a), g AS (main.QD.a + other.x), CHECK (\"qd\".p <> 0))",
+    )
+    .unwrap();
+    t.rename_table("qd new").unwrap();
+    assert_eq!(
+        t.as_str(),
+        "CREATE TABLE main.\"qd new\" (a INT CHECK (\"qd new\".a > 0), p INT REFERENCES qd(a), g AS (main.\"qd new\".a + other.x), CHECK (\"qd new\".p <> 0))"
+    );
+    // The self-reference is still recognised as one.
+    assert_eq!(t.references_column("a").len(), 2);
+}
+
 // ---------------------------------------------------------------- properties
 
 mod props {
