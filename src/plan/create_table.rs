@@ -34,6 +34,27 @@
 //! References to columns inside constraints are found on tokens, never by
 //! substring search, so a column `a` is not confused with `'a'`, `ab` or
 //! `abs(...)`.
+//!
+//! # Limitations
+//!
+//! - The parser is meant for statements SQLite accepted (the `sql` column of
+//!   `sqlite_schema`). It rejects malformed text, but is more lenient than
+//!   SQLite in places (a reserved word as a bare column name, odd words in a
+//!   type name); SQLite itself catches those when the edited statement runs.
+//! - Column references in CHECK and generated-column expressions are found
+//!   token by token, without a full expression parser: a column whose name
+//!   is an expression keyword (`match`, `like`, ...) written *unquoted* in an
+//!   expression is not recognised, and quoted identifiers and `TRUE`/`FALSE`
+//!   count as references when they match a column name (as SQLite resolves
+//!   them).
+//! - Only this statement is edited. Indexes, triggers and views that use a
+//!   renamed or dropped column live elsewhere in the schema; the caller
+//!   handles them.
+//! - Values given to [`CreateTable::set_default`], [`CreateTable::set_type`]
+//!   and [`CreateTable::add_column`] are checked for shape (one value, one
+//!   type, one column definition, balanced parentheses), not for meaning: a
+//!   non-constant DEFAULT or a type STRICT does not allow is reported by
+//!   SQLite when the statement runs.
 
 mod parser;
 mod token;
@@ -136,6 +157,10 @@ pub struct CreateTable {
     strict: bool,
     /// Byte offset of the `)` that closes the column list.
     body_close: usize,
+    /// Byte offset where each item (column or table constraint) starts.
+    item_starts: Vec<usize>,
+    /// Where [`CreateTable::add_column`] inserts (as SQLite's ADD COLUMN does).
+    add_column_at: usize,
 }
 
 /// One column definition.
@@ -186,6 +211,8 @@ pub struct ColumnConstraint {
     arg: Option<Span>,
     autoincrement: bool,
     refs: Vec<Ref>,
+    /// Table qualifiers of qualified column names in CHECK / GENERATED.
+    quals: Vec<Ref>,
 }
 
 /// What a table constraint is.
@@ -214,6 +241,8 @@ pub struct TableConstraint {
     foreign_table: Option<String>,
     autoincrement: bool,
     refs: Vec<Ref>,
+    /// Table qualifiers of qualified column names in CHECK / GENERATED.
+    quals: Vec<Ref>,
 }
 
 impl CreateTable {
@@ -319,16 +348,30 @@ impl CreateTable {
     }
 
     /// Renames the table (the rebuild creates the new table under a temporary
-    /// name). The schema qualifier stays. Self-referencing foreign keys keep
-    /// naming the original table, so that after the final `ALTER TABLE
-    /// RENAME` of the rebuild they point at the table itself again.
+    /// name), including table qualifiers in its CHECK and generated-column
+    /// expressions (`CHECK (t.a > 0)`). The schema qualifier stays.
+    /// Self-referencing foreign keys keep naming the original table, so that
+    /// after the final `ALTER TABLE RENAME` of the rebuild they point at the
+    /// table itself again.
     pub fn rename_table(&mut self, new_name: &str) -> Result<(), CreateTableError> {
         if new_name.is_empty() {
             return Err(CreateTableError::InvalidEdit(
                 "the new table name is empty".into(),
             ));
         }
-        self.apply(vec![(self.name_span, quote(new_name))])
+        let quoted = quote(new_name);
+        let mut edits = vec![(self.name_span, quoted.clone())];
+        let quals = self
+            .columns
+            .iter()
+            .flat_map(|c| c.constraints.iter().flat_map(|k| &k.quals))
+            .chain(self.constraints.iter().flat_map(|k| &k.quals));
+        for q in quals {
+            if q.name.eq_ignore_ascii_case(&self.name) {
+                edits.push((q.span, quoted.clone()));
+            }
+        }
+        self.apply(edits)
     }
 
     /// Renames a column and every reference to it in this statement: table
@@ -385,19 +428,86 @@ impl CreateTable {
             .iter()
             .position(|c| c.name.eq_ignore_ascii_case(&col.name))
             .unwrap_or(0);
-        // Remove the separating comma with the column: the one before it, or
-        // for the first column, the one after it (up to the next column).
-        let span = if i > 0 {
-            Span::new(self.columns[i - 1].span.end, col.span.end)
-        } else {
-            Span::new(col.span.start, self.columns[1].span.start)
+        let edits = match self.item_starts.get(i + 1) {
+            // Something follows: remove the column, its comma, and the rest of
+            // its line if that is only spaces and a `--` comment (which then
+            // is about this column), so the next item keeps its own indentation.
+            Some(&next) => {
+                let end = self.after_separator(col.span.end, next);
+                vec![(Span::new(col.span.start, end), String::new())]
+            }
+            // The last item: remove the comma before it and the column with
+            // the whitespace before it; comments stay.
+            None => {
+                let Some(prev_end) = i
+                    .checked_sub(1)
+                    .and_then(|p| self.columns.get(p))
+                    .map(|c| c.span.end)
+                else {
+                    return Err(CreateTableError::InvalidEdit(format!(
+                        "cannot drop {}: a table needs at least one column",
+                        quote(&col.name)
+                    )));
+                };
+                let comma = self
+                    .sql
+                    .get(prev_end..col.span.start)
+                    .and_then(|gap| token::tokenize(gap).ok().map(|t| (gap, t)))
+                    .and_then(|(gap, toks)| {
+                        toks.into_iter()
+                            .find(|t| t.kind == token::TokenKind::Punct && t.span.of(gap) == ",")
+                    })
+                    .map(|t| Span::new(prev_end + t.span.start, prev_end + t.span.end));
+                let Some(comma) = comma else {
+                    return Err(CreateTableError::InvalidEdit(
+                        "no comma before the column (internal error)".into(),
+                    ));
+                };
+                vec![
+                    (comma, String::new()),
+                    (self.with_leading_space(col.span), String::new()),
+                ]
+            }
         };
-        self.apply(vec![(span, String::new())])
+        self.apply(edits)
+    }
+
+    /// End of the removal of an item ending at `end` when the next item
+    /// starts at `next`: past the comma, spaces, an optional `--` comment and
+    /// one line break with the next line's indentation; stops before any
+    /// `/* */` comment (it may be about the next item).
+    fn after_separator(&self, end: usize, next: usize) -> usize {
+        let b = self.sql.as_bytes();
+        let mut i = end;
+        while i < next && b[i] != b',' {
+            i += 1;
+        }
+        i += 1;
+        let skip_blank = |mut i: usize| {
+            while i < next && matches!(b[i], b' ' | b'\t') {
+                i += 1;
+            }
+            i
+        };
+        i = skip_blank(i);
+        if i + 1 < next && b[i] == b'-' && b[i + 1] == b'-' {
+            while i < next && b[i] != b'\n' {
+                i += 1;
+            }
+        }
+        if i < next && b[i] == b'\r' {
+            i += 1;
+        }
+        if i < next && b[i] == b'\n' {
+            i = skip_blank(i + 1);
+        }
+        if i > next { next } else { i }
     }
 
     /// Adds a column definition (`name type constraints...`, as raw SQL from
-    /// the planner) after the last column, before any table constraint, the
-    /// way SQLite's `ALTER TABLE ADD COLUMN` does. The definition must parse
+    /// the planner) after the last column, before any table constraint, at
+    /// the same place and in the same form (`, definition`) as SQLite's
+    /// `ALTER TABLE ADD COLUMN`. The definition must parse
     /// as exactly one column and must not reuse an existing name.
     pub fn add_column(&mut self, definition_sql: &str) -> Result<(), CreateTableError> {
         let def = definition_sql.trim_matches(|c: char| c.is_ascii_whitespace());
@@ -405,14 +515,15 @@ impl CreateTable {
         if self.column(&col.name).is_some() {
             return Err(CreateTableError::DuplicateColumn(col.name));
         }
-        let at = self
-            .columns
-            .last()
-            .map(|c| c.span.end)
-            .unwrap_or(self.body_close);
-        let before = self.columns.len();
+        let at = self.add_column_at;
+        let before = self.clone();
         self.apply(vec![(Span::new(at, at), format!(", {def}"))])?;
-        debug_assert_eq!(self.columns.len(), before + 1);
+        if self.columns.len() != before.columns.len() + 1 {
+            *self = before;
+            return Err(CreateTableError::InvalidEdit(format!(
+                "{def:?} is not a single column definition"
+            )));
+        }
         Ok(())
     }
 
@@ -710,7 +821,8 @@ impl ColumnConstraint {
     pub fn argument(&self) -> Option<&str> {
         let arg = self.arg?;
         let offset = arg.start.checked_sub(self.span.start)?;
-        self.text.get(offset..offset + (arg.end - arg.start))
+        self.text
+            .get(offset..offset + arg.end.saturating_sub(arg.start))
     }
 
     /// True for `PRIMARY KEY ... AUTOINCREMENT`.

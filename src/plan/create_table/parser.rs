@@ -179,6 +179,18 @@ pub(super) fn parse_statement(
     }
 
     let body_close = toks[close].span.start;
+    let item_starts: Vec<usize> = items
+        .iter()
+        .filter_map(|&(start, _)| toks.get(start).map(|t| t.span.start))
+        .collect();
+    // Where SQLite's ADD COLUMN inserts: at the comma before the first table
+    // constraint, or at the closing parenthesis.
+    let add_column_at = items
+        .get(columns.len())
+        .and_then(|&(start, _)| start.checked_sub(1))
+        .and_then(|i| toks.get(i))
+        .map(|t| t.span.start)
+        .unwrap_or(body_close);
     Ok(CreateTable {
         sql: sql.to_string(),
         home,
@@ -192,6 +204,8 @@ pub(super) fn parse_statement(
         without_rowid,
         strict,
         body_close,
+        item_starts,
+        add_column_at,
     })
 }
 
@@ -431,7 +445,10 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         while let Some(t) = self.peek() {
             let is_type_word = match t.kind {
-                TokenKind::Word => !is_one_of(self.text(t), &COLUMN_CONSTRAINT_START),
+                TokenKind::Word => {
+                    let w = self.text(t);
+                    !is_one_of(w, &COLUMN_CONSTRAINT_START) && !w.eq_ignore_ascii_case("ON")
+                }
                 TokenKind::QuotedIdent | TokenKind::String => true,
                 _ => false,
             };
@@ -489,6 +506,7 @@ impl<'a> Parser<'a> {
         let name = self.constraint_name()?;
         let mut arg = None;
         let mut refs = Vec::new();
+        let mut quals = Vec::new();
         let mut autoincrement = false;
         let kind = if name.is_some() && (self.peek().is_none() || self.at_word("CONSTRAINT")) {
             // SQLite accepts a lone `CONSTRAINT name`; it names nothing.
@@ -512,7 +530,7 @@ impl<'a> Parser<'a> {
         } else if self.eat_word("CHECK") {
             let (a, b) = self.group("'(' after CHECK")?;
             arg = Some(self.span_of(a.saturating_sub(1), b));
-            refs = expression_refs(self.src, &self.toks[a..b]);
+            (refs, quals) = expression_refs(self.src, &self.toks[a..b]);
             K::Check
         } else if self.eat_word("DEFAULT") {
             arg = Some(self.default_value()?);
@@ -530,7 +548,7 @@ impl<'a> Parser<'a> {
             self.expect_word("AS")?;
             let (a, b) = self.group("'(' after AS")?;
             arg = Some(self.span_of(a.saturating_sub(1), b));
-            refs = expression_refs(self.src, &self.toks[a..b]);
+            (refs, quals) = expression_refs(self.src, &self.toks[a..b]);
             if self.peek().is_some_and(|t| t.kind == TokenKind::Word)
                 && !self
                     .peek()
@@ -555,6 +573,7 @@ impl<'a> Parser<'a> {
             arg,
             autoincrement,
             refs,
+            quals,
         })
     }
 
@@ -687,6 +706,7 @@ impl<'a> Parser<'a> {
             let start = self.position();
             let name = self.constraint_name()?;
             let mut refs = Vec::new();
+            let mut quals = Vec::new();
             let mut columns = Vec::new();
             let mut foreign_table = None;
             let mut autoincrement = false;
@@ -708,7 +728,7 @@ impl<'a> Parser<'a> {
                 K::Unique
             } else if self.eat_word("CHECK") {
                 let (a, b) = self.group("'(' after CHECK")?;
-                refs = expression_refs(self.src, &self.toks[a..b]);
+                (refs, quals) = expression_refs(self.src, &self.toks[a..b]);
                 self.conflict_clause()?;
                 K::Check
             } else if self.eat_word("FOREIGN") {
@@ -733,17 +753,20 @@ impl<'a> Parser<'a> {
                 foreign_table,
                 autoincrement,
                 refs,
+                quals,
             });
         }
         Ok(())
     }
 }
 
-/// Identifiers in an expression that may name a column of the table: not a
-/// function name, not a table/schema qualifier, not a collation, not a type
-/// in `CAST(x AS type)`, and not an unquoted keyword.
-fn expression_refs(src: &str, toks: &[Token]) -> Vec<Ref> {
+/// Identifiers in an expression that may name a column of the table (not a
+/// function name, not a qualifier, not a collation, not a type in
+/// `CAST(x AS type)`, not an unquoted keyword), and the table qualifiers of
+/// qualified column names (`t` in `t.c` and `s.t.c`).
+fn expression_refs(src: &str, toks: &[Token]) -> (Vec<Ref>, Vec<Ref>) {
     let mut out = Vec::new();
+    let mut quals = Vec::new();
     let punct = |i: usize, p: &str| {
         toks.get(i)
             .is_some_and(|t| t.kind == TokenKind::Punct && t.span.of(src) == p)
@@ -769,6 +792,12 @@ fn expression_refs(src: &str, toks: &[Token]) -> Vec<Ref> {
             continue;
         }
         let text = t.span.of(src);
+        if punct(i + 1, ".") && !punct(i + 3, ".") {
+            quals.push(Ref {
+                span: t.span,
+                name: unquote(text),
+            });
+        }
         let skip = punct(i + 1, ".")
             || punct(i + 1, "(")
             || (i > 0 && word(i - 1, "COLLATE"))
@@ -780,5 +809,5 @@ fn expression_refs(src: &str, toks: &[Token]) -> Vec<Ref> {
             });
         }
     }
-    out
+    (out, quals)
 }
