@@ -42,7 +42,10 @@ fn bench_plan(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("engine_dry_run_up_to_date", |b| {
         b.iter(|| {
-            let applier = MigrationApplier::builder(&db).read_only(true).build().unwrap();
+            let applier = MigrationApplier::builder(&db)
+                .read_only(true)
+                .build()
+                .unwrap();
             let report = applier.dry_run(&dts).unwrap();
             assert!(report.plan.is_empty());
         })
