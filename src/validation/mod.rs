@@ -1,7 +1,10 @@
 //! Validation of a plan before anything runs: data-aware data-loss checks,
-//! conflict detection and SQL verification.
+//! conflict detection and SQL verification. Runs in `dry_run` and again in
+//! `apply`, under the lock, on the plan that will execute.
 
 mod finding;
+mod rules;
+mod shadow;
 mod validator;
 
 pub use finding::{Finding, Rule, Severity};

@@ -6,8 +6,10 @@ use rusqlite::Connection;
 use crate::doctype::DocType;
 use crate::error::Result;
 use crate::plan::MigrationPlan;
+use crate::schema::SchemaSnapshot;
 
 use super::finding::Finding;
+use super::{rules, shadow};
 
 /// What the caller allows.
 #[derive(Debug, Clone, Copy, Default)]
@@ -16,15 +18,32 @@ pub struct ValidationPolicy {
     pub allow_data_loss: bool,
 }
 
-/// Validates a plan against the live data.
+/// Validates a plan against the live schema and data.
 pub fn validate_plan(
     conn: &Connection,
     plan: &MigrationPlan,
     doctypes: &[DocType],
     policy: &ValidationPolicy,
 ) -> Result<Vec<Finding>> {
-    let _ = (conn, plan, doctypes, policy);
-    let mut findings: Vec<Finding> = Vec::new();
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.doctype.cmp(&b.doctype)));
+    let _ = policy;
+    let snapshot = SchemaSnapshot::read(conn)?;
+    let mut findings = Vec::new();
+    findings.extend(shadow::check(&snapshot, plan)?);
+    findings.extend(rules::drift(conn, &snapshot, plan)?);
+    findings.extend(rules::missing_links(&snapshot, doctypes));
+    findings.extend(rules::unmanaged_references(&snapshot, plan));
+    sort(&mut findings);
     Ok(findings)
+}
+
+/// Most severe first, then by DocType, table, column and rule: deterministic.
+fn sort(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.doctype.cmp(&b.doctype))
+            .then_with(|| a.table.cmp(&b.table))
+            .then_with(|| a.column.cmp(&b.column))
+            .then_with(|| a.rule.cmp(&b.rule))
+    });
 }
