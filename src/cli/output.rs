@@ -177,10 +177,7 @@ pub fn plan_text(view: &PlanView<'_>) -> String {
         view.up_to_date
     );
     if view.blocked {
-        let _ = writeln!(
-            out,
-            "Blocked: apply would refuse this plan (exit code 2)."
-        );
+        let _ = writeln!(out, "Blocked: apply would refuse this plan (exit code 2).");
     }
     out
 }
@@ -273,7 +270,7 @@ pub fn apply_text(report: &ApplyReport) -> String {
         );
         match &m.error {
             Some(e) => {
-                let _ = writeln!(out, "\n    error: {e}");
+                let _ = writeln!(out, "\n    error: {}", one_line(e));
             }
             None => out.push('\n'),
         }
@@ -339,13 +336,11 @@ pub fn history_text(rows: &[HistoryRow]) -> String {
                 r.version.to_string(),
                 r.status.to_string(),
                 r.timestamp.clone(),
-                r.changes
-                    .as_array()
-                    .map_or(0, Vec::len)
-                    .to_string(),
+                r.changes.as_array().map_or(0, Vec::len).to_string(),
                 r.execution_time
                     .map_or_else(|| "-".into(), |ms| format!("{ms:.1}")),
-                r.affected_rows.map_or_else(|| "-".into(), |n| n.to_string()),
+                r.affected_rows
+                    .map_or_else(|| "-".into(), |n| n.to_string()),
             ]
         })
         .collect();
@@ -382,10 +377,15 @@ pub fn history_text(rows: &[HistoryRow]) -> String {
             out,
             "#{} error: {}",
             r.id,
-            r.error.as_deref().unwrap_or_default()
+            one_line(r.error.as_deref().unwrap_or_default())
         );
     }
     out
+}
+
+/// Text with every run of whitespace (newlines in SQL) collapsed to one space.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -460,10 +460,9 @@ mod tests {
 
     #[test]
     fn blocked_apply_json_has_findings_and_no_migrations() {
-        let json: serde_json::Value = serde_json::from_str(
-            &blocked_json(&[finding("Item", Severity::High, true)]).unwrap(),
-        )
-        .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&blocked_json(&[finding("Item", Severity::High, true)]).unwrap())
+                .unwrap();
         assert_eq!(json["blocked"], true);
         assert_eq!(json["migrations"], serde_json::json!([]));
         assert_eq!(json["findings"][0]["rule"], "DL003");
@@ -473,7 +472,13 @@ mod tests {
     #[test]
     fn sql_statements_end_with_a_semicolon_and_continue_indented() {
         let mut out = String::new();
-        sql_lines(&mut out, &["CREATE TABLE t (\n  a\n)".into(), "DROP INDEX i".into()]);
-        assert_eq!(out, "    CREATE TABLE t (\n        a\n      );\n    DROP INDEX i;\n");
+        sql_lines(
+            &mut out,
+            &["CREATE TABLE t (\n  a\n)".into(), "DROP INDEX i".into()],
+        );
+        assert_eq!(
+            out,
+            "    CREATE TABLE t (\n        a\n      );\n    DROP INDEX i;\n"
+        );
     }
 }
