@@ -36,13 +36,18 @@ pub fn apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
     let doctypes = load_doctypes(&args.inputs.doctypes)?;
     let db = &args.inputs.db;
     let existed = db.exists();
-    let result = MigrationApplier::builder(db)
+    let built = MigrationApplier::builder(db)
         .create_if_missing(true)
         .continue_on_error(args.continue_on_error)
         .allow_data_loss(args.allow_data_loss)
         .drop_orphan_columns(args.drop_orphan_columns)
-        .build()
-        .and_then(|mut applier| applier.sync_all(&doctypes));
+        .build();
+    // The applier (and its connection) is dropped at the end of this match,
+    // before a file this run created may be removed below.
+    let result = match built {
+        Ok(mut applier) => applier.sync_all(&doctypes),
+        Err(e) => Err(e),
+    };
     let json = args.inputs.json;
     match result {
         Ok(report) => {

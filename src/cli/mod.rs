@@ -35,8 +35,8 @@ pub struct Outcome {
 /// a message of the CLI's own.
 #[derive(Debug)]
 pub enum CliError {
-    /// An error from the library.
-    Lib(doctype_migrate::Error),
+    /// An error from the library (boxed: the library's error is large).
+    Lib(Box<doctype_migrate::Error>),
     /// A problem the CLI itself detected.
     Message(String),
 }
@@ -53,7 +53,7 @@ impl std::fmt::Display for CliError {
 impl std::error::Error for CliError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            CliError::Lib(e) => std::error::Error::source(e),
+            CliError::Lib(e) => std::error::Error::source(e.as_ref()),
             CliError::Message(_) => None,
         }
     }
@@ -61,7 +61,7 @@ impl std::error::Error for CliError {
 
 impl From<doctype_migrate::Error> for CliError {
     fn from(e: doctype_migrate::Error) -> Self {
-        CliError::Lib(e)
+        CliError::Lib(Box::new(e))
     }
 }
 

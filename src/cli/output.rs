@@ -104,7 +104,7 @@ fn view_of<'a>(plan: &'a DocTypePlan, findings: Vec<&'a Finding>) -> DocTypeView
 /// The findings about one DocType, most severe first (stable otherwise).
 fn findings_of<'a>(findings: &'a [Finding], doctype: &str) -> Vec<&'a Finding> {
     let mut out: Vec<&Finding> = findings.iter().filter(|f| f.doctype == doctype).collect();
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }
 
