@@ -1,0 +1,148 @@
+//! The three commands. Each loads and validates its inputs *before* it
+//! opens the database, so bad input never creates or touches the file.
+
+use std::path::{Path, PathBuf};
+
+use doctype_migrate::{DocType, Error, MigrationApplier, load_paths, schema::target_spec};
+
+use super::args::{ApplyArgs, HistoryArgs, PlanArgs};
+use super::output::{self, PlanView};
+use super::{CliError, EXIT_BLOCKED, EXIT_ERROR, Outcome};
+
+/// `plan`: a dry run on a read-only connection.
+pub fn plan(args: &PlanArgs) -> Result<Outcome, CliError> {
+    let doctypes = load_doctypes(&args.inputs.doctypes)?;
+    let applier = MigrationApplier::builder(&args.inputs.db)
+        .read_only(true)
+        .allow_data_loss(args.allow_data_loss)
+        .drop_orphan_columns(args.drop_orphan_columns)
+        .build()?;
+    let report = applier.dry_run(&doctypes)?;
+    let view = PlanView::new(&report);
+    let stdout = if args.inputs.json {
+        output::plan_json(&view)?
+    } else {
+        output::plan_text(&view)
+    };
+    Ok(Outcome {
+        stdout,
+        error: None,
+        code: if view.blocked { EXIT_BLOCKED } else { 0 },
+    })
+}
+
+/// `apply`: creates the database if missing and syncs every DocType.
+pub fn apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
+    let doctypes = load_doctypes(&args.inputs.doctypes)?;
+    let db = &args.inputs.db;
+    let existed = db.exists();
+    let built = MigrationApplier::builder(db)
+        .create_if_missing(true)
+        .continue_on_error(args.continue_on_error)
+        .allow_data_loss(args.allow_data_loss)
+        .drop_orphan_columns(args.drop_orphan_columns)
+        .build();
+    // The applier (and its connection) is dropped at the end of this match,
+    // before a file this run created may be removed below.
+    let result = match built {
+        Ok(mut applier) => applier.sync_all(&doctypes),
+        Err(e) => Err(e),
+    };
+    let json = args.inputs.json;
+    match result {
+        Ok(report) => {
+            let failed: Vec<&str> = report.failed().map(|m| m.doctype.as_str()).collect();
+            let stdout = if json {
+                output::apply_json(&report)?
+            } else {
+                output::apply_text(&report)
+            };
+            let (error, code) = if failed.is_empty() {
+                (None, 0)
+            } else {
+                let msg = format!(
+                    "{} DocType(s) failed and were rolled back: {}",
+                    failed.len(),
+                    failed.join(", ")
+                );
+                (Some(msg), EXIT_ERROR)
+            };
+            Ok(Outcome {
+                stdout,
+                error,
+                code,
+            })
+        }
+        Err(Error::Blocked { findings }) => {
+            remove_if_created_empty(db, existed);
+            let stdout = if json {
+                output::blocked_json(&findings)?
+            } else {
+                output::blocked_text(&findings)
+            };
+            let blocking = findings.iter().filter(|f| f.blocking).count();
+            Ok(Outcome {
+                stdout,
+                error: Some(format!(
+                    "migration refused: {blocking} blocking finding(s); nothing was written"
+                )),
+                code: EXIT_BLOCKED,
+            })
+        }
+        Err(e) => {
+            remove_if_created_empty(db, existed);
+            Err(e.into())
+        }
+    }
+}
+
+/// `history`: reads tabMigrationHistory from an existing database.
+pub fn history(args: &HistoryArgs) -> Result<Outcome, CliError> {
+    if !args.db.exists() {
+        return Err(CliError::Message(format!(
+            "database {} does not exist",
+            args.db.display()
+        )));
+    }
+    let applier = MigrationApplier::builder(&args.db)
+        .read_only(true)
+        .build()?;
+    let rows = applier.history(args.doctype.as_deref())?;
+    let stdout = if args.json {
+        output::history_json(&rows)?
+    } else {
+        output::history_text(&rows)
+    };
+    Ok(Outcome {
+        stdout,
+        error: None,
+        code: 0,
+    })
+}
+
+/// Loads and validates every DocType, and maps each to its table, so that
+/// any problem in the input is reported before the database is opened.
+fn load_doctypes(paths: &[PathBuf]) -> Result<Vec<DocType>, CliError> {
+    let doctypes = load_paths(paths)?;
+    if doctypes.is_empty() {
+        let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(CliError::Message(format!(
+            "no DocType JSON found in {}",
+            list.join(", ")
+        )));
+    }
+    for dt in &doctypes {
+        // validate_set already covers what target_spec checks; mapping here
+        // as well guarantees planning cannot fail on input later.
+        target_spec(dt)?;
+    }
+    Ok(doctypes)
+}
+
+/// After a failed apply, removes the database file if this run created it
+/// and it is still empty, so a failure leaves no stray file behind.
+fn remove_if_created_empty(db: &Path, existed: bool) {
+    if !existed && std::fs::metadata(db).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        let _ = std::fs::remove_file(db);
+    }
+}

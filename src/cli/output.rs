@@ -1,0 +1,484 @@
+//! Rendering: human-readable text and the JSON contract documented in the
+//! README. Plan output contains nothing time- or machine-dependent, so the
+//! same inputs print byte-identical text and JSON.
+
+use std::fmt::Write as _;
+
+use doctype_migrate::{
+    ApplyReport, Change, DocTypePlan, DryRunReport, Finding, HistoryRow, MigrationRecord,
+};
+use serde::Serialize;
+
+use super::CliError;
+
+/// One DocType in plan output: its changes, SQL, orphans and findings.
+#[derive(Debug, Serialize)]
+pub struct DocTypeView<'a> {
+    /// DocType name.
+    pub doctype: &'a str,
+    /// Table name.
+    pub table: &'a str,
+    /// Changes, in order.
+    pub changes: &'a [Change],
+    /// Forward statements, in execution order.
+    pub forward_sql: Vec<String>,
+    /// Statements that undo the forward ones, in execution order.
+    pub rollback_sql: Vec<String>,
+    /// Findings about this DocType, most severe first.
+    pub findings: Vec<&'a Finding>,
+    /// Columns the DocType no longer declares; kept unless dropping was asked for.
+    pub orphans: &'a [String],
+    /// Whether a step rebuilds the table (text output only).
+    #[serde(skip)]
+    pub rebuilds: bool,
+}
+
+/// Plan output: `{"blocked", "doctypes"}`. DocTypes with neither changes
+/// nor findings are left out.
+#[derive(Debug, Serialize)]
+pub struct PlanView<'a> {
+    /// Whether `apply` would refuse this plan.
+    pub blocked: bool,
+    /// DocTypes with something to do or to report, by DocType name.
+    pub doctypes: Vec<DocTypeView<'a>>,
+    /// DocTypes already up to date (text summary only).
+    #[serde(skip)]
+    pub up_to_date: usize,
+}
+
+const NO_CHANGES: &[Change] = &[];
+const NO_ORPHANS: &[String] = &[];
+
+impl<'a> PlanView<'a> {
+    /// Selects and orders what a dry run report shows.
+    pub fn new(report: &'a DryRunReport) -> Self {
+        let mut doctypes: Vec<DocTypeView<'a>> = Vec::new();
+        let mut up_to_date = 0;
+        for plan in &report.plan.doctypes {
+            let findings = findings_of(&report.findings, &plan.doctype);
+            if plan.is_empty() && findings.is_empty() {
+                up_to_date += 1;
+                continue;
+            }
+            doctypes.push(view_of(plan, findings));
+        }
+        // Findings about DocTypes without a plan entry (no table, say).
+        for f in &report.findings {
+            if !doctypes.iter().any(|d| d.doctype == f.doctype)
+                && !report.plan.doctypes.iter().any(|p| p.doctype == f.doctype)
+            {
+                doctypes.push(DocTypeView {
+                    doctype: &f.doctype,
+                    table: &f.table,
+                    changes: NO_CHANGES,
+                    forward_sql: Vec::new(),
+                    rollback_sql: Vec::new(),
+                    findings: findings_of(&report.findings, &f.doctype),
+                    orphans: NO_ORPHANS,
+                    rebuilds: false,
+                });
+            }
+        }
+        doctypes.sort_by(|a, b| a.doctype.cmp(b.doctype));
+        PlanView {
+            blocked: report.blocked || report.findings.iter().any(|f| f.blocking),
+            doctypes,
+            up_to_date,
+        }
+    }
+}
+
+fn view_of<'a>(plan: &'a DocTypePlan, findings: Vec<&'a Finding>) -> DocTypeView<'a> {
+    DocTypeView {
+        doctype: &plan.doctype,
+        table: &plan.table,
+        changes: &plan.changes,
+        forward_sql: plan.forward_sql(),
+        rollback_sql: plan.rollback_sql(),
+        findings,
+        orphans: &plan.orphans,
+        rebuilds: plan.rebuilds(),
+    }
+}
+
+/// The findings about one DocType, most severe first (stable otherwise).
+fn findings_of<'a>(findings: &'a [Finding], doctype: &str) -> Vec<&'a Finding> {
+    let mut out: Vec<&Finding> = findings.iter().filter(|f| f.doctype == doctype).collect();
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    out
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, CliError> {
+    serde_json::to_string_pretty(value)
+        .map(|mut s| {
+            s.push('\n');
+            s
+        })
+        .map_err(|e| CliError::Message(format!("cannot render JSON: {e}")))
+}
+
+/// `plan --json`.
+pub fn plan_json(view: &PlanView<'_>) -> Result<String, CliError> {
+    to_json(view)
+}
+
+/// `plan` as text.
+pub fn plan_text(view: &PlanView<'_>) -> String {
+    let mut out = String::new();
+    let mut changes = 0;
+    let mut statements = 0;
+    let mut findings = 0;
+    let mut blocking = 0;
+    for dt in &view.doctypes {
+        changes += dt.changes.len();
+        statements += dt.forward_sql.len();
+        findings += dt.findings.len();
+        blocking += dt.findings.iter().filter(|f| f.blocking).count();
+        let _ = writeln!(out, "{} ({})", dt.doctype, dt.table);
+        if !dt.changes.is_empty() {
+            let _ = writeln!(out, "  changes:");
+            for c in dt.changes {
+                let _ = writeln!(out, "    - {c}");
+            }
+        }
+        if !dt.forward_sql.is_empty() {
+            let how = if dt.rebuilds {
+                " (rebuilds the table)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "  forward SQL{how}:");
+            sql_lines(&mut out, &dt.forward_sql);
+            let _ = writeln!(out, "  rollback SQL:");
+            sql_lines(&mut out, &dt.rollback_sql);
+        }
+        if !dt.orphans.is_empty() {
+            let _ = writeln!(
+                out,
+                "  orphans (kept; --drop-orphan-columns drops them): {}",
+                dt.orphans.join(", ")
+            );
+        }
+        if !dt.findings.is_empty() {
+            let _ = writeln!(out, "  findings:");
+            finding_lines(&mut out, &dt.findings);
+        }
+        out.push('\n');
+    }
+    let with_changes = view
+        .doctypes
+        .iter()
+        .filter(|d| !d.changes.is_empty())
+        .count();
+    let _ = writeln!(
+        out,
+        "Plan: {with_changes} DocType(s) to migrate ({changes} change(s), {statements} statement(s)), \
+         {} up to date; {findings} finding(s), {blocking} blocking.",
+        view.up_to_date
+    );
+    if view.blocked {
+        let _ = writeln!(out, "Blocked: apply would refuse this plan (exit code 2).");
+    }
+    out
+}
+
+fn sql_lines(out: &mut String, statements: &[String]) {
+    for sql in statements {
+        let mut lines = sql.lines();
+        if let Some(first) = lines.next() {
+            let _ = writeln!(out, "    {first}");
+        }
+        for line in lines {
+            let _ = writeln!(out, "      {line}");
+        }
+        // Mark the end of each statement, as a SQL console would.
+        if let Some(last) = out.strip_suffix('\n').map(str::len) {
+            out.truncate(last);
+            out.push_str(";\n");
+        }
+    }
+}
+
+fn finding_lines(out: &mut String, findings: &[&Finding]) {
+    for f in findings {
+        let blocking = if f.blocking { ", blocking" } else { "" };
+        let mut place = f.table.clone();
+        if let Some(c) = &f.column {
+            place.push('.');
+            place.push_str(c);
+        }
+        if let Some(n) = f.rows_affected {
+            let _ = write!(place, ", {n} row(s)");
+        }
+        let _ = writeln!(
+            out,
+            "    - [{} {}{blocking}] {} ({place})",
+            f.rule, f.severity, f.message
+        );
+        if !f.suggestion.is_empty() {
+            let _ = writeln!(out, "      suggestion: {}", f.suggestion);
+        }
+    }
+}
+
+/// `apply --json` for an apply that ran (or had nothing to do).
+#[derive(Debug, Serialize)]
+struct ApplyJson<'a> {
+    blocked: bool,
+    batch_id: Option<&'a str>,
+    migrations: &'a [MigrationRecord],
+    findings: &'a [Finding],
+}
+
+/// `apply --json`.
+pub fn apply_json(report: &ApplyReport) -> Result<String, CliError> {
+    to_json(&ApplyJson {
+        blocked: false,
+        batch_id: report.batch_id.as_deref(),
+        migrations: &report.migrations,
+        findings: &report.findings,
+    })
+}
+
+/// `apply --json` when validation refused the plan.
+pub fn blocked_json(findings: &[Finding]) -> Result<String, CliError> {
+    to_json(&ApplyJson {
+        blocked: true,
+        batch_id: None,
+        migrations: &[],
+        findings,
+    })
+}
+
+/// `apply` as text.
+pub fn apply_text(report: &ApplyReport) -> String {
+    let mut out = String::new();
+    if report.migrations.is_empty() {
+        out.push_str("Nothing to do: the database is up to date.\n");
+    }
+    for m in &report.migrations {
+        let id = m.id.map(|i| format!("#{i}")).unwrap_or_else(|| "#?".into());
+        let _ = write!(
+            out,
+            "{id} {} ({}): {}, {} change(s), {} row(s) copied, {:.1} ms",
+            m.doctype,
+            m.table,
+            m.status,
+            m.changes.len(),
+            m.affected_rows,
+            m.execution_time_ms
+        );
+        match &m.error {
+            Some(e) => {
+                let _ = writeln!(out, "\n    error: {}", one_line(e));
+            }
+            None => out.push('\n'),
+        }
+    }
+    if !report.findings.is_empty() {
+        let refs: Vec<&Finding> = report.findings.iter().collect();
+        out.push_str("Findings:\n");
+        finding_lines(&mut out, &refs);
+    }
+    if !report.migrations.is_empty() {
+        let failed = report.failed().count();
+        let _ = writeln!(
+            out,
+            "Applied: {} completed, {failed} failed (batch {}).",
+            report.migrations.len() - failed,
+            report.batch_id.as_deref().unwrap_or("-")
+        );
+    }
+    out
+}
+
+/// `apply` as text when validation refused the plan.
+pub fn blocked_text(findings: &[Finding]) -> String {
+    let mut out = String::from("Refused by validation; nothing was written.\n");
+    let mut doctypes: Vec<&str> = findings.iter().map(|f| f.doctype.as_str()).collect();
+    doctypes.sort();
+    doctypes.dedup();
+    for dt in doctypes {
+        let group = findings_of(findings, dt);
+        let table = group.first().map(|f| f.table.as_str()).unwrap_or_default();
+        let _ = writeln!(out, "{dt} ({table})");
+        finding_lines(&mut out, &group);
+    }
+    out
+}
+
+/// `history --json`: the rows as stored, keys = column names.
+pub fn history_json(rows: &[HistoryRow]) -> Result<String, CliError> {
+    to_json(rows)
+}
+
+/// `history` as a table.
+pub fn history_text(rows: &[HistoryRow]) -> String {
+    if rows.is_empty() {
+        return "No migrations recorded.\n".to_string();
+    }
+    let header = [
+        "id",
+        "doctype",
+        "version",
+        "status",
+        "timestamp",
+        "changes",
+        "ms",
+        "rows",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.id.to_string(),
+                r.doctype.clone(),
+                r.version.to_string(),
+                r.status.to_string(),
+                r.timestamp.clone(),
+                r.changes.as_array().map_or(0, Vec::len).to_string(),
+                r.execution_time
+                    .map_or_else(|| "-".into(), |ms| format!("{ms:.1}")),
+                r.affected_rows
+                    .map_or_else(|| "-".into(), |n| n.to_string()),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    // Numbers right-aligned, text left-aligned.
+    let numeric = [true, false, true, false, false, true, true, true];
+    let mut out = String::new();
+    let mut line = |cols: &[String]| {
+        let parts: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pad = widths[i].saturating_sub(c.chars().count());
+                if numeric[i] {
+                    format!("{}{c}", " ".repeat(pad))
+                } else {
+                    format!("{c}{}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", parts.join("  ").trim_end());
+    };
+    line(&header.map(String::from));
+    for row in &cells {
+        line(row);
+    }
+    for r in rows.iter().filter(|r| r.error.is_some()) {
+        let _ = writeln!(
+            out,
+            "#{} error: {}",
+            r.id,
+            one_line(r.error.as_deref().unwrap_or_default())
+        );
+    }
+    out
+}
+
+/// Text with every run of whitespace (newlines in SQL) collapsed to one space.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use doctype_migrate::{MigrationPlan, Rule, Severity};
+
+    fn finding(doctype: &str, severity: Severity, blocking: bool) -> Finding {
+        Finding {
+            rule: Rule::Dl003,
+            severity,
+            blocking,
+            doctype: doctype.into(),
+            table: format!("tab{doctype}"),
+            column: Some("qty".into()),
+            rows_affected: Some(3),
+            message: "type change alters stored values".into(),
+            suggestion: "fix the values first".into(),
+        }
+    }
+
+    #[test]
+    fn findings_are_grouped_by_doctype_most_severe_first_and_block() {
+        let report = DryRunReport {
+            blocked: true,
+            plan: MigrationPlan::default(),
+            findings: vec![
+                finding("Item", Severity::Low, false),
+                finding("Item", Severity::Critical, true),
+                finding("Customer", Severity::Medium, false),
+            ],
+        };
+        let view = PlanView::new(&report);
+        assert!(view.blocked);
+        let names: Vec<&str> = view.doctypes.iter().map(|d| d.doctype).collect();
+        assert_eq!(names, ["Customer", "Item"]);
+        assert_eq!(view.doctypes[1].findings[0].severity, Severity::Critical);
+        let text = plan_text(&view);
+        assert!(text.contains("[DL003 critical, blocking]"), "{text}");
+        assert!(text.contains("Blocked: apply would refuse"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&plan_json(&view).unwrap()).unwrap();
+        let keys: Vec<&String> = json["doctypes"][0].as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "doctype",
+                "table",
+                "changes",
+                "forward_sql",
+                "rollback_sql",
+                "findings",
+                "orphans"
+            ]
+        );
+        let f = json["doctypes"][1]["findings"][0].as_object().unwrap();
+        let keys: Vec<&String> = f.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "rule",
+                "severity",
+                "blocking",
+                "doctype",
+                "table",
+                "column",
+                "rows_affected",
+                "message",
+                "suggestion"
+            ]
+        );
+    }
+
+    #[test]
+    fn blocked_apply_json_has_findings_and_no_migrations() {
+        let json: serde_json::Value =
+            serde_json::from_str(&blocked_json(&[finding("Item", Severity::High, true)]).unwrap())
+                .unwrap();
+        assert_eq!(json["blocked"], true);
+        assert_eq!(json["migrations"], serde_json::json!([]));
+        assert_eq!(json["findings"][0]["rule"], "DL003");
+        assert!(blocked_text(&[finding("Item", Severity::High, true)]).contains("Item (tabItem)"));
+    }
+
+    #[test]
+    fn sql_statements_end_with_a_semicolon_and_continue_indented() {
+        let mut out = String::new();
+        sql_lines(
+            &mut out,
+            &["CREATE TABLE t (\n  a\n)".into(), "DROP INDEX i".into()],
+        );
+        assert_eq!(
+            out,
+            "    CREATE TABLE t (\n        a\n      );\n    DROP INDEX i;\n"
+        );
+    }
+}
