@@ -35,3 +35,8 @@ pub use history::{HistoryRow, MigrationId, MigrationStatus};
 pub use plan::{DocTypePlan, MigrationPlan, PlanStep, StepKind};
 pub use schema::{ColumnSpec, IndexSpec, TableSpec};
 pub use validation::{Finding, Rule, Severity, ValidationPolicy};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -401,20 +401,48 @@ fn a_directory_without_doctypes_is_an_error() {
     assert!(!db.path.exists());
 }
 
+/// A table created outside the engine whose CHECK rejects the values the
+/// DocType's type change writes: the failure happens inside SQLite, at
+/// execution, after validation passed.
+const GAUGE_TRAP: &str = "CREATE TABLE \"tabGauge\" (
+    \"name\" VARCHAR(140) NOT NULL PRIMARY KEY, \"creation\" TEXT, \"modified\" TEXT,
+    \"modified_by\" VARCHAR(140), \"owner\" VARCHAR(140),
+    \"docstatus\" INTEGER NOT NULL DEFAULT 0, \"idx\" INTEGER NOT NULL DEFAULT 0,
+    \"reading\" VARCHAR(140) CHECK (typeof(\"reading\") = 'text'));
+    INSERT INTO \"tabGauge\" (name, reading) VALUES ('g1', '12');";
+
+fn gauge_doctypes(dir: &Path) -> PathBuf {
+    let d = dir.join("gauge_doctypes");
+    std::fs::create_dir_all(&d).unwrap();
+    for (file, json) in [
+        (
+            "alpha.json",
+            r#"{"doctype": "DocType", "name": "Alpha", "fields": [{"fieldname": "a", "fieldtype": "Data"}]}"#,
+        ),
+        (
+            "gauge.json",
+            r#"{"doctype": "DocType", "name": "Gauge", "fields": [{"fieldname": "reading", "fieldtype": "Int"}]}"#,
+        ),
+        (
+            "zulu.json",
+            r#"{"doctype": "DocType", "name": "Zulu", "fields": [{"fieldname": "z", "fieldtype": "Data"}]}"#,
+        ),
+    ] {
+        std::fs::write(d.join(file), json).unwrap();
+    }
+    d
+}
+
 #[test]
 fn continue_on_error_reports_the_failed_doctype_and_exits_1() {
     let db = TestDb::new();
-    assert_eq!(code(&apply(&db.path, &example("v1"), &[])), 0);
-    // A leftover table with the rebuild's temporary name makes Item's rebuild
-    // fail at execution, after validation.
-    db.conn()
-        .execute_batch("CREATE TABLE \"_dm_new_tabItem\" (x)")
-        .unwrap();
+    db.conn().execute_batch(GAUGE_TRAP).unwrap();
+    let doctypes = gauge_doctypes(db.dir.path());
 
-    let out = apply(&db.path, &example("v2"), &["--continue-on-error"]);
+    let out = apply(&db.path, &doctypes, &["--continue-on-error"]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("failed and were rolled back: Item"),
+        stderr(&out).contains("failed and were rolled back: Gauge"),
         "{}",
         stderr(&out)
     );
@@ -433,32 +461,33 @@ fn continue_on_error_reports_the_failed_doctype_and_exits_1() {
     assert_eq!(
         statuses,
         [
-            ("Customer", "completed"),
-            ("Item", "failed"),
-            ("Sales Order", "completed"),
-            ("Sales Order Item", "completed")
+            ("Alpha", "completed"),
+            ("Gauge", "failed"),
+            ("Zulu", "completed")
         ]
     );
-    let item = &json["migrations"][1];
-    assert!(item["error"].as_str().unwrap().contains("already exists"));
+    let gauge = &json["migrations"][1];
+    assert!(
+        gauge["error"]
+            .as_str()
+            .unwrap()
+            .contains("CHECK constraint failed")
+    );
 
-    let text = run(&["history", "--db", s(&db.path), "--doctype", "Item"]);
+    let text = run(&["history", "--db", s(&db.path), "--doctype", "Gauge"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("failed"), "{text}");
-    assert!(text.contains("error: SQL failed"), "{text}");
 
     // Without --continue-on-error the same failure commits nothing.
     let db2 = TestDb::new();
-    assert_eq!(code(&apply(&db2.path, &example("v1"), &[])), 0);
-    db2.conn()
-        .execute_batch("CREATE TABLE \"_dm_new_tabItem\" (x)")
-        .unwrap();
+    db2.conn().execute_batch(GAUGE_TRAP).unwrap();
+    let doctypes2 = gauge_doctypes(db2.dir.path());
     let before = db2.bytes();
-    let out = apply(&db2.path, &example("v2"), &[]);
+    let out = apply(&db2.path, &doctypes2, &[]);
     assert_eq!(code(&out), 1);
     let err = stderr(&out);
     assert!(
-        err.contains("migration of DocType \"Item\" failed; nothing was committed"),
+        err.contains("migration of DocType \"Gauge\" failed; nothing was committed"),
         "{err}"
     );
     assert!(err.contains("\n  caused by: SQL failed"), "{err}");
