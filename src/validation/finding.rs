@@ -131,7 +131,11 @@ pub struct Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{} {}] {} ({}", self.rule, self.severity, self.message, self.table)?;
+        write!(
+            f,
+            "[{} {}] {} ({}",
+            self.rule, self.severity, self.message, self.table
+        )?;
         if let Some(c) = &self.column {
             write!(f, ".{c}")?;
         }
