@@ -38,8 +38,21 @@
 //! |---------|----------------------|--------------------------|-----------------------------------|-----------------------------------|
 //! | INTEGER | (kept)               | `CAST(c AS INTEGER) IS NOT +c` | `CAST(CAST(c AS INTEGER) AS TEXT) IS NOT +c COLLATE BINARY` | `CAST(CAST(c AS INTEGER) AS BLOB) IS NOT +c` |
 //! | REAL    | `CAST(c AS REAL) IS NOT +c` | (kept)            | `CAST(CAST(c AS REAL) AS TEXT) IS NOT +c COLLATE BINARY` | `CAST(CAST(c AS REAL) AS BLOB) IS NOT +c` |
-//! | NUMERIC | (no-op cast)         | (no-op cast)             | `CAST(CAST(c AS NUMERIC) AS TEXT) IS NOT +c COLLATE BINARY` | `CAST(CAST(c AS NUMERIC) AS BLOB) IS NOT +c` |
+//! | NUMERIC | (no-op cast)         | (no-op cast)             | `CAST(n AS TEXT) IS NOT +c COLLATE BINARY` | `CAST(n AS BLOB) IS NOT +c` |
 //! | TEXT    | `CAST(CAST(c AS TEXT) AS INTEGER) IS NOT +c` | `CAST(CAST(c AS TEXT) AS REAL) IS NOT +c` | (kept) | round trip, or a NUL byte, or a byte outside `0x01..=0x7F` |
+//!
+//! where `n` is what a NUMERIC column stores after `CAST(c AS NUMERIC)`: the
+//! cast result, or its INTEGER value when the cast gave an integral REAL
+//! strictly inside the i64 range (the column's affinity converts it again;
+//! `'10000000000000000.0'` casts to REAL 1e16, whose text is the original,
+//! but is stored as INTEGER `10000000000000000`, whose text is not):
+//!
+//! ```sql
+//! CASE WHEN CAST(CAST(c AS NUMERIC) AS INTEGER) = CAST(c AS NUMERIC)
+//!       AND CAST(CAST(c AS NUMERIC) AS INTEGER)
+//!           BETWEEN -9223372036854775807 AND 9223372036854775806
+//!      THEN CAST(CAST(c AS NUMERIC) AS INTEGER) ELSE CAST(c AS NUMERIC) END
+//! ```
 //!
 //! The unary `+` strips the column's affinity so that SQLite applies no
 //! conversion to it before comparing; `IS NOT` keeps the result a plain 0/1.
@@ -64,7 +77,23 @@ pub fn lost_value_sql(column: &str, from: Affinity, to: Affinity) -> Option<Stri
     }
     let cast = to.cast_type()?;
     let c = quote(column);
-    let back = |class: &str| format!("CAST(CAST({c} AS {cast}) AS {class}) IS NOT +{c}");
+    // The value the new column will hold: the cast, then the column's own
+    // affinity. Only NUMERIC changes a cast result again: `CAST(x AS NUMERIC)`
+    // can give an integral REAL (`'1e16'`, `'10000000000000000.0'`), which a
+    // NUMERIC column stores as INTEGER (sqlite3VdbeIntegerAffinity: exact and
+    // strictly inside the i64 range).
+    let stored = match to {
+        Affinity::Numeric => {
+            let x = format!("CAST({c} AS NUMERIC)");
+            format!(
+                "CASE WHEN CAST({x} AS INTEGER) = {x} AND CAST({x} AS INTEGER) \
+                 BETWEEN -9223372036854775807 AND 9223372036854775806 \
+                 THEN CAST({x} AS INTEGER) ELSE {x} END"
+            )
+        }
+        _ => format!("CAST({c} AS {cast})"),
+    };
+    let back = |class: &str| format!("CAST({stored} AS {class}) IS NOT +{c}");
     let exact = format!("CAST({c} AS {cast}) IS NOT +{c}");
     let text_back = format!("{} COLLATE BINARY", back("TEXT"));
     let blob_back = back("BLOB");
