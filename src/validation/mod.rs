@@ -2,6 +2,7 @@
 //! conflict detection and SQL verification. Runs in `dry_run` and again in
 //! `apply`, under the lock, on the plan that will execute.
 
+pub mod data;
 mod finding;
 mod rules;
 mod shadow;
