@@ -17,7 +17,7 @@ fn rebuilding_a_parent_keeps_every_cascade_child_row() {
     let conn = db.conn();
     conn.execute_batch(
         "CREATE TABLE task (id INTEGER PRIMARY KEY, project TEXT NOT NULL REFERENCES \"tabProject\"(name) ON DELETE CASCADE);
-         INSERT INTO \"tabProject\" (name, title, budget) VALUES ('P1', 'One', '100'), ('P2', 'Two', '200');
+         INSERT INTO \"tabProject\" (name, title, budget) VALUES ('P1', 'One', '100.5'), ('P2', 'Two', '200.25');
          INSERT INTO task (project) VALUES ('P1'), ('P1'), ('P2');",
     )
     .unwrap();

@@ -3,6 +3,7 @@
 //! `apply`, under the lock, on the plan that will execute.
 
 pub mod data;
+mod data_rules;
 mod finding;
 mod rules;
 mod shadow;

@@ -9,7 +9,7 @@ use crate::plan::MigrationPlan;
 use crate::schema::SchemaSnapshot;
 
 use super::finding::Finding;
-use super::{rules, shadow};
+use super::{data_rules, rules, shadow};
 
 /// What the caller allows.
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,13 +25,15 @@ pub fn validate_plan(
     doctypes: &[DocType],
     policy: &ValidationPolicy,
 ) -> Result<Vec<Finding>> {
-    let _ = policy;
     let snapshot = SchemaSnapshot::read(conn)?;
     let mut findings = Vec::new();
     findings.extend(shadow::check(&snapshot, plan)?);
     findings.extend(rules::drift(conn, &snapshot, plan)?);
     findings.extend(rules::missing_links(&snapshot, doctypes));
     findings.extend(rules::unmanaged_references(&snapshot, plan));
+    for p in plan.pending() {
+        findings.extend(data_rules::check(conn, p, policy)?);
+    }
     sort(&mut findings);
     Ok(findings)
 }

@@ -1,0 +1,264 @@
+//! Data-aware rules: DL001-DL003, MF001-MF003 and RB001, measured on the
+//! real data with one pass per table (plus one GROUP BY per new unique index).
+
+use std::collections::HashMap;
+
+use rusqlite::Connection;
+
+use crate::diff::{Change, ChangeKind};
+use crate::error::Result;
+use crate::plan::DocTypePlan;
+
+use super::data::{Question, duplicates, measure};
+use super::finding::{Finding, Rule, Severity};
+use super::validator::ValidationPolicy;
+
+/// Findings for one DocType whose table exists.
+pub fn check(
+    conn: &Connection,
+    p: &DocTypePlan,
+    policy: &ValidationPolicy,
+) -> Result<Vec<Finding>> {
+    if p.is_empty() || p.changes.iter().any(|c| c.kind == ChangeKind::CreateTable) {
+        return Ok(Vec::new());
+    }
+    // Changes name columns by their new names; the live table still has the old ones.
+    let old_name: HashMap<String, String> = p
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::RenameColumn)
+        .filter_map(|c| Some((c.column.clone()?.to_ascii_lowercase(), c.from.clone()?)))
+        .collect();
+    let live = |c: &str| {
+        old_name
+            .get(&c.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_else(|| c.to_string())
+    };
+
+    let mut questions = Vec::new();
+    for c in &p.changes {
+        let Some(col) = c.column.as_deref() else {
+            continue;
+        };
+        match c.kind {
+            ChangeKind::DropColumn => questions.push(Question::non_null(live(col))),
+            ChangeKind::ChangeType => {
+                questions.push(Question::lossy(live(col), c.to.clone().unwrap_or_default()));
+                questions.push(Question::nulls(live(col)));
+            }
+            ChangeKind::ChangeNullability => questions.push(Question::nulls(live(col))),
+            ChangeKind::AddColumn
+                if p.target
+                    .column(col)
+                    .is_some_and(|t| t.not_null && t.default.is_none()) =>
+            {
+                questions.push(Question::RowCount)
+            }
+            _ => {}
+        }
+    }
+    // Only tables with risky changes are read; no questions, no scan.
+    let answers = measure(conn, &p.table, &questions)?;
+    let get = |q: &Question| answers.get(q).unwrap_or(0);
+    let rows = get(&Question::RowCount);
+
+    let mut out = Vec::new();
+    let finding = |rule: Rule,
+                   severity: Severity,
+                   blocking: bool,
+                   column: &str,
+                   n: Option<u64>,
+                   message: String,
+                   suggestion: String| Finding {
+        rule,
+        severity,
+        blocking,
+        doctype: p.doctype.clone(),
+        table: p.table.clone(),
+        column: Some(column.to_string()),
+        rows_affected: n,
+        message,
+        suggestion,
+    };
+    let loss_blocks = !policy.allow_data_loss;
+    let mut destructive_with_data = Vec::new();
+    let mut nulls_filled: Vec<(String, u64)> = Vec::new();
+    for c in &p.changes {
+        let Some(col) = c.column.as_deref() else {
+            continue;
+        };
+        let target = p.target.column(col);
+        match c.kind {
+            ChangeKind::DropColumn => {
+                let n = get(&Question::non_null(live(col)));
+                if n > 0 {
+                    out.push(finding(
+                        Rule::Dl002,
+                        Severity::High,
+                        loss_blocks,
+                        col,
+                        Some(n),
+                        format!("dropping column {col:?} destroys {n} non-NULL value(s)"),
+                        rename_suggestion(p, c).unwrap_or_else(|| {
+                            "keep the column (do not drop orphan columns), or allow data loss to drop it".into()
+                        }),
+                    ));
+                    destructive_with_data.push(col.to_string());
+                }
+            }
+            ChangeKind::ChangeType => {
+                let lossy = Question::lossy(live(col), c.to.clone().unwrap_or_default());
+                let n = get(&lossy);
+                if n > 0 {
+                    out.push(finding(
+                        Rule::Dl003,
+                        Severity::High,
+                        loss_blocks,
+                        col,
+                        Some(n),
+                        format!(
+                            "changing {col:?} from {} to {} alters {n} value(s): converting them and back does not give the original",
+                            c.from.as_deref().unwrap_or("?"),
+                            c.to.as_deref().unwrap_or("?")
+                        ),
+                        "clean those values first, or allow data loss to convert them".into(),
+                    ));
+                    destructive_with_data.push(col.to_string());
+                }
+                if target.is_some_and(|t| t.not_null && t.default.is_some()) {
+                    nulls_filled.push((col.to_string(), get(&Question::nulls(live(col)))));
+                }
+            }
+            ChangeKind::ChangeNullability if target.is_some_and(|t| t.not_null) => {
+                let n = get(&Question::nulls(live(col)));
+                match target.and_then(|t| t.default.clone()) {
+                    Some(_) => nulls_filled.push((col.to_string(), n)),
+                    None if n > 0 => out.push(finding(
+                        Rule::Mf002,
+                        Severity::Critical,
+                        true,
+                        col,
+                        Some(n),
+                        format!("{col:?} becomes NOT NULL but holds {n} NULL(s) and has no default to fill them"),
+                        "fill the NULLs first, or give the field a default".into(),
+                    )),
+                    None => {}
+                }
+            }
+            ChangeKind::AddColumn => {
+                if let Some(t) = target.filter(|t| t.not_null && t.default.is_none()) {
+                    if rows > 0 {
+                        out.push(finding(
+                            Rule::Mf002,
+                            Severity::Critical,
+                            true,
+                            &t.name,
+                            Some(rows),
+                            format!("new column {col:?} is NOT NULL with no default, and the table has {rows} row(s)"),
+                            "give the field a default".into(),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (col, n) in nulls_filled {
+        if n > 0 {
+            let default = p
+                .target
+                .column(&col)
+                .and_then(|t| t.default.clone())
+                .unwrap_or_default();
+            out.push(finding(
+                Rule::Mf003,
+                Severity::Low,
+                false,
+                &col,
+                Some(n),
+                format!("{n} NULL(s) in {col:?} will be filled with the default {default}"),
+                "nothing to do if the default is right for existing rows".into(),
+            ));
+        }
+    }
+    out.extend(unique_checks(conn, p, &live)?);
+    for col in destructive_with_data {
+        out.push(finding(
+            Rule::Rb001,
+            Severity::High,
+            loss_blocks,
+            &col,
+            None,
+            format!("no backup is taken of {col:?}, so a rollback cannot restore what this migration destroys"),
+            "allow data loss only after backing up the database file".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// MF001: new unique indexes over columns that hold duplicates.
+fn unique_checks(
+    conn: &Connection,
+    p: &DocTypePlan,
+    live: &dyn Fn(&str) -> String,
+) -> Result<Vec<Finding>> {
+    let mut out = Vec::new();
+    let added: Vec<&str> = p
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::AddColumn)
+        .filter_map(|c| c.column.as_deref())
+        .collect();
+    for c in p.changes.iter().filter(|c| c.kind == ChangeKind::AddUnique) {
+        if c.columns
+            .iter()
+            .any(|col| added.iter().any(|a| a.eq_ignore_ascii_case(col)))
+        {
+            continue; // a column added by this plan holds no values yet
+        }
+        let key: Vec<String> = c.columns.iter().map(|col| live(col)).collect();
+        let report = duplicates(conn, &p.table, &key, 3)?;
+        if report.rows_in_duplicate_groups == 0 {
+            continue;
+        }
+        let examples: Vec<String> = report
+            .examples
+            .iter()
+            .map(|e| format!("{} ({} rows)", e.value, e.rows))
+            .collect();
+        out.push(Finding {
+            rule: Rule::Mf001,
+            severity: Severity::Critical,
+            blocking: true,
+            doctype: p.doctype.clone(),
+            table: p.table.clone(),
+            column: Some(c.columns.join(", ")),
+            rows_affected: Some(report.rows_in_duplicate_groups),
+            message: format!(
+                "unique index {} cannot be created: {} row(s) in {} group(s) share a value, e.g. {}",
+                c.index.as_deref().unwrap_or("?"),
+                report.rows_in_duplicate_groups,
+                report.groups,
+                examples.join(", ")
+            ),
+            suggestion: "remove or change the duplicates, or drop `unique` from the field".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// When a dropped column and an added one share a type, the drop may be a rename.
+fn rename_suggestion(p: &DocTypePlan, dropped: &Change) -> Option<String> {
+    let old = dropped.column.as_deref()?;
+    let added = p.changes.iter().find(|c| {
+        c.kind == ChangeKind::AddColumn
+            && c.to.is_some()
+            && c.to.as_deref().map(str::to_ascii_uppercase)
+                == dropped.from.as_deref().map(str::to_ascii_uppercase)
+    })?;
+    let new = added.column.as_deref()?;
+    Some(format!(
+        "if {new:?} is {old:?} renamed, add \"renamed_from\": \"{old}\" to field {new:?} (or a rename hint) and the values are kept"
+    ))
+}
