@@ -493,3 +493,37 @@ fn continue_on_error_reports_the_failed_doctype_and_exits_1() {
     assert!(err.contains("\n  caused by: SQL failed"), "{err}");
     assert_eq!(db2.bytes(), before);
 }
+
+#[test]
+fn blocked_apply_exits_2_and_leaves_the_file_byte_identical() {
+    let db = TestDb::new();
+    let dir = db.dir.path().join("notes_v1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let v1 = r#"{"doctype": "DocType", "name": "Note", "fields": [{"fieldname": "code", "fieldtype": "Data"}]}"#;
+    std::fs::write(dir.join("note.json"), v1).unwrap();
+    assert_eq!(code(&apply(&db.path, &dir, &[])), 0);
+    db.conn()
+        .execute_batch(
+            "INSERT INTO \"tabNote\" (name, code) VALUES ('a', 'X'), ('b', 'X'), ('c', 'Y')",
+        )
+        .unwrap();
+    std::fs::write(
+        dir.join("note.json"),
+        v1.replace(
+            r#""fieldtype": "Data""#,
+            r#""fieldtype": "Data", "unique": 1"#,
+        ),
+    )
+    .unwrap();
+    let before = db.bytes();
+    let out = apply(&db.path, &dir, &[]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let json = stdout_json(&out);
+    assert_eq!(json["blocked"], true);
+    assert_eq!(json["findings"][0]["rule"], "MF001");
+    assert_eq!(json["findings"][0]["rows_affected"], 2);
+    assert_eq!(db.bytes(), before);
+    let plan = run(&["plan", "--db", s(&db.path), "--doctypes", s(&dir)]);
+    assert_eq!(code(&plan), 2);
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("MF001"));
+}

@@ -41,3 +41,23 @@ fn frappe_corpus_applies_and_second_apply_is_a_noop() {
     assert_eq!(db.bytes(), before);
     assert_eq!(db.applier().history(None).unwrap().len(), with_table.len());
 }
+
+#[test]
+fn frappe_corpus_dry_run_on_an_empty_database_has_no_blocking_findings() {
+    let Some(dir) = corpus() else {
+        eprintln!("note: corpus not found; skipped");
+        return;
+    };
+    let doctypes = load_path(&dir).unwrap();
+    let db = TestDb::new();
+    let report = db.applier().dry_run(&doctypes).unwrap();
+    assert!(
+        !report.blocked,
+        "{:?}",
+        report.findings.iter().find(|f| f.blocking)
+    );
+    assert_eq!(
+        report.plan.pending().count(),
+        doctypes.iter().filter(|d| d.has_table()).count()
+    );
+}
