@@ -66,18 +66,7 @@ pub fn rebuild_forward(
         select.push(copy_expr(&col.name, col, dst));
     }
 
-    let mut sql = vec![ct.to_sql()];
-    sql.push(format!(
-        "INSERT INTO {} ({}) SELECT {} FROM {}",
-        quote(&tmp),
-        into.join(", "),
-        select.join(", "),
-        quote(table)
-    ));
-    if live.spec.autoincrement {
-        sql.extend(keep_sequence(table, &tmp));
-    }
-    sql.extend(swap_tables(table, &tmp));
+    let mut sql = copy_and_swap(&ct, table, &tmp, &into, &select, live.spec.autoincrement);
     for idx in live.unmanaged_indexes() {
         if let Some(s) = &idx.sql {
             sql.push(s.clone());
@@ -121,18 +110,7 @@ pub fn rebuild_rollback(
         into.push(quote(&col.name));
         select.push(copy_expr(&now_named, now, col));
     }
-    let mut sql = vec![ct.to_sql()];
-    sql.push(format!(
-        "INSERT INTO {} ({}) SELECT {} FROM {}",
-        quote(&tmp),
-        into.join(", "),
-        select.join(", "),
-        quote(table)
-    ));
-    if live.spec.autoincrement {
-        sql.extend(keep_sequence(table, &tmp));
-    }
-    sql.extend(swap_tables(table, &tmp));
+    let mut sql = copy_and_swap(&ct, table, &tmp, &into, &select, live.spec.autoincrement);
     sql.extend(live.indexes.iter().filter_map(|i| i.sql.clone()));
     sql.extend(live.triggers.iter().filter_map(|t| t.sql.clone()));
     debug_assert!(
@@ -181,6 +159,32 @@ pub fn copy_expr(name: &str, src: &ColumnSpec, dst: &ColumnSpec) -> String {
         }
     }
     expr
+}
+
+/// Steps shared by both directions: create the new table, copy the rows in
+/// one `INSERT ... SELECT`, keep the AUTOINCREMENT counter, drop the old
+/// table and rename the new one into its place.
+fn copy_and_swap(
+    ct: &CreateTable,
+    table: &str,
+    tmp: &str,
+    into: &[String],
+    select: &[String],
+    autoincrement: bool,
+) -> Vec<String> {
+    let mut sql = vec![ct.to_sql()];
+    sql.push(format!(
+        "INSERT INTO {} ({}) SELECT {} FROM {}",
+        quote(tmp),
+        into.join(", "),
+        select.join(", "),
+        quote(table)
+    ));
+    if autoincrement {
+        sql.extend(keep_sequence(table, tmp));
+    }
+    sql.extend(swap_tables(table, tmp));
+    sql
 }
 
 /// Carries the AUTOINCREMENT counter over to the new table: dropping the

@@ -35,19 +35,7 @@ impl SchemaSnapshot {
     /// Reads `sqlite_schema`.
     pub fn read(conn: &Connection) -> Result<SchemaSnapshot> {
         const SQL: &str = "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY rowid";
-        let mut stmt = conn.prepare(SQL).map_err(|e| Error::sql(SQL, e))?;
-        let objects = stmt
-            .query_map([], |r| {
-                Ok(SchemaObject {
-                    kind: r.get(0)?,
-                    name: r.get(1)?,
-                    tbl_name: r.get(2)?,
-                    sql: r.get(3)?,
-                })
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| Error::sql(SQL, e))?;
-        Ok(SchemaSnapshot { objects })
+        read_objects(conn, SQL, [])
     }
 
     /// Reads only the objects that belong to one table (`tbl_name`): the
@@ -56,19 +44,7 @@ impl SchemaSnapshot {
     pub fn read_table(conn: &Connection, table: &str) -> Result<SchemaSnapshot> {
         const SQL: &str = "SELECT type, name, tbl_name, sql FROM sqlite_schema \
                            WHERE tbl_name = ?1 COLLATE NOCASE ORDER BY rowid";
-        let mut stmt = conn.prepare_cached(SQL).map_err(|e| Error::sql(SQL, e))?;
-        let objects = stmt
-            .query_map([table], |r| {
-                Ok(SchemaObject {
-                    kind: r.get(0)?,
-                    name: r.get(1)?,
-                    tbl_name: r.get(2)?,
-                    sql: r.get(3)?,
-                })
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| Error::sql(SQL, e))?;
-        Ok(SchemaSnapshot { objects })
+        read_objects(conn, SQL, [table])
     }
 
     /// The table with this name (case-insensitive), if any.
@@ -125,6 +101,26 @@ impl SchemaSnapshot {
         }
         Some(hex(&h.finalize()))
     }
+}
+
+fn read_objects<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> Result<SchemaSnapshot> {
+    let mut stmt = conn.prepare_cached(sql).map_err(|e| Error::sql(sql, e))?;
+    let objects = stmt
+        .query_map(params, |r| {
+            Ok(SchemaObject {
+                kind: r.get(0)?,
+                name: r.get(1)?,
+                tbl_name: r.get(2)?,
+                sql: r.get(3)?,
+            })
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| Error::sql(sql, e))?;
+    Ok(SchemaSnapshot { objects })
 }
 
 fn mentions(o: &SchemaObject, table: &str) -> bool {
