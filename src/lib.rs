@@ -24,8 +24,8 @@ pub mod schema;
 pub mod validation;
 
 pub use applier::{
-    ApplierBuilder, ApplierOptions, ApplyReport, DryRunReport, MigrationApplier, RenameHint,
-    migrate_on_start,
+    ApplierBuilder, ApplierOptions, ApplyReport, DryRunReport, MigrationApplier, NullFill,
+    RenameHint, migrate_on_start,
 };
 pub use diff::{Change, ChangeKind, TableDiff};
 pub use doctype::{Conflict, DocType, Field, FieldType, IndexDef, load_path, load_paths};

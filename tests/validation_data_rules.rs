@@ -178,3 +178,77 @@ fn lossless_changes_produce_no_data_findings() {
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     db.applier().sync_all(&[doctype(&v2)]).unwrap();
 }
+
+#[test]
+fn dl001_counts_rows_of_a_dropped_table_and_drop_needs_consent() {
+    let db = db_with(&[("a", None, None), ("b", None, None)]);
+    let mut single = doctype(V1);
+    single.issingle = true;
+    // Without the option, the table of a DocType that became single is kept.
+    assert!(
+        db.applier()
+            .dry_run(std::slice::from_ref(&single))
+            .unwrap()
+            .plan
+            .is_empty()
+    );
+    let dropping = MigrationApplier::builder(&db.path)
+        .drop_orphan_tables(true)
+        .build()
+        .unwrap();
+    let report = dropping.dry_run(std::slice::from_ref(&single)).unwrap();
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.rule == Rule::Dl001)
+        .unwrap();
+    assert_eq!((f.rows_affected, f.blocking), (Some(2), true));
+    assert_eq!(
+        report.plan.doctypes[0].forward_sql(),
+        ["DROP TABLE \"tabReading\""]
+    );
+    assert!(report.plan.doctypes[0].rollback_sql()[0].starts_with("CREATE TABLE \"tabReading\""));
+    drop(dropping);
+    MigrationApplier::builder(&db.path)
+        .drop_orphan_tables(true)
+        .allow_data_loss(true)
+        .build()
+        .unwrap()
+        .sync_all(&[single])
+        .unwrap();
+    assert!(column_names(&db.conn(), "tabReading").is_empty());
+}
+
+#[test]
+fn fill_nulls_resolves_mf002_and_fills_the_rows() {
+    let db = db_with(&[("a", None, Some("x")), ("b", None, None), ("c", None, None)]);
+    let v2 = V1.replace(
+        r#""note", "fieldtype": "Small Text""#,
+        r#""note", "fieldtype": "Small Text", "not_nullable": 1"#,
+    );
+    let mut applier = MigrationApplier::builder(&db.path)
+        .fill_nulls("Reading", "note", "n/a")
+        .build()
+        .unwrap();
+    let report = applier.dry_run(&[doctype(&v2)]).unwrap();
+    assert!(
+        report.findings.iter().all(|f| f.rule != Rule::Mf002),
+        "{:?}",
+        report.findings
+    );
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.rule == Rule::Mf003)
+        .unwrap();
+    assert_eq!(f.rows_affected, Some(2));
+    assert!(f.message.contains("'n/a'"), "{}", f.message);
+    applier.sync_all(&[doctype(&v2)]).unwrap();
+    assert_eq!(
+        count(
+            &db.conn(),
+            "SELECT count(*) FROM \"tabReading\" WHERE note = 'n/a'"
+        ),
+        2
+    );
+}

@@ -120,3 +120,52 @@ fn cf004_blocks_a_rebuild_that_would_change_a_user_views_meaning() {
     );
     assert!(!db.applier().dry_run(&[doctype(&v3)]).unwrap().blocked);
 }
+
+#[test]
+fn cf003_reports_every_definition_conflict_and_plans_the_rest() {
+    let db = TestDb::new();
+    let a = doctype(r#"{"name": "Sales Order", "fields": []}"#);
+    let b = doctype(r#"{"name": "sales order", "fields": []}"#);
+    let mut c =
+        doctype(r#"{"name": "Note", "fields": [{"fieldname": "title", "fieldtype": "Data"}]}"#);
+    c.fields.push(doctype_migrate::Field::new(
+        "Title",
+        doctype_migrate::FieldType::Data,
+    ));
+    let ok = doctype(LOG);
+    let report = db
+        .applier()
+        .dry_run(&[a.clone(), b.clone(), c, ok])
+        .unwrap();
+    let cf003: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule == Rule::Cf003)
+        .collect();
+    assert!(cf003.len() >= 2, "{cf003:?}");
+    assert!(
+        cf003
+            .iter()
+            .all(|f| f.blocking && f.severity == Severity::Critical)
+    );
+    assert!(cf003.iter().any(|f| f.column.as_deref() == Some("Title")));
+    assert!(report.blocked);
+    let planned: Vec<_> = report
+        .plan
+        .doctypes
+        .iter()
+        .map(|d| d.doctype.as_str())
+        .collect();
+    assert_eq!(
+        planned,
+        ["Log"],
+        "only the DocType without conflicts is planned"
+    );
+    let before = db.bytes();
+    let err = db.applier().sync_all(&[a, b]).unwrap_err();
+    assert!(
+        matches!(&err, doctype_migrate::Error::Blocked { findings } if findings.iter().all(|f| f.rule == Rule::Cf003)),
+        "{err}"
+    );
+    assert_eq!(db.bytes(), before);
+}

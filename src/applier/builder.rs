@@ -21,6 +21,17 @@ pub struct RenameHint {
     pub to: String,
 }
 
+/// Fill NULLs in `doctype.column` with `value` when the column becomes NOT NULL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NullFill {
+    /// The DocType.
+    pub doctype: String,
+    /// The column.
+    pub column: String,
+    /// The value, as text (stored with the column's affinity).
+    pub value: String,
+}
+
 /// Options of a [`MigrationApplier`].
 #[derive(Debug, Clone)]
 pub struct ApplierOptions {
@@ -29,10 +40,16 @@ pub struct ApplierOptions {
     pub continue_on_error: bool,
     /// Drop columns a DocType no longer declares. Default: keep them (orphans).
     pub drop_orphan_columns: bool,
+    /// Drop the table of a DocType in the set that no longer has one (it
+    /// became single or virtual). Default: the table is kept.
+    pub drop_orphan_tables: bool,
     /// Let data-loss findings (DL*) through. Default: they block.
     pub allow_data_loss: bool,
     /// Rename hints on top of the fields' `renamed_from`.
     pub renames: Vec<RenameHint>,
+    /// Values to fill NULLs with before a column becomes NOT NULL (the
+    /// resolution of MF002).
+    pub null_fills: Vec<NullFill>,
     /// SQLite busy timeout for each statement.
     pub busy_timeout: Duration,
     /// How long to wait for the write lock in total before giving up.
@@ -46,8 +63,10 @@ impl Default for ApplierOptions {
         ApplierOptions {
             continue_on_error: false,
             drop_orphan_columns: false,
+            drop_orphan_tables: false,
             allow_data_loss: false,
             renames: Vec::new(),
+            null_fills: Vec::new(),
             busy_timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(60),
             applied_by: default_applied_by(),
@@ -121,6 +140,13 @@ impl ApplierBuilder {
         self
     }
 
+    /// See [`ApplierOptions::drop_orphan_tables`]. Destroys the rows of
+    /// those tables; only with [`ApplierBuilder::allow_data_loss`] when they hold rows.
+    pub fn drop_orphan_tables(mut self, yes: bool) -> Self {
+        self.options.drop_orphan_tables = yes;
+        self
+    }
+
     /// See [`ApplierOptions::allow_data_loss`].
     pub fn allow_data_loss(mut self, yes: bool) -> Self {
         self.options.allow_data_loss = yes;
@@ -133,6 +159,17 @@ impl ApplierBuilder {
             doctype: doctype.to_string(),
             from: from.to_string(),
             to: to.to_string(),
+        });
+        self
+    }
+
+    /// Before `column` of `doctype` becomes NOT NULL, fill its NULLs with
+    /// `value` (resolves MF002 findings; reported as MF003).
+    pub fn fill_nulls(mut self, doctype: &str, column: &str, value: &str) -> Self {
+        self.options.null_fills.push(NullFill {
+            doctype: doctype.to_string(),
+            column: column.to_string(),
+            value: value.to_string(),
         });
         self
     }
@@ -167,6 +204,17 @@ impl ApplierBuilder {
                 return Err(Error::Config(format!(
                     "rename hint for DocType {:?} renames {:?} to itself",
                     hint.doctype, hint.from
+                )));
+            }
+        }
+        for fill in &self.options.null_fills {
+            check_fieldname(&fill.column).map_err(|m| {
+                Error::Config(format!("fill_nulls for DocType {:?}: {m}", fill.doctype))
+            })?;
+            if fill.value.contains('\0') {
+                return Err(Error::Config(format!(
+                    "fill_nulls value for {:?} contains a NUL byte",
+                    fill.column
                 )));
             }
         }

@@ -3,7 +3,7 @@
 
 mod builder;
 
-pub use builder::{ApplierBuilder, ApplierOptions, RenameHint};
+pub use builder::{ApplierBuilder, ApplierOptions, NullFill, RenameHint};
 
 use std::path::{Path, PathBuf};
 
@@ -11,16 +11,16 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::diff::{DiffOptions, diff_table};
-use crate::doctype::{DocType, load_path, validate_set};
+use crate::doctype::{Conflict, DocType, conflicts, load_path, validate_set};
 use crate::error::{Error, Result};
 use crate::execution::{
     ExecContext, ForeignKeysOff, MigrationRecord, TxGuard, begin_immediate, execute_doctype,
     record_failure,
 };
 use crate::history::{HistoryRow, store};
-use crate::plan::{DocTypePlan, MigrationPlan, plan_table};
+use crate::plan::{DocTypePlan, MigrationPlan, plan_drop_table, plan_table};
 use crate::schema::{SchemaSnapshot, foreign_keys_enabled, introspect_table, target_spec};
-use crate::validation::{Finding, ValidationPolicy, validate_plan};
+use crate::validation::{Finding, Rule, Severity, ValidationPolicy, sort_findings, validate_plan};
 
 /// Applies DocTypes to one SQLite database.
 ///
@@ -102,9 +102,16 @@ impl MigrationApplier {
     }
 
     /// The complete plan with its findings. Never writes the database file.
+    ///
+    /// Definition conflicts in the set (invalid names, duplicate or
+    /// colliding fieldnames, two DocTypes mapping to one table) are reported
+    /// as blocking `CF003` findings, all at once, and the DocTypes involved
+    /// are left out of the plan.
     pub fn dry_run(&self, doctypes: &[DocType]) -> Result<DryRunReport> {
-        let plan = self.plan(doctypes)?;
-        let findings = validate_plan(&self.conn, &plan, doctypes, &self.policy())?;
+        let (clean, mut findings) = split_conflicts(doctypes);
+        let plan = plan_on(&self.conn, &clean, &self.options)?;
+        findings.extend(validate_plan(&self.conn, &plan, &clean, &self.policy())?);
+        sort_findings(&mut findings);
         Ok(DryRunReport {
             blocked: findings.iter().any(|f| f.blocking),
             plan,
@@ -131,6 +138,8 @@ impl MigrationApplier {
     /// the lock, execute each DocType in its own savepoint with its history
     /// row, verify, commit. All-or-nothing unless `continue_on_error`.
     pub fn sync_all(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
+        let (_, cf003) = split_conflicts(doctypes);
+        refuse_if_blocked(cf003)?;
         let preplan = self.plan(doctypes)?;
         if preplan.is_empty() {
             return Ok(ApplyReport::empty());
@@ -240,6 +249,37 @@ pub fn migrate_on_start(
         .sync_all(&doctypes)
 }
 
+/// Splits a set into the DocTypes without definition conflicts and CF003
+/// findings for the others. A DocType is left out when a conflict names it
+/// or its table (so both sides of a table clash are left out).
+fn split_conflicts(doctypes: &[DocType]) -> (Vec<DocType>, Vec<Finding>) {
+    let found: Vec<Conflict> = conflicts(doctypes);
+    let bad_tables: Vec<String> = found
+        .iter()
+        .map(|c| format!("tab{}", c.doctype).to_ascii_lowercase())
+        .collect();
+    let clean = doctypes
+        .iter()
+        .filter(|d| !bad_tables.contains(&d.table_name().to_ascii_lowercase()))
+        .cloned()
+        .collect();
+    let findings = found
+        .into_iter()
+        .map(|c| Finding {
+            rule: Rule::Cf003,
+            severity: Severity::Critical,
+            blocking: true,
+            table: format!("tab{}", c.doctype),
+            column: c.field.clone(),
+            rows_affected: None,
+            message: format!("{}: {}", c.origin, c.message),
+            suggestion: "fix the DocType definition".into(),
+            doctype: c.doctype,
+        })
+        .collect();
+    (clean, findings)
+}
+
 fn refuse_if_blocked(findings: Vec<Finding>) -> Result<()> {
     if findings.iter().any(|f| f.blocking) {
         return Err(Error::Blocked { findings });
@@ -262,6 +302,13 @@ fn plan_on(
     let mut plan = MigrationPlan::default();
     for dt in sorted {
         let Some(target) = target_spec(dt)? else {
+            if options.drop_orphan_tables {
+                if let Some(live) = introspect_table(conn, &snapshot, &dt.table_name())? {
+                    let fingerprint = snapshot.table_fingerprint(&live.spec.name);
+                    plan.doctypes
+                        .push(plan_drop_table(&dt.name, &live, fingerprint));
+                }
+            }
             continue;
         };
         let live = introspect_table(conn, &snapshot, &target.name)?;
@@ -279,8 +326,19 @@ fn plan_on(
         );
         let diff = diff_table(&dt.name, &target, live.as_ref(), &hints, &diff_options)?;
         let fingerprint = snapshot.table_fingerprint(&target.name);
-        plan.doctypes
-            .push(plan_table(&diff, &target, live.as_ref(), fingerprint)?);
+        let fills: Vec<(String, String)> = options
+            .null_fills
+            .iter()
+            .filter(|f| f.doctype == dt.name)
+            .map(|f| (f.column.clone(), crate::ident::quote_literal(&f.value)))
+            .collect();
+        plan.doctypes.push(plan_table(
+            &diff,
+            &target,
+            live.as_ref(),
+            fingerprint,
+            &fills,
+        )?);
     }
     Ok(plan)
 }

@@ -14,7 +14,7 @@ use crate::ident::quote;
 use crate::plan::{DocTypePlan, REBUILD_TEMP_PREFIX};
 use crate::schema::{SchemaSnapshot, introspect_table, referencing_tables};
 
-use super::verify::differences;
+use super::verify::check_result;
 
 /// What happened to one DocType.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -150,10 +150,7 @@ fn run(
     }
     let snapshot = SchemaSnapshot::read_table(conn, &plan.table)?;
     let live = introspect_table(conn, &snapshot, &plan.table)?;
-    let problems = match &live {
-        Some(live) => differences(&plan.target, &plan.orphans, live),
-        None => vec!["the table does not exist".to_string()],
-    };
+    let problems = check_result(plan, live.as_ref());
     if !problems.is_empty() {
         return Err(Error::Verification {
             doctype: plan.doctype.clone(),

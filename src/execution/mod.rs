@@ -7,4 +7,4 @@ mod verify;
 
 pub use executor::{ExecContext, MigrationRecord, error_chain, execute_doctype, record_failure};
 pub use lock::{ForeignKeysOff, TxGuard, begin_immediate, is_busy};
-pub use verify::differences;
+pub use verify::{check_result, differences};

@@ -1,7 +1,21 @@
 //! Verification (invariant 9): after executing, the live table must match
 //! the target spec, plus the orphan columns that were kept.
 
+use crate::diff::ChangeKind;
+use crate::plan::DocTypePlan;
 use crate::schema::{LiveTable, TableSpec, normalize_type};
+
+/// What is wrong with the table after a DocType's plan ran (`None`: the
+/// table does not exist); empty when the result is what the plan promised.
+pub fn check_result(plan: &DocTypePlan, live: Option<&LiveTable>) -> Vec<String> {
+    let drops = plan.changes.iter().any(|c| c.kind == ChangeKind::DropTable);
+    match (live, drops) {
+        (None, true) => Vec::new(),
+        (Some(_), true) => vec!["the table still exists".into()],
+        (None, false) => vec!["the table does not exist".into()],
+        (Some(live), false) => differences(&plan.target, &plan.orphans, live),
+    }
+}
 
 /// Differences between the live table and what the plan promised; empty
 /// when they match.

@@ -9,6 +9,6 @@ mod planner;
 mod rebuild;
 mod types;
 
-pub use planner::{needs_rebuild, plan_table};
+pub use planner::{needs_rebuild, plan_drop_table, plan_table};
 pub use rebuild::{REBUILD_TEMP_PREFIX, copy_expr};
 pub use types::{DocTypePlan, MigrationPlan, PlanStep, StepKind};

@@ -20,6 +20,7 @@ pub fn plan_table(
     target: &TableSpec,
     live: Option<&LiveTable>,
     fingerprint_before: Option<String>,
+    null_fills: &[(String, String)],
 ) -> Result<DocTypePlan> {
     let mut plan = DocTypePlan {
         doctype: diff.doctype.clone(),
@@ -29,6 +30,7 @@ pub fn plan_table(
         steps: Vec::new(),
         target: target.clone(),
         fingerprint_before,
+        null_fills: null_fills.to_vec(),
     };
     if diff.is_empty() {
         return Ok(plan);
@@ -38,12 +40,46 @@ pub fn plan_table(
         Some(live) if needs_rebuild(diff, target) => plan.steps.push(PlanStep {
             kind: StepKind::Rebuild,
             changes: diff.changes.clone(),
-            forward: rebuild_forward(diff, target, live)?,
+            forward: rebuild_forward(diff, target, live, null_fills)?,
             rollback: rebuild_rollback(diff, target, live)?,
         }),
         Some(live) => plan.steps = native_steps(diff, target, live),
     }
     Ok(plan)
+}
+
+/// Plans dropping the table of a DocType that no longer has one (it became
+/// single or virtual). The rollback recreates the table, its indexes and
+/// triggers from their original SQL; the rows come back from a backup.
+pub fn plan_drop_table(
+    doctype: &str,
+    live: &LiveTable,
+    fingerprint_before: Option<String>,
+) -> DocTypePlan {
+    let change = Change::new(ChangeKind::DropTable);
+    let mut rollback = vec![live.sql.clone()];
+    rollback.extend(live.indexes.iter().filter_map(|i| i.sql.clone()));
+    rollback.extend(live.triggers.iter().filter_map(|t| t.sql.clone()));
+    DocTypePlan {
+        doctype: doctype.to_string(),
+        table: live.spec.name.clone(),
+        changes: vec![change.clone()],
+        orphans: Vec::new(),
+        steps: vec![PlanStep {
+            kind: StepKind::Native,
+            changes: vec![change],
+            forward: vec![format!("DROP TABLE {}", quote(&live.spec.name))],
+            rollback,
+        }],
+        target: TableSpec {
+            name: live.spec.name.clone(),
+            columns: Vec::new(),
+            indexes: Vec::new(),
+            autoincrement: false,
+        },
+        fingerprint_before,
+        null_fills: Vec::new(),
+    }
 }
 
 /// Whether SQLite's ALTER TABLE cannot carry out the diff.

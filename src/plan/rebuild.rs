@@ -17,11 +17,13 @@ use super::create_table::{self, CreateTable};
 /// Prefix of the temporary table a rebuild creates.
 pub const REBUILD_TEMP_PREFIX: &str = "_dm_new_";
 
-/// The forward statements of a rebuild from `live` to `target`.
+/// The forward statements of a rebuild from `live` to `target`;
+/// `null_fills` are `(column, SQL literal)` pairs for NULLs to fill.
 pub fn rebuild_forward(
     diff: &TableDiff,
     target: &TableSpec,
     live: &LiveTable,
+    null_fills: &[(String, String)],
 ) -> Result<Vec<String>> {
     let table = &live.spec.name;
     let tmp = format!("{REBUILD_TEMP_PREFIX}{table}");
@@ -63,7 +65,11 @@ pub fn rebuild_forward(
         let new_name = renamed(diff, &col.name);
         let dst = target.column(&new_name).unwrap_or(col);
         into.push(quote(&new_name));
-        select.push(copy_expr(&col.name, col, dst));
+        let fill = null_fills
+            .iter()
+            .find(|(c, _)| c.eq_ignore_ascii_case(&new_name))
+            .map(|(_, v)| v.as_str());
+        select.push(copy_expr_filling(&col.name, col, dst, fill));
     }
 
     let mut sql = copy_and_swap(&ct, table, &tmp, &into, &select, live.spec.autoincrement);
@@ -146,6 +152,12 @@ fn renamed(diff: &TableDiff, column: &str) -> String {
 /// CAST when the affinity changes, COALESCE with the default when the
 /// column becomes NOT NULL and has one.
 pub fn copy_expr(name: &str, src: &ColumnSpec, dst: &ColumnSpec) -> String {
+    copy_expr_filling(name, src, dst, None)
+}
+
+/// [`copy_expr`], filling NULLs with `fill` (a SQL literal) when the column
+/// becomes NOT NULL; the caller's fill wins over the column default.
+fn copy_expr_filling(name: &str, src: &ColumnSpec, dst: &ColumnSpec, fill: Option<&str>) -> String {
     let mut expr = quote(name);
     let (from, to) = (Affinity::of(&src.decl_type), Affinity::of(&dst.decl_type));
     if from != to {
@@ -154,7 +166,7 @@ pub fn copy_expr(name: &str, src: &ColumnSpec, dst: &ColumnSpec) -> String {
         }
     }
     if dst.not_null && !src.not_null {
-        if let Some(d) = &dst.default {
+        if let Some(d) = fill.or(dst.default.as_deref()) {
             expr = format!("COALESCE({expr}, {d})");
         }
     }

@@ -49,6 +49,10 @@ pub struct DocTypePlan {
     /// Fingerprint of the live table's schema when planned (None: no table).
     #[serde(skip)]
     pub fingerprint_before: Option<String>,
+    /// `(column, SQL literal)`: NULLs the rebuild fills with a value the
+    /// caller chose, for columns that become NOT NULL.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub null_fills: Vec<(String, String)>,
 }
 
 impl DocTypePlan {

@@ -37,6 +37,9 @@ pub fn check(
     };
 
     let mut questions = Vec::new();
+    if p.changes.iter().any(|c| c.kind == ChangeKind::DropTable) {
+        questions.push(Question::RowCount);
+    }
     for c in &p.changes {
         let Some(col) = c.column.as_deref() else {
             continue;
@@ -82,6 +85,20 @@ pub fn check(
         suggestion,
     };
     let loss_blocks = !policy.allow_data_loss;
+    if p.changes.iter().any(|c| c.kind == ChangeKind::DropTable) && rows > 0 {
+        out.push(Finding {
+            rule: Rule::Dl001,
+            severity: Severity::Critical,
+            blocking: loss_blocks,
+            doctype: p.doctype.clone(),
+            table: p.table.clone(),
+            column: None,
+            rows_affected: Some(rows),
+            message: format!("dropping table {:?} destroys its {rows} row(s)", p.table),
+            suggestion: "keep the table (do not drop orphan tables), or allow data loss to drop it"
+                .into(),
+        });
+    }
     let mut destructive_with_data = Vec::new();
     let mut nulls_filled: Vec<(String, u64)> = Vec::new();
     for c in &p.changes {
@@ -132,7 +149,12 @@ pub fn check(
             }
             ChangeKind::ChangeNullability if target.is_some_and(|t| t.not_null) => {
                 let n = get(&Question::nulls(live(col)));
-                match target.and_then(|t| t.default.clone()) {
+                let fill = p
+                    .null_fills
+                    .iter()
+                    .find(|(c, _)| c.eq_ignore_ascii_case(col))
+                    .map(|(_, v)| v.clone());
+                match fill.or_else(|| target.and_then(|t| t.default.clone())) {
                     Some(_) => nulls_filled.push((col.to_string(), n)),
                     None if n > 0 => out.push(finding(
                         Rule::Mf002,
@@ -166,10 +188,13 @@ pub fn check(
     }
     for (col, n) in nulls_filled {
         if n > 0 {
-            let default = p
-                .target
-                .column(&col)
-                .and_then(|t| t.default.clone())
+            let fill = p
+                .null_fills
+                .iter()
+                .find(|(c, _)| c.eq_ignore_ascii_case(&col))
+                .map(|(_, v)| v.clone());
+            let value = fill
+                .or_else(|| p.target.column(&col).and_then(|t| t.default.clone()))
                 .unwrap_or_default();
             out.push(finding(
                 Rule::Mf003,
@@ -177,7 +202,7 @@ pub fn check(
                 false,
                 &col,
                 Some(n),
-                format!("{n} NULL(s) in {col:?} will be filled with the default {default}"),
+                format!("{n} NULL(s) in {col:?} will be filled with {value}"),
                 "nothing to do if the default is right for existing rows".into(),
             ));
         }

@@ -10,4 +10,4 @@ mod shadow;
 mod validator;
 
 pub use finding::{Finding, Rule, Severity};
-pub use validator::{ValidationPolicy, validate_plan};
+pub use validator::{ValidationPolicy, sort_findings, validate_plan};

@@ -8,7 +8,7 @@
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
-use crate::execution::differences;
+use crate::execution::check_result;
 use crate::plan::{DocTypePlan, MigrationPlan};
 use crate::schema::{LiveTable, SchemaSnapshot, introspect_table};
 
@@ -67,10 +67,7 @@ fn replay(shadow: &Connection, p: &DocTypePlan) -> Result<Option<String>> {
         }
     }
     let after = table_state(shadow, &p.table)?;
-    let problems = match &after {
-        Some(live) => differences(&p.target, &p.orphans, live),
-        None => vec!["the table does not exist".into()],
-    };
+    let problems = check_result(p, after.as_ref());
     if !problems.is_empty() {
         return Ok(Some(format!(
             "the forward SQL does not produce the target schema: {}",

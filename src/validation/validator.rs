@@ -34,12 +34,12 @@ pub fn validate_plan(
     for p in plan.pending() {
         findings.extend(data_rules::check(conn, p, policy)?);
     }
-    sort(&mut findings);
+    sort_findings(&mut findings);
     Ok(findings)
 }
 
 /// Most severe first, then by DocType, table, column and rule: deterministic.
-fn sort(findings: &mut [Finding]) {
+pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
