@@ -14,7 +14,6 @@
 // The crate's `Error` is 136+ bytes (its `Sql` variant holds a
 // `rusqlite::Error`); every function returning `Result` in the crate trips
 // this lint. Remove once `Error` boxes its large variants.
-#![allow(clippy::result_large_err)]
 
 mod duplicates;
 mod lossy;
