@@ -75,7 +75,9 @@ pub enum Error {
     },
 
     /// The write lock could not be taken within the configured bound.
-    #[error("could not take the write lock on {path} after waiting {waited_ms} ms ({attempts} attempts)")]
+    #[error(
+        "could not take the write lock on {path} after waiting {waited_ms} ms ({attempts} attempts)"
+    )]
     LockTimeout {
         /// The database path.
         path: PathBuf,

@@ -108,12 +108,12 @@ pub fn check_index_name(name: &str) -> Result<(), String> {
 
 fn check_reserved(name: &str) -> Result<(), String> {
     if ROWID_ALIASES.iter().any(|r| r.eq_ignore_ascii_case(name)) {
-        return Err(format!(
-            "{name:?} is reserved by SQLite for the rowid"
-        ));
+        return Err(format!("{name:?} is reserved by SQLite for the rowid"));
     }
     if name.len() >= 7 && name[..7].eq_ignore_ascii_case("sqlite_") {
-        return Err(format!("{name:?} starts with sqlite_, which SQLite reserves"));
+        return Err(format!(
+            "{name:?} starts with sqlite_, which SQLite reserves"
+        ));
     }
     Ok(())
 }
@@ -125,14 +125,20 @@ mod tests {
     #[test]
     fn quoting_doubles_embedded_quotes() {
         assert_eq!(quote("tabSales Order"), "\"tabSales Order\"");
-        assert_eq!(quote("x\"; DROP TABLE y; --"), "\"x\"\"; DROP TABLE y; --\"");
+        assert_eq!(
+            quote("x\"; DROP TABLE y; --"),
+            "\"x\"\"; DROP TABLE y; --\""
+        );
         assert_eq!(quote_literal("O'Brien"), "'O''Brien'");
     }
 
     #[test]
     fn fieldnames_are_checked() {
         assert!(check_fieldname("customer_name").is_ok());
-        assert!(check_fieldname("order").is_ok(), "keywords are quoted, so allowed");
+        assert!(
+            check_fieldname("order").is_ok(),
+            "keywords are quoted, so allowed"
+        );
         assert!(check_fieldname("_seen").is_ok());
         assert!(check_fieldname("").is_err());
         assert!(check_fieldname("1abc").is_err());

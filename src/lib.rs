@@ -10,6 +10,10 @@ mod error;
 pub mod history;
 pub mod ident;
 
+pub use backup::{
+    BackupInfo, BackupManager, BackupManagerBuilder, BackupStrategy, PrunePolicy, RestoreTarget,
+    default_dir_for,
+};
 pub use doctype::{DocType, Field, FieldType, IndexDef};
 pub use error::{Error, Result};
 pub use history::{MigrationId, MigrationStatus};

@@ -106,7 +106,10 @@ impl FieldType {
 
     /// Whether `options` names another DocType (Link, Table, Table MultiSelect).
     pub fn links_doctype(self) -> bool {
-        matches!(self, FieldType::Link | FieldType::Table | FieldType::TableMultiSelect)
+        matches!(
+            self,
+            FieldType::Link | FieldType::Table | FieldType::TableMultiSelect
+        )
     }
 }
 
@@ -161,9 +164,15 @@ mod tests {
         for t in FieldType::ALL {
             assert_eq!(t.as_str().parse::<FieldType>().unwrap(), *t);
         }
-        assert_eq!("Currency".parse::<FieldType>().unwrap(), FieldType::Currency);
+        assert_eq!(
+            "Currency".parse::<FieldType>().unwrap(),
+            FieldType::Currency
+        );
         assert!("Varchar".parse::<FieldType>().is_err());
-        assert!("check".parse::<FieldType>().is_err(), "names are case-sensitive as in Frappe");
+        assert!(
+            "check".parse::<FieldType>().is_err(),
+            "names are case-sensitive as in Frappe"
+        );
     }
 
     #[test]

@@ -15,24 +15,57 @@ pub struct StandardColumn {
 
 /// Columns of every DocType table, in table order.
 pub const STANDARD_COLUMNS: [StandardColumn; 7] = [
-    StandardColumn { name: "name", like: FieldType::Data },
-    StandardColumn { name: "creation", like: FieldType::Datetime },
-    StandardColumn { name: "modified", like: FieldType::Datetime },
-    StandardColumn { name: "modified_by", like: FieldType::Data },
-    StandardColumn { name: "owner", like: FieldType::Data },
-    StandardColumn { name: "docstatus", like: FieldType::Int },
-    StandardColumn { name: "idx", like: FieldType::Int },
+    StandardColumn {
+        name: "name",
+        like: FieldType::Data,
+    },
+    StandardColumn {
+        name: "creation",
+        like: FieldType::Datetime,
+    },
+    StandardColumn {
+        name: "modified",
+        like: FieldType::Datetime,
+    },
+    StandardColumn {
+        name: "modified_by",
+        like: FieldType::Data,
+    },
+    StandardColumn {
+        name: "owner",
+        like: FieldType::Data,
+    },
+    StandardColumn {
+        name: "docstatus",
+        like: FieldType::Int,
+    },
+    StandardColumn {
+        name: "idx",
+        like: FieldType::Int,
+    },
 ];
 
 /// Columns child tables (`istable`) add after the standard ones.
 pub const CHILD_COLUMNS: [StandardColumn; 3] = [
-    StandardColumn { name: "parent", like: FieldType::Data },
-    StandardColumn { name: "parentfield", like: FieldType::Data },
-    StandardColumn { name: "parenttype", like: FieldType::Data },
+    StandardColumn {
+        name: "parent",
+        like: FieldType::Data,
+    },
+    StandardColumn {
+        name: "parentfield",
+        like: FieldType::Data,
+    },
+    StandardColumn {
+        name: "parenttype",
+        like: FieldType::Data,
+    },
 ];
 
 /// The column `track_seen` adds.
-pub const SEEN_COLUMN: StandardColumn = StandardColumn { name: "_seen", like: FieldType::Text };
+pub const SEEN_COLUMN: StandardColumn = StandardColumn {
+    name: "_seen",
+    like: FieldType::Text,
+};
 
 /// The standard columns of this DocType's table, in table order.
 pub fn standard_columns(doctype: &DocType) -> Vec<StandardColumn> {
@@ -51,7 +84,15 @@ pub fn standard_columns(doctype: &DocType) -> Vec<StandardColumn> {
 /// gives the column no SQL default.
 pub fn is_dynamic_default(default: &str) -> bool {
     let d = default.trim();
-    const SHORTCUTS: [&str; 7] = ["Today", "__today", "Now", "now", "__user", "user", "__default"];
+    const SHORTCUTS: [&str; 7] = [
+        "Today",
+        "__today",
+        "Now",
+        "now",
+        "__user",
+        "user",
+        "__default",
+    ];
     SHORTCUTS.contains(&d) || d.starts_with(':') || d.starts_with("eval:")
 }
 

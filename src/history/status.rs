@@ -68,7 +68,10 @@ impl MigrationStatus {
         use MigrationStatus::*;
         matches!(
             (self, next),
-            (Planned, InProgress) | (InProgress, Completed) | (InProgress, Failed) | (Completed, RolledBack)
+            (Planned, InProgress)
+                | (InProgress, Completed)
+                | (InProgress, Failed)
+                | (Completed, RolledBack)
         )
     }
 }
@@ -103,7 +106,12 @@ mod tests {
             .collect();
         assert_eq!(
             allowed,
-            vec![(Planned, InProgress), (InProgress, Completed), (InProgress, Failed), (Completed, RolledBack)]
+            vec![
+                (Planned, InProgress),
+                (InProgress, Completed),
+                (InProgress, Failed),
+                (Completed, RolledBack)
+            ]
         );
     }
 
