@@ -68,11 +68,6 @@ impl Header {
         b
     }
 
-    /// The checksum of this header with `manifest`.
-    pub(crate) fn checksum(&self, manifest: &[u8]) -> [u8; 32] {
-        checksum(&self.prefix(), manifest)
-    }
-
     /// The 64 header bytes for `manifest`.
     pub(crate) fn encode(&self, manifest: &[u8]) -> [u8; HEADER_LEN] {
         let prefix = self.prefix();

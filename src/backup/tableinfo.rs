@@ -60,7 +60,7 @@ pub(crate) fn inspect(conn: &Connection, table: &str) -> Result<TableInfo> {
         return Err(backup_err(&name, "virtual tables cannot be backed up"));
     }
 
-    let sql = "SELECT wr FROM pragma_table_list(?1, 'main')";
+    let sql = "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1";
     let without_rowid: bool = conn
         .query_row(sql, [&name], |r| r.get::<_, i64>(0))
         .map_err(|e| Error::sql(sql, e))?
