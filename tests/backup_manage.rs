@@ -195,13 +195,13 @@ fn prune_keeps_newest_protected_and_bases() {
 
     // Keep newest 1 per table; u1 protected (its migration can still roll back).
     let deleted = mgr
-        .prune(PrunePolicy::KeepNewest(1), &[u1.clone()], false)
+        .prune(PrunePolicy::KeepNewest(1), std::slice::from_ref(&u1), false)
         .unwrap();
     assert_eq!(deleted, vec![u2.clone()]);
     assert!(u1.exists() && u3.exists() && s1.exists());
     // Forced: the protected one goes too.
     let deleted = mgr
-        .prune(PrunePolicy::KeepNewest(1), &[u1.clone()], true)
+        .prune(PrunePolicy::KeepNewest(1), std::slice::from_ref(&u1), true)
         .unwrap();
     assert_eq!(deleted, vec![u1.clone()]);
 
@@ -228,7 +228,7 @@ fn prune_keeps_newest_protected_and_bases() {
     let deleted = mgr
         .prune(
             PrunePolicy::OlderThan(chrono::Duration::zero()),
-            &[s1.clone()],
+            std::slice::from_ref(&s1),
             false,
         )
         .unwrap();

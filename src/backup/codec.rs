@@ -136,14 +136,14 @@ impl<W: Write> Write for CountingWriter<W> {
 
 /// Optional gzip layer on the write side.
 pub(crate) enum MaybeGzip<W: Write> {
-    Gzip(GzEncoder<W>),
+    Gzip(Box<GzEncoder<W>>),
     Plain(W),
 }
 
 impl<W: Write> MaybeGzip<W> {
     pub(crate) fn new(inner: W, level: Option<u32>) -> Self {
         match level {
-            Some(l) => MaybeGzip::Gzip(GzEncoder::new(inner, Compression::new(l))),
+            Some(l) => MaybeGzip::Gzip(Box::new(GzEncoder::new(inner, Compression::new(l)))),
             None => MaybeGzip::Plain(inner),
         }
     }
@@ -173,14 +173,14 @@ impl<W: Write> Write for MaybeGzip<W> {
 /// Optional gunzip layer on the read side. Uses the `bufread` decoder so the
 /// bytes after the gzip member stay in the inner reader and can be checked.
 pub(crate) enum MaybeGunzip<R: BufRead> {
-    Gzip(flate2::bufread::GzDecoder<R>),
+    Gzip(Box<flate2::bufread::GzDecoder<R>>),
     Plain(R),
 }
 
 impl<R: BufRead> MaybeGunzip<R> {
     pub(crate) fn new(inner: R, gzip: bool) -> Self {
         if gzip {
-            MaybeGunzip::Gzip(flate2::bufread::GzDecoder::new(inner))
+            MaybeGunzip::Gzip(Box::new(flate2::bufread::GzDecoder::new(inner)))
         } else {
             MaybeGunzip::Plain(inner)
         }
@@ -308,7 +308,7 @@ impl<W: Write> Write for EncryptWriter<W> {
 
 /// Optional encryption layer on the write side.
 pub(crate) enum MaybeEncrypt<W: Write> {
-    Encrypt(EncryptWriter<W>),
+    Encrypt(Box<EncryptWriter<W>>),
     Plain(W),
 }
 

@@ -12,10 +12,13 @@ use super::writer::sync_dir;
 use super::{BackupInfo, PrunePolicy};
 use crate::error::{Error, Result};
 
+/// Readable backups, and unreadable `.dmbak` files with the reason.
+pub(crate) type Scan = (Vec<BackupInfo>, Vec<(PathBuf, Error)>);
+
 /// Reads every `.dmbak` manifest in `dir` (header checksum included, payload
 /// not read). Returns the readable backups sorted by table then creation
 /// time, and the files that could not be read with the reason.
-pub(crate) fn scan(dir: &Path) -> Result<(Vec<BackupInfo>, Vec<(PathBuf, Error)>)> {
+pub(crate) fn scan(dir: &Path) -> Result<Scan> {
     let io = |e: std::io::Error| Error::Io {
         path: dir.to_path_buf(),
         source: e,

@@ -216,7 +216,7 @@ pub(crate) fn write_backup(
                 .into(),
                 kdf: setup.kdf.clone(),
             });
-            MaybeEncrypt::Encrypt(EncryptWriter::new(counting, cipher, prefix))
+            MaybeEncrypt::Encrypt(Box::new(EncryptWriter::new(counting, cipher, prefix)))
         }
         None => {
             manifest.encryption = None;
