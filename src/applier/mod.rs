@@ -3,13 +3,14 @@
 
 mod builder;
 
-pub use builder::{ApplierBuilder, ApplierOptions, NullFill, RenameHint};
+pub use builder::{ApplierBuilder, ApplierOptions, BackupKey, NullFill, RenameHint};
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::backup::{BackupManager, default_dir_for, planned_backups};
 use crate::diff::{DiffOptions, diff_table};
 use crate::doctype::{Conflict, DocType, conflicts, load_path, validate_set};
 use crate::error::{Error, Result};
@@ -183,18 +184,29 @@ impl MigrationApplier {
             applied_by: self.options.applied_by.clone(),
             batch_id: new_batch_id(),
             check_foreign_keys: fk_guard.as_ref().is_some_and(ForeignKeysOff::were_on),
+            verify_backups: self.options.verify_backups,
         };
+        let manager = if plan.pending().any(|p| !p.backups.is_empty()) {
+            Some(self.backup_manager()?)
+        } else {
+            None
+        };
+        // Backup files of DocTypes (or a batch) that roll back protect nothing: remove them.
+        let mut taken: Vec<PathBuf> = Vec::new();
         let mut migrations = Vec::new();
         for (n, dt_plan) in plan.pending().enumerate() {
             let start = std::time::Instant::now();
-            match execute_doctype(conn, dt_plan, n, &ctx) {
+            let before = taken.len();
+            match execute_doctype(conn, dt_plan, n, &ctx, manager.as_ref(), &mut taken) {
                 Ok(record) => migrations.push(record),
                 Err(e) if self.options.continue_on_error => {
+                    remove_files(taken.drain(before..));
                     let ms = start.elapsed().as_secs_f64() * 1000.0;
                     migrations.push(record_failure(conn, dt_plan, &ctx, &e, ms)?);
                 }
                 Err(e) => {
                     guard.rollback()?;
+                    remove_files(taken.drain(..));
                     return Err(Error::DocTypeFailed {
                         doctype: dt_plan.doctype.clone(),
                         source: Box::new(e),
@@ -202,7 +214,10 @@ impl MigrationApplier {
                 }
             }
         }
-        guard.commit()?;
+        if let Err(e) = guard.commit() {
+            remove_files(taken.drain(..));
+            return Err(e);
+        }
         drop(fk_guard);
         Ok(ApplyReport {
             blocked: false,
@@ -210,6 +225,26 @@ impl MigrationApplier {
             migrations,
             findings,
         })
+    }
+
+    /// The backup manager this applier's options describe (directory,
+    /// compression, key). Building it writes nothing until a backup is taken.
+    pub fn backup_manager(&self) -> Result<BackupManager> {
+        let o = &self.options;
+        let dir = o
+            .backup_dir
+            .clone()
+            .unwrap_or_else(|| default_dir_for(&self.path));
+        let mut b = BackupManager::builder().dir(dir);
+        if let Some(level) = o.backup_compression_level {
+            b = b.compression_level(level);
+        }
+        b = match &o.backup_key {
+            Some(BackupKey::KeyFile(p)) => b.key_file(p.clone()),
+            Some(BackupKey::Passphrase(p)) => b.passphrase(p.clone()),
+            None => b,
+        };
+        b.build()
     }
 
     fn policy(&self) -> ValidationPolicy {
@@ -247,6 +282,12 @@ pub fn migrate_on_start(
         .create_if_missing(true)
         .build()?
         .sync_all(&doctypes)
+}
+
+fn remove_files(paths: impl Iterator<Item = PathBuf>) {
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// Splits a set into the DocTypes without definition conflicts and CF003
@@ -305,8 +346,9 @@ fn plan_on(
             if options.drop_orphan_tables {
                 if let Some(live) = introspect_table(conn, &snapshot, &dt.table_name())? {
                     let fingerprint = snapshot.table_fingerprint(&live.spec.name);
-                    plan.doctypes
-                        .push(plan_drop_table(&dt.name, &live, fingerprint));
+                    let mut dt_plan = plan_drop_table(&dt.name, &live, fingerprint);
+                    dt_plan.backups = planned_backups(&dt_plan, options.backup_policy);
+                    plan.doctypes.push(dt_plan);
                 }
             }
             continue;
@@ -332,13 +374,9 @@ fn plan_on(
             .filter(|f| f.doctype == dt.name)
             .map(|f| (f.column.clone(), crate::ident::quote_literal(&f.value)))
             .collect();
-        plan.doctypes.push(plan_table(
-            &diff,
-            &target,
-            live.as_ref(),
-            fingerprint,
-            &fills,
-        )?);
+        let mut dt_plan = plan_table(&diff, &target, live.as_ref(), fingerprint, &fills)?;
+        dt_plan.backups = planned_backups(&dt_plan, options.backup_policy);
+        plan.doctypes.push(dt_plan);
     }
     Ok(plan)
 }

@@ -2,11 +2,13 @@
 //! per DocType, the history row inside it (invariant 5), foreign-key check
 //! and verification before it is released.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::backup::BackupManager;
 use crate::diff::Change;
 use crate::error::{Error, Result};
 use crate::history::{MigrationId, MigrationStatus, store};
@@ -36,6 +38,9 @@ pub struct MigrationRecord {
     /// The error, for a failed DocType.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Backup files taken before the steps ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<PathBuf>,
 }
 
 /// Settings the executor needs from the applier.
@@ -48,20 +53,28 @@ pub struct ExecContext {
     /// Foreign keys were on before the applier switched them off: check
     /// rebuilt tables for new violations before releasing.
     pub check_foreign_keys: bool,
+    /// Read every backup back before the step it protects runs.
+    pub verify_backups: bool,
 }
 
 /// Runs one DocType's plan in its own savepoint. On error the savepoint is
 /// rolled back (nothing of this DocType remains) and the error returned.
+///
+/// Backups the plan lists are taken first with `backups` and their paths
+/// pushed to `taken`, so the caller can delete them if the DocType or the
+/// whole batch is rolled back.
 pub fn execute_doctype(
     conn: &Connection,
     plan: &DocTypePlan,
     n: usize,
     ctx: &ExecContext,
+    backups: Option<&BackupManager>,
+    taken: &mut Vec<PathBuf>,
 ) -> Result<MigrationRecord> {
     let savepoint = quote(&format!("dm_sp_{n}"));
     exec(conn, &format!("SAVEPOINT {savepoint}"))?;
     let start = Instant::now();
-    match run(conn, plan, ctx, start) {
+    match run(conn, plan, ctx, start, backups, taken) {
         Ok(record) => {
             exec(conn, &format!("RELEASE {savepoint}"))?;
             Ok(record)
@@ -95,6 +108,7 @@ pub fn record_failure(
         affected_rows: 0,
         execution_time_ms: ms,
         error: Some(text),
+        backups: Vec::new(),
     })
 }
 
@@ -115,8 +129,26 @@ fn run(
     plan: &DocTypePlan,
     ctx: &ExecContext,
     start: Instant,
+    backups: Option<&BackupManager>,
+    taken: &mut Vec<PathBuf>,
 ) -> Result<MigrationRecord> {
     let id = store::start(conn, &new_migration(conn, plan, ctx)?)?;
+    let mut mine = Vec::new();
+    for planned in &plan.backups {
+        let manager = backups.ok_or_else(|| {
+            Error::Config(format!(
+                "DocType {:?} needs a backup but no backup manager was given",
+                plan.doctype
+            ))
+        })?;
+        let info =
+            manager.backup_table(conn, &planned.table, planned.strategy.clone(), Some(id))?;
+        taken.push(info.path.clone());
+        if ctx.verify_backups {
+            manager.verify(&info.path)?;
+        }
+        mine.push(info.path);
+    }
     let fk_tables = if ctx.check_foreign_keys && plan.rebuilds() {
         let mut t = referencing_tables(conn, &plan.table)?;
         t.push(plan.table.clone());
@@ -167,7 +199,8 @@ fn run(
             affected_rows: affected,
             fingerprint_after: snapshot.table_fingerprint(&plan.table),
             schema_after: serde_json::to_value(&snapshot.objects).unwrap_or_default(),
-            backup_path: None,
+            backup_path: (!mine.is_empty())
+                .then(|| serde_json::to_string(&mine).unwrap_or_default()),
         },
     )?;
     Ok(MigrationRecord {
@@ -179,6 +212,7 @@ fn run(
         affected_rows: affected,
         execution_time_ms: ms,
         error: None,
+        backups: mine,
     })
 }
 

@@ -53,6 +53,8 @@ pub struct DocTypePlan {
     /// caller chose, for columns that become NOT NULL.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub null_fills: Vec<(String, String)>,
+    /// Backups taken before the steps run (empty when the policy needs none).
+    pub backups: Vec<crate::backup::PlannedBackup>,
 }
 
 impl DocTypePlan {
