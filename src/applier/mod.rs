@@ -71,6 +71,9 @@ pub struct ApplyReport {
     pub migrations: Vec<MigrationRecord>,
     /// Non-blocking findings.
     pub findings: Vec<Finding>,
+    /// Nothing to do, confirmed from fingerprints alone (no table was
+    /// introspected): the start-up fast path.
+    pub fast_path: bool,
 }
 
 impl MigrationApplier {
@@ -141,9 +144,12 @@ impl MigrationApplier {
     pub fn sync_all(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
         let (_, cf003) = split_conflicts(doctypes);
         refuse_if_blocked(cf003)?;
-        let preplan = self.plan(doctypes)?;
+        validate_set(doctypes)?;
+        let preplan = plan_with(&self.conn, doctypes, &self.options, Mode::Fast)?;
         if preplan.is_empty() {
-            return Ok(ApplyReport::empty());
+            let mut report = ApplyReport::empty();
+            report.fast_path = preplan.confirmed_by_fingerprint == preplan.doctypes.len();
+            return Ok(report);
         }
         refuse_if_blocked(validate_plan(
             &self.conn,
@@ -224,6 +230,7 @@ impl MigrationApplier {
             batch_id: Some(ctx.batch_id),
             migrations,
             findings,
+            fast_path: false,
         })
     }
 
@@ -261,6 +268,7 @@ impl ApplyReport {
             batch_id: None,
             migrations: Vec::new(),
             findings: Vec::new(),
+            fast_path: false,
         }
     }
 
@@ -328,12 +336,46 @@ fn refuse_if_blocked(findings: Vec<Finding>) -> Result<()> {
     Ok(())
 }
 
+/// Whether to try the start-up fast path (fingerprints instead of introspection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Full,
+    Fast,
+}
+
 fn plan_on(
     conn: &Connection,
     doctypes: &[DocType],
     options: &ApplierOptions,
 ) -> Result<MigrationPlan> {
+    plan_with(conn, doctypes, options, Mode::Full)
+}
+
+/// Plans the DocTypes. In [`Mode::Fast`], a DocType whose target spec and
+/// live table both have the fingerprints its last completed migration
+/// recorded is confirmed up to date without introspecting its table. Options
+/// that change a plan without changing the target spec (dropping orphans,
+/// rename hints, NULL fills) turn the fast path off.
+fn plan_with(
+    conn: &Connection,
+    doctypes: &[DocType],
+    options: &ApplierOptions,
+    mode: Mode,
+) -> Result<MigrationPlan> {
     let snapshot = SchemaSnapshot::read(conn)?;
+    let fast = mode == Mode::Fast
+        && !options.drop_orphan_columns
+        && !options.drop_orphan_tables
+        && options.renames.is_empty()
+        && options.null_fills.is_empty();
+    let (recorded, live_fps) = if fast {
+        (
+            store::latest_fingerprints(conn)?,
+            snapshot.table_fingerprints(),
+        )
+    } else {
+        Default::default()
+    };
     let mut sorted: Vec<&DocType> = doctypes.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let diff_options = DiffOptions {
@@ -353,6 +395,17 @@ fn plan_on(
             }
             continue;
         };
+        if fast {
+            let live_fp = live_fps.get(&target.name.to_ascii_lowercase());
+            if let (Some((Some(t), Some(a))), Some(l)) = (recorded.get(&dt.name), live_fp) {
+                if *t == target.fingerprint() && a == l {
+                    plan.confirmed_by_fingerprint += 1;
+                    plan.doctypes
+                        .push(DocTypePlan::up_to_date(&dt.name, target, Some(l.clone())));
+                    continue;
+                }
+            }
+        }
         let live = introspect_table(conn, &snapshot, &target.name)?;
         let mut hints: Vec<(String, String)> = dt
             .fields

@@ -343,6 +343,26 @@ pub fn latest_completed(conn: &Connection, doctype: &str) -> Result<Option<Histo
         .map_err(|e| Error::sql(&sql, e))
 }
 
+/// `(target_fingerprint, fingerprint_after)` of a completed migration.
+pub type RecordedFingerprints = (Option<String>, Option<String>);
+
+/// For each DocType, the `(target_fingerprint, fingerprint_after)` of its
+/// latest completed migration: what the start-up fast path compares with.
+/// One query; empty when the history table does not exist.
+pub fn latest_fingerprints(
+    conn: &Connection,
+) -> Result<std::collections::HashMap<String, RecordedFingerprints>> {
+    if !table_exists(conn)? {
+        return Ok(Default::default());
+    }
+    const SQL: &str = "SELECT doctype, target_fingerprint, fingerprint_after FROM \"tabMigrationHistory\" \
+         WHERE id IN (SELECT max(id) FROM \"tabMigrationHistory\" WHERE status = 'completed' GROUP BY doctype)";
+    let mut stmt = conn.prepare(SQL).map_err(|e| Error::sql(SQL, e))?;
+    stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| Error::sql(SQL, e))
+}
+
 /// The current time as stored in history rows.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
