@@ -34,7 +34,7 @@ pub use backup::{
 pub use diff::{Change, ChangeKind, TableDiff};
 pub use doctype::{Conflict, DocType, Field, FieldType, IndexDef, load_path, load_paths};
 pub use error::{Error, Result};
-pub use execution::MigrationRecord;
+pub use execution::{Metrics, MigrationRecord, Phase, ProgressEvent, ProgressObserver};
 pub use history::{HistoryRow, MigrationId, MigrationStatus};
 pub use plan::{DocTypePlan, MigrationPlan, PlanStep, StepKind};
 pub use schema::{ColumnSpec, IndexSpec, TableSpec};

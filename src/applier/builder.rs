@@ -7,6 +7,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::backup::BackupPolicy;
 use crate::error::{Error, Result};
+use crate::execution::{Progress, ProgressObserver};
 use crate::ident::check_fieldname;
 
 use super::MigrationApplier;
@@ -80,6 +81,8 @@ pub struct ApplierOptions {
     /// Read each backup back (decrypt, decompress, checksum, count) before
     /// the step it protects runs. Default: on.
     pub verify_backups: bool,
+    /// Receives progress events (phases, rows copied, backups written).
+    pub progress: Progress,
     /// SQLite busy timeout for each statement.
     pub busy_timeout: Duration,
     /// How long to wait for the write lock in total before giving up.
@@ -102,6 +105,7 @@ impl Default for ApplierOptions {
             backup_key: None,
             backup_compression_level: None,
             verify_backups: true,
+            progress: Progress::default(),
             busy_timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(60),
             applied_by: default_applied_by(),
@@ -242,6 +246,12 @@ impl ApplierBuilder {
     /// See [`ApplierOptions::verify_backups`].
     pub fn verify_backups(mut self, yes: bool) -> Self {
         self.options.verify_backups = yes;
+        self
+    }
+
+    /// Sends progress events to `observer`.
+    pub fn progress(mut self, observer: std::sync::Arc<dyn ProgressObserver>) -> Self {
+        self.options.progress = Progress::new(observer);
         self
     }
 

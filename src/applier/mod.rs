@@ -15,8 +15,8 @@ use crate::diff::{DiffOptions, diff_table};
 use crate::doctype::{Conflict, DocType, conflicts, load_path, validate_set};
 use crate::error::{Error, Result};
 use crate::execution::{
-    ExecContext, ForeignKeysOff, MigrationRecord, TxGuard, begin_immediate, execute_doctype,
-    record_failure,
+    ExecContext, ForeignKeysOff, MigrationRecord, Phase, ProgressEvent, TxGuard, begin_immediate,
+    execute_doctype, record_failure,
 };
 use crate::history::{HistoryRow, store};
 use crate::plan::{DocTypePlan, MigrationPlan, plan_drop_table, plan_table};
@@ -145,6 +145,14 @@ impl MigrationApplier {
         let (_, cf003) = split_conflicts(doctypes);
         refuse_if_blocked(cf003)?;
         validate_set(doctypes)?;
+        let progress = self.options.progress.clone();
+        let batch_phase = |phase| {
+            progress.emit(ProgressEvent::Phase {
+                doctype: None,
+                phase,
+            })
+        };
+        batch_phase(Phase::Plan);
         let preplan = plan_with(&self.conn, doctypes, &self.options, Mode::Fast)?;
         if preplan.is_empty() {
             let mut report = ApplyReport::empty();
@@ -164,6 +172,7 @@ impl MigrationApplier {
         } else {
             None
         };
+        batch_phase(Phase::Lock);
         let (guard, plan) = loop {
             begin_immediate(conn, &self.path, self.options.lock_timeout)?;
             let guard = TxGuard::new(conn);
@@ -180,7 +189,10 @@ impl MigrationApplier {
             guard.rollback()?;
             return Ok(ApplyReport::empty());
         }
+        batch_phase(Phase::Validate);
+        let validate_clock = std::time::Instant::now();
         let findings = validate_plan(conn, &plan, doctypes, &self.policy())?;
+        let validate_ms = validate_clock.elapsed().as_secs_f64() * 1000.0;
         if findings.iter().any(|f| f.blocking) {
             guard.rollback()?;
             return Err(Error::Blocked { findings });
@@ -191,6 +203,8 @@ impl MigrationApplier {
             batch_id: new_batch_id(),
             check_foreign_keys: fk_guard.as_ref().is_some_and(ForeignKeysOff::were_on),
             verify_backups: self.options.verify_backups,
+            progress: progress.clone(),
+            validate_ms,
         };
         let manager = if plan.pending().any(|p| !p.backups.is_empty()) {
             Some(self.backup_manager()?)
@@ -220,6 +234,7 @@ impl MigrationApplier {
                 }
             }
         }
+        batch_phase(Phase::Commit);
         if let Err(e) = guard.commit() {
             remove_files(taken.drain(..));
             return Err(e);
