@@ -159,12 +159,8 @@ impl MigrationApplier {
             report.fast_path = preplan.confirmed_by_fingerprint == preplan.doctypes.len();
             return Ok(report);
         }
-        refuse_if_blocked(validate_plan(
-            &self.conn,
-            &preplan,
-            doctypes,
-            &self.policy(),
-        )?)?;
+        // Validation runs once, under the lock, on the plan that will run:
+        // a blocked plan only holds the lock for the time it takes to say so.
 
         let conn = &self.conn;
         let mut fk_guard = if preplan.rebuilds() {

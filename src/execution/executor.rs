@@ -9,12 +9,12 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::backup::BackupManager;
-use crate::diff::Change;
+use crate::diff::{Change, ChangeKind};
 use crate::error::{Error, Result};
 use crate::history::{MigrationId, MigrationStatus, store};
 use crate::ident::quote;
 use crate::plan::{DocTypePlan, REBUILD_TEMP_PREFIX};
-use crate::schema::{SchemaSnapshot, introspect_table, referencing_tables};
+use crate::schema::{SchemaSnapshot, referencing_tables, table_spec};
 
 use super::progress::{Metrics, Phase, Progress, ProgressEvent};
 use super::verify::check_result;
@@ -219,8 +219,7 @@ fn run(
             ),
         });
     }
-    let snapshot = SchemaSnapshot::read_table(conn, &plan.table)?;
-    let live = introspect_table(conn, &snapshot, &plan.table)?;
+    let live = table_spec(conn, &plan.table)?;
     let problems = check_result(plan, live.as_ref());
     if !problems.is_empty() {
         return Err(Error::Verification {
@@ -229,6 +228,7 @@ fn run(
             message: problems.join("; "),
         });
     }
+    let snapshot = SchemaSnapshot::read_table(conn, &plan.table)?;
     metrics.verify_ms = ms_since(clock);
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     store::complete(
@@ -263,7 +263,16 @@ fn new_migration(
     plan: &DocTypePlan,
     ctx: &ExecContext,
 ) -> Result<store::NewMigration> {
-    let before = SchemaSnapshot::read_table(conn, &plan.table)?;
+    // A table being created has no objects yet: skip the sqlite_schema scan.
+    let creates = plan
+        .changes
+        .iter()
+        .any(|c| c.kind == ChangeKind::CreateTable);
+    let before = if creates {
+        SchemaSnapshot::default()
+    } else {
+        SchemaSnapshot::read_table(conn, &plan.table)?
+    };
     Ok(store::NewMigration {
         batch_id: Some(ctx.batch_id.clone()),
         doctype: plan.doctype.clone(),
