@@ -5,6 +5,7 @@
 //! exit codes.
 
 mod args;
+mod backup;
 mod commands;
 mod output;
 
@@ -72,6 +73,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::Plan(a) => commands::plan(&a),
         Command::Apply(a) => commands::apply(&a),
         Command::History(a) => commands::history(&a),
+        Command::Backup(a) => backup::run(&a),
     };
     match result {
         Ok(outcome) => {
