@@ -6,6 +6,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
+use crate::execution::retry_busy;
 use crate::ident::check_fieldname;
 
 use super::MigrationApplier;
@@ -178,6 +179,15 @@ impl ApplierBuilder {
         let conn = open(&self.path, self.mode)?;
         conn.busy_timeout(self.options.busy_timeout)
             .map_err(|source| Error::open(&self.path, source))?;
+        // Opening is lazy: read the schema once so that a file that is not a
+        // database fails here, with its path, before anything else. Another
+        // process's long write may hold the file busy: wait within the lock bound.
+        retry_busy(&self.path, self.options.lock_timeout, || {
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(|source| Error::open(&self.path, source))
+        })?;
         Ok(MigrationApplier {
             conn,
             path: self.path,
@@ -222,11 +232,5 @@ fn open(path: &Path, mode: OpenMode) -> Result<Connection> {
         .map_err(open_err)?,
         OpenMode::CreateIfMissing => Connection::open(path).map_err(open_err)?,
     };
-    // Opening is lazy: read the schema once so that a file that is not a
-    // database fails here, with its path, before anything else.
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map_err(open_err)?;
     Ok(conn)
 }

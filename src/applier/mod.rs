@@ -15,7 +15,7 @@ use crate::doctype::{DocType, load_path, validate_set};
 use crate::error::{Error, Result};
 use crate::execution::{
     ExecContext, ForeignKeysOff, MigrationRecord, TxGuard, begin_immediate, execute_doctype,
-    record_failure,
+    read_snapshot, record_failure, retry_busy,
 };
 use crate::history::{HistoryRow, store};
 use crate::plan::{DocTypePlan, MigrationPlan, plan_table};
@@ -98,13 +98,20 @@ impl MigrationApplier {
     /// Reads only.
     pub fn plan(&self, doctypes: &[DocType]) -> Result<MigrationPlan> {
         validate_set(doctypes)?;
-        plan_on(&self.conn, doctypes, &self.options)
+        self.read(|| plan_on(&self.conn, doctypes, &self.options))
     }
 
     /// The complete plan with its findings. Never writes the database file.
     pub fn dry_run(&self, doctypes: &[DocType]) -> Result<DryRunReport> {
-        let plan = self.plan(doctypes)?;
-        let findings = validate_plan(&self.conn, &plan, doctypes, &self.policy())?;
+        validate_set(doctypes)?;
+        // Plan and validation read one snapshot: a commit by another process
+        // in between would make the plan look wrong (SQL001 on a table that
+        // appeared meanwhile).
+        let (plan, findings) = self.read(|| {
+            let plan = plan_on(&self.conn, doctypes, &self.options)?;
+            let findings = validate_plan(&self.conn, &plan, doctypes, &self.policy())?;
+            Ok((plan, findings))
+        })?;
         Ok(DryRunReport {
             blocked: findings.iter().any(|f| f.blocking),
             plan,
@@ -131,16 +138,20 @@ impl MigrationApplier {
     /// the lock, execute each DocType in its own savepoint with its history
     /// row, verify, commit. All-or-nothing unless `continue_on_error`.
     pub fn sync_all(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
-        let preplan = self.plan(doctypes)?;
+        validate_set(doctypes)?;
+        // The pre-lock plan and its validation read one snapshot (see dry_run).
+        let (preplan, findings) = self.read(|| {
+            let plan = plan_on(&self.conn, doctypes, &self.options)?;
+            if plan.is_empty() {
+                return Ok((plan, Vec::new()));
+            }
+            let findings = validate_plan(&self.conn, &plan, doctypes, &self.policy())?;
+            Ok((plan, findings))
+        })?;
         if preplan.is_empty() {
             return Ok(ApplyReport::empty());
         }
-        refuse_if_blocked(validate_plan(
-            &self.conn,
-            &preplan,
-            doctypes,
-            &self.policy(),
-        )?)?;
+        refuse_if_blocked(findings)?;
 
         let conn = &self.conn;
         let mut fk_guard = if preplan.rebuilds() {
@@ -200,6 +211,14 @@ impl MigrationApplier {
             batch_id: Some(ctx.batch_id),
             migrations,
             findings,
+        })
+    }
+
+    /// Runs reads before the write lock in one snapshot, retried while
+    /// another process holds the database busy, within `lock_timeout`.
+    fn read<T>(&self, mut read: impl FnMut() -> Result<T>) -> Result<T> {
+        retry_busy(&self.path, self.options.lock_timeout, || {
+            read_snapshot(&self.conn, &mut read)
         })
     }
 

@@ -6,5 +6,7 @@ mod lock;
 mod verify;
 
 pub use executor::{ExecContext, MigrationRecord, error_chain, execute_doctype, record_failure};
-pub use lock::{ForeignKeysOff, TxGuard, begin_immediate, is_busy};
+pub use lock::{
+    ForeignKeysOff, TxGuard, begin_immediate, error_is_busy, is_busy, read_snapshot, retry_busy,
+};
 pub use verify::differences;
