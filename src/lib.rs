@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod applier;
+pub mod audit;
 pub mod backup;
 pub mod diff;
 pub mod doctype;
@@ -27,6 +28,7 @@ pub use applier::{
     ApplierBuilder, ApplierOptions, ApplyReport, DryRunReport, MigrationApplier, RenameHint,
     migrate_on_start,
 };
+pub use audit::{AuditEntry, AuditLog, RunMarker, StaleRun};
 pub use diff::{Change, ChangeKind, TableDiff};
 pub use doctype::{Conflict, DocType, Field, FieldType, IndexDef, load_path, load_paths};
 pub use error::{Error, Result};
