@@ -7,6 +7,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::backup::BackupPolicy;
 use crate::error::{Error, Result};
+use crate::execution::retry_busy;
 use crate::execution::{Progress, ProgressObserver};
 use crate::ident::check_fieldname;
 
@@ -312,6 +313,15 @@ impl ApplierBuilder {
         let conn = open(&self.path, self.mode)?;
         conn.busy_timeout(self.options.busy_timeout)
             .map_err(|source| Error::open(&self.path, source))?;
+        // Opening is lazy: read the schema once so that a file that is not a
+        // database fails here, with its path, before anything else. Another
+        // process's long write may hold the file busy: wait within the lock bound.
+        retry_busy(&self.path, self.options.lock_timeout, || {
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(|source| Error::open(&self.path, source))
+        })?;
         Ok(MigrationApplier {
             conn,
             path: self.path,
@@ -356,11 +366,5 @@ fn open(path: &Path, mode: OpenMode) -> Result<Connection> {
         .map_err(open_err)?,
         OpenMode::CreateIfMissing => Connection::open(path).map_err(open_err)?,
     };
-    // Opening is lazy: read the schema once so that a file that is not a
-    // database fails here, with its path, before anything else.
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map_err(open_err)?;
     Ok(conn)
 }

@@ -16,7 +16,7 @@ use crate::doctype::{Conflict, DocType, conflicts, load_path, validate_set};
 use crate::error::{Error, Result};
 use crate::execution::{
     ExecContext, ForeignKeysOff, MigrationRecord, Phase, ProgressEvent, TxGuard, begin_immediate,
-    execute_doctype, record_failure,
+    execute_doctype, read_snapshot, record_failure, retry_busy,
 };
 use crate::history::{HistoryRow, store};
 use crate::plan::{DocTypePlan, MigrationPlan, plan_drop_table, plan_table};
@@ -102,7 +102,7 @@ impl MigrationApplier {
     /// Reads only.
     pub fn plan(&self, doctypes: &[DocType]) -> Result<MigrationPlan> {
         validate_set(doctypes)?;
-        plan_on(&self.conn, doctypes, &self.options)
+        self.read(|| plan_on(&self.conn, doctypes, &self.options))
     }
 
     /// The complete plan with its findings. Never writes the database file.
@@ -113,8 +113,15 @@ impl MigrationApplier {
     /// are left out of the plan.
     pub fn dry_run(&self, doctypes: &[DocType]) -> Result<DryRunReport> {
         let (clean, mut findings) = split_conflicts(doctypes);
-        let plan = plan_on(&self.conn, &clean, &self.options)?;
-        findings.extend(validate_plan(&self.conn, &plan, &clean, &self.policy())?);
+        // Plan and validation read one snapshot: a commit by another process
+        // in between would make the plan look wrong (SQL001 on a table that
+        // appeared meanwhile).
+        let (plan, more) = self.read(|| {
+            let plan = plan_on(&self.conn, &clean, &self.options)?;
+            let findings = validate_plan(&self.conn, &plan, &clean, &self.policy())?;
+            Ok((plan, findings))
+        })?;
+        findings.extend(more);
         sort_findings(&mut findings);
         Ok(DryRunReport {
             blocked: findings.iter().any(|f| f.blocking),
@@ -153,7 +160,8 @@ impl MigrationApplier {
             })
         };
         batch_phase(Phase::Plan);
-        let preplan = plan_with(&self.conn, doctypes, &self.options, Mode::Fast)?;
+        // The pre-lock plan reads one snapshot, retried while the database is busy.
+        let preplan = self.read(|| plan_with(&self.conn, doctypes, &self.options, Mode::Fast))?;
         if preplan.is_empty() {
             let mut report = ApplyReport::empty();
             report.fast_path = preplan.confirmed_by_fingerprint == preplan.doctypes.len();
@@ -263,6 +271,14 @@ impl MigrationApplier {
             None => b,
         };
         b.build()
+    }
+
+    /// Runs reads before the write lock in one snapshot, retried while
+    /// another process holds the database busy, within `lock_timeout`.
+    fn read<T>(&self, mut read: impl FnMut() -> Result<T>) -> Result<T> {
+        retry_busy(&self.path, self.options.lock_timeout, || {
+            read_snapshot(&self.conn, &mut read)
+        })
     }
 
     fn policy(&self) -> ValidationPolicy {
