@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::audit::AuditLog;
 use crate::backup::BackupPolicy;
 use crate::error::{Error, Result};
 use crate::execution::retry_busy;
@@ -84,6 +85,11 @@ pub struct ApplierOptions {
     pub verify_backups: bool,
     /// Receives progress events (phases, rows copied, backups written).
     pub progress: Progress,
+    /// Where the JSON Lines audit log goes: `None` = beside the database
+    /// (`<db>.audit.jsonl`). See [`ApplierBuilder::no_audit_log`].
+    pub audit_log: Option<PathBuf>,
+    /// Write no audit log at all.
+    pub audit_disabled: bool,
     /// SQLite busy timeout for each statement.
     pub busy_timeout: Duration,
     /// How long to wait for the write lock in total before giving up.
@@ -107,6 +113,8 @@ impl Default for ApplierOptions {
             backup_compression_level: None,
             verify_backups: true,
             progress: Progress::default(),
+            audit_log: None,
+            audit_disabled: false,
             busy_timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(60),
             applied_by: default_applied_by(),
@@ -250,6 +258,20 @@ impl ApplierBuilder {
         self
     }
 
+    /// Appends the audit log (JSON Lines) to this file instead of the
+    /// default `<database>.audit.jsonl` beside the database.
+    pub fn audit_log(mut self, path: impl AsRef<Path>) -> Self {
+        self.options.audit_log = Some(path.as_ref().to_path_buf());
+        self.options.audit_disabled = false;
+        self
+    }
+
+    /// Writes no audit log.
+    pub fn no_audit_log(mut self) -> Self {
+        self.options.audit_disabled = true;
+        self
+    }
+
     /// Sends progress events to `observer`.
     pub fn progress(mut self, observer: std::sync::Arc<dyn ProgressObserver>) -> Self {
         self.options.progress = Progress::new(observer);
@@ -322,10 +344,19 @@ impl ApplierBuilder {
             })
             .map_err(|source| Error::open(&self.path, source))
         })?;
+        let audit = if self.options.audit_disabled || self.mode == OpenMode::ReadOnly {
+            AuditLog::disabled()
+        } else {
+            match &self.options.audit_log {
+                Some(p) => AuditLog::new(p.clone()),
+                None => AuditLog::beside(&self.path),
+            }
+        };
         Ok(MigrationApplier {
             conn,
             path: self.path,
             options: self.options,
+            audit: std::sync::Arc::new(audit),
         })
     }
 }

@@ -10,18 +10,20 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::audit::{Action, AuditLog, Level, RunMarker, clean_temp_files, stale_runs};
 use crate::backup::{BackupManager, default_dir_for, planned_backups};
 use crate::diff::{DiffOptions, diff_table};
 use crate::doctype::{Conflict, DocType, conflicts, load_path, validate_set};
 use crate::error::{Error, Result};
 use crate::execution::{
     ExecContext, ForeignKeysOff, MigrationRecord, Phase, ProgressEvent, TxGuard, begin_immediate,
-    execute_doctype, read_snapshot, record_failure, retry_busy,
+    error_chain, execute_doctype, read_snapshot, record_failure, retry_busy,
 };
 use crate::history::{HistoryRow, store};
 use crate::plan::{DocTypePlan, MigrationPlan, plan_drop_table, plan_table};
 use crate::schema::{SchemaSnapshot, foreign_keys_enabled, introspect_table, target_spec};
 use crate::validation::{Finding, Rule, Severity, ValidationPolicy, sort_findings, validate_plan};
+use serde_json::json;
 
 /// Applies DocTypes to one SQLite database.
 ///
@@ -47,6 +49,7 @@ pub struct MigrationApplier {
     conn: Connection,
     path: PathBuf,
     options: ApplierOptions,
+    audit: std::sync::Arc<AuditLog>,
 }
 
 /// The result of a dry run: the complete plan and its findings.
@@ -74,6 +77,9 @@ pub struct ApplyReport {
     /// Nothing to do, confirmed from fingerprints alone (no table was
     /// introspected): the start-up fast path.
     pub fast_path: bool,
+    /// Things the operator should know that did not stop the run: an
+    /// earlier run that was interrupted, an audit log that could not be written.
+    pub warnings: Vec<String>,
 }
 
 impl MigrationApplier {
@@ -148,7 +154,63 @@ impl MigrationApplier {
     /// Applies a set of DocTypes as one batch: validate, lock, re-plan under
     /// the lock, execute each DocType in its own savepoint with its history
     /// row, verify, commit. All-or-nothing unless `continue_on_error`.
+    ///
+    /// Every action is appended to the audit log; a run that an earlier
+    /// process started and never finished is reported in `warnings` and the
+    /// audit log, and its marker cleared.
     pub fn sync_all(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
+        let started = std::time::Instant::now();
+        let mut warnings = self.notice_interrupted_runs();
+        let result = self.sync_inner(doctypes);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &result {
+            Ok(r) if r.migrations.is_empty() => self.audit_note(
+                Action::RunFinished,
+                Level::Info,
+                json!({"outcome": "up_to_date", "fast_path": r.fast_path, "ms": ms}),
+            ),
+            Ok(r) => self.audit_note(
+                Action::RunFinished,
+                Level::Info,
+                json!({"outcome": "committed", "batch_id": r.batch_id, "migrations": r.migrations.len(),
+                    "failed": r.failed().count(), "ms": ms}),
+            ),
+            Err(e) => self.audit_note(
+                Action::RunFinished,
+                Level::Error,
+                json!({"outcome": "failed", "error": error_chain(e), "ms": ms}),
+            ),
+        }
+        if self.audit.failures() > 0 {
+            if let Some(e) = self.audit.last_error() {
+                warnings.push(format!("audit log not written: {e}"));
+            }
+        }
+        result.map(|mut r| {
+            r.warnings = warnings;
+            r
+        })
+    }
+
+    fn audit_note(&self, action: Action, level: Level, details: serde_json::Value) {
+        self.audit.record(action, level, None, None, details);
+    }
+
+    /// Reports runs that started and never finished (their markers were
+    /// left behind) and clears them.
+    fn notice_interrupted_runs(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for stale in stale_runs(&self.path) {
+            self.audit_note(Action::InterruptedRunDetected, Level::Warn, stale.details());
+            warnings.push(stale.describe());
+            if let Err(e) = stale.clear() {
+                warnings.push(format!("could not clear an interrupted run's marker: {e}"));
+            }
+        }
+        warnings
+    }
+
+    fn sync_inner(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
         let (_, cf003) = split_conflicts(doctypes);
         refuse_if_blocked(cf003)?;
         validate_set(doctypes)?;
@@ -167,6 +229,25 @@ impl MigrationApplier {
             report.fast_path = preplan.confirmed_by_fingerprint == preplan.doctypes.len();
             return Ok(report);
         }
+        let pending: Vec<&str> = preplan.pending().map(|p| p.doctype.as_str()).collect();
+        self.audit_note(
+            Action::Plan,
+            Level::Info,
+            json!({"doctypes": doctypes.len(), "pending": pending, "rebuilds": preplan.rebuilds()}),
+        );
+        // A marker beside the database says a run is under way; if this
+        // process dies, the next run finds it (see notice_interrupted_runs).
+        let marker = match RunMarker::begin(&self.path) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.audit_note(
+                    Action::Failure,
+                    Level::Warn,
+                    json!({"run_marker": e.to_string()}),
+                );
+                None
+            }
+        };
         // Validation runs once, under the lock, on the plan that will run:
         // a blocked plan only holds the lock for the time it takes to say so.
 
@@ -177,6 +258,7 @@ impl MigrationApplier {
             None
         };
         batch_phase(Phase::Lock);
+        let lock_clock = std::time::Instant::now();
         let (guard, plan) = loop {
             begin_immediate(conn, &self.path, self.options.lock_timeout)?;
             let guard = TxGuard::new(conn);
@@ -189,16 +271,42 @@ impl MigrationApplier {
             }
             break (guard, plan);
         };
+        self.audit_note(
+            Action::LockTaken,
+            Level::Info,
+            json!({"waited_ms": lock_clock.elapsed().as_secs_f64() * 1000.0}),
+        );
+        self.remove_stale_backup_temp_files();
         if plan.is_empty() {
             guard.rollback()?;
+            self.audit_note(
+                Action::Rollback,
+                Level::Info,
+                json!({"scope": "transaction", "reason": "another process migrated meanwhile"}),
+            );
             return Ok(ApplyReport::empty());
         }
         batch_phase(Phase::Validate);
         let validate_clock = std::time::Instant::now();
         let findings = validate_plan(conn, &plan, doctypes, &self.policy())?;
         let validate_ms = validate_clock.elapsed().as_secs_f64() * 1000.0;
-        if findings.iter().any(|f| f.blocking) {
+        let blocking = findings.iter().filter(|f| f.blocking).count();
+        self.audit_note(
+            Action::Validate,
+            if blocking > 0 {
+                Level::Warn
+            } else {
+                Level::Info
+            },
+            json!({"findings": findings.len(), "blocking": blocking, "ms": validate_ms}),
+        );
+        if blocking > 0 {
             guard.rollback()?;
+            self.audit_note(
+                Action::Rollback,
+                Level::Warn,
+                json!({"scope": "transaction", "reason": "blocked by validation"}),
+            );
             return Err(Error::Blocked { findings });
         }
         store::ensure_table(conn)?;
@@ -209,6 +317,7 @@ impl MigrationApplier {
             verify_backups: self.options.verify_backups,
             progress: progress.clone(),
             validate_ms,
+            audit: self.audit.clone(),
         };
         let manager = if plan.pending().any(|p| !p.backups.is_empty()) {
             Some(self.backup_manager()?)
@@ -230,6 +339,11 @@ impl MigrationApplier {
                 }
                 Err(e) => {
                     guard.rollback()?;
+                    self.audit_note(
+                        Action::Rollback,
+                        Level::Error,
+                        json!({"scope": "transaction", "reason": format!("DocType {:?} failed", dt_plan.doctype)}),
+                    );
                     remove_files(taken.drain(..));
                     return Err(Error::DocTypeFailed {
                         doctype: dt_plan.doctype.clone(),
@@ -244,12 +358,21 @@ impl MigrationApplier {
             return Err(e);
         }
         drop(fk_guard);
+        self.audit_note(
+            Action::Commit,
+            Level::Info,
+            json!({"batch_id": ctx.batch_id, "migrations": migrations.len()}),
+        );
+        if let Some(m) = marker {
+            let _ = m.finish();
+        }
         Ok(ApplyReport {
             blocked: false,
             batch_id: Some(ctx.batch_id),
             migrations,
             findings,
             fast_path: false,
+            warnings: Vec::new(),
         })
     }
 
@@ -281,6 +404,36 @@ impl MigrationApplier {
         })
     }
 
+    /// Removes temporary files a killed backup left in the backup directory.
+    /// Only called under the write lock, when no other run can be writing one.
+    fn remove_stale_backup_temp_files(&self) {
+        let dir = self
+            .options
+            .backup_dir
+            .clone()
+            .unwrap_or_else(|| default_dir_for(&self.path));
+        if !dir.is_dir() {
+            return;
+        }
+        match clean_temp_files(&dir, ".tmp", std::time::Duration::ZERO) {
+            Ok(removed) => {
+                for p in removed {
+                    self.audit_note(Action::TempFileRemoved, Level::Warn, json!({"path": p}));
+                }
+            }
+            Err(e) => self.audit_note(
+                Action::Failure,
+                Level::Warn,
+                json!({"temp_cleanup": e.to_string()}),
+            ),
+        }
+    }
+
+    /// The audit log this applier appends to.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+
     fn policy(&self) -> ValidationPolicy {
         ValidationPolicy {
             allow_data_loss: self.options.allow_data_loss,
@@ -296,6 +449,7 @@ impl ApplyReport {
             migrations: Vec::new(),
             findings: Vec::new(),
             fast_path: false,
+            warnings: Vec::new(),
         }
     }
 
