@@ -8,7 +8,10 @@
 //! - no row is lost or changed (count and checksums of the key column, the
 //!   retyped column and a child table that references the rebuilt one);
 //! - a `completed` history row for the migration exists if and only if the
-//!   new schema is there (and nothing else is in the history).
+//!   new schema is there (and nothing else is in the history);
+//! - no half-written backup sits under a final name: every `.dmbak` file in
+//!   the backup directory verifies (a killed backup leaves only a hidden
+//!   `.tmp` file, which the next run removes).
 //!
 //! At the end an uninterrupted run completes the migration.
 //!
@@ -240,6 +243,27 @@ fn check(db: &Path, old: &Schema, new: &Schema, expected: Content, what: &str) -
         history, want,
         "{what}: a completed history row must exist iff the new schema is there ({state:?})"
     );
+    let backups = doctype_migrate::default_dir_for(db);
+    if let Ok(dir) = std::fs::read_dir(&backups) {
+        let manager = doctype_migrate::BackupManager::builder()
+            .dir(&backups)
+            .build()
+            .unwrap();
+        for entry in dir.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "dmbak") {
+                manager.verify(&path).unwrap_or_else(|e| {
+                    panic!(
+                        "{what}: {} is under its final name but does not verify: {e}",
+                        path.display()
+                    )
+                });
+                // Checked once: a killed run's backup is complete but
+                // unreferenced; remove it so later kills do not re-verify it.
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
     state
 }
 
