@@ -27,6 +27,10 @@ pub use applier::{
     ApplierBuilder, ApplierOptions, ApplyReport, DryRunReport, MigrationApplier, NullFill,
     RenameHint, migrate_on_start,
 };
+pub use backup::{
+    BackupInfo, BackupManager, BackupManagerBuilder, BackupStrategy, PrunePolicy, RestoreTarget,
+    default_dir_for,
+};
 pub use diff::{Change, ChangeKind, TableDiff};
 pub use doctype::{Conflict, DocType, Field, FieldType, IndexDef, load_path, load_paths};
 pub use error::{Error, Result};

@@ -1,0 +1,573 @@
+//! [`BackupManager`]: the public entry point, and its builder.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+
+use super::codec::{self, KdfParams};
+use super::format::{self, FORMAT_NAME, Manifest};
+use super::reader::{self, Opened, bad};
+use super::restore::{self, ChainFile};
+use super::tableinfo;
+use super::writer::{self, EncryptSetup, WriterConfig, Written};
+use super::{BackupInfo, BackupStrategy, PrunePolicy, RestoreTarget, incremental, prune};
+use crate::error::{Error, Result};
+use crate::history::MigrationId;
+
+/// Default gzip level: fast (level 1 measured about 4x faster than level 6).
+pub const DEFAULT_COMPRESSION_LEVEL: u32 = 1;
+
+/// Longest incremental chain followed (guards against cycles).
+const MAX_CHAIN: usize = 10_000;
+
+/// The default backup directory for a database: `<db file name>.backups`
+/// beside the database file (`/data/app.db` → `/data/app.db.backups`).
+pub fn default_dir_for(db_path: &Path) -> PathBuf {
+    let name = db_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "database".into());
+    let parent = db_path.parent().unwrap_or(Path::new(""));
+    parent.join(format!("{name}.backups"))
+}
+
+enum Secret {
+    None,
+    Key([u8; 32]),
+    Passphrase(String),
+}
+
+/// Builder for [`BackupManager`]; every check happens in [`build`](Self::build).
+#[derive(Default)]
+pub struct BackupManagerBuilder {
+    dir: Option<PathBuf>,
+    level: Option<u32>,
+    no_compression: bool,
+    key_file: Option<PathBuf>,
+    key: Option<[u8; 32]>,
+    passphrase: Option<String>,
+    argon2: Option<(u32, u32, u32)>,
+}
+
+impl fmt::Debug for BackupManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackupManagerBuilder")
+            .field("dir", &self.dir)
+            .field("level", &self.level)
+            .field("no_compression", &self.no_compression)
+            .field("key_file", &self.key_file)
+            .field("key", &self.key.map(|_| "<redacted>"))
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("argon2", &self.argon2)
+            .finish()
+    }
+}
+
+impl BackupManagerBuilder {
+    /// The backup directory (created with mode 0700 on first write). Use
+    /// [`default_dir_for`] for the default beside the database.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// gzip level 0-9 (default [`DEFAULT_COMPRESSION_LEVEL`]).
+    pub fn compression_level(mut self, level: u32) -> Self {
+        self.level = Some(level);
+        self
+    }
+
+    /// Store the payload without gzip.
+    pub fn no_compression(mut self) -> Self {
+        self.no_compression = true;
+        self
+    }
+
+    /// Encrypt with the key in this file: 32 raw bytes, or 64 hex digits
+    /// (surrounding whitespace ignored). Read by [`build`](Self::build).
+    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_file = Some(path.into());
+        self
+    }
+
+    /// Encrypt with this 32-byte key.
+    pub fn key(mut self, key: [u8; 32]) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Encrypt with a key derived from this passphrase (argon2id, random
+    /// 16-byte salt recorded in each manifest).
+    pub fn passphrase(mut self, passphrase: impl Into<String>) -> Self {
+        self.passphrase = Some(passphrase.into());
+        self
+    }
+
+    /// argon2id cost for new backups: memory in KiB, iterations, lanes.
+    /// Default 19456 KiB, 2, 1 (the OWASP baseline).
+    pub fn argon2_params(mut self, m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Self {
+        self.argon2 = Some((m_cost_kib, t_cost, p_cost));
+        self
+    }
+
+    /// Checks the options and builds the manager.
+    ///
+    /// Errors: no directory; more than one of key file, key and passphrase;
+    /// an empty passphrase; a level above 9; a key file that cannot be read
+    /// or is not 32 raw bytes or 64 hex digits; argon2 parameters out of range.
+    pub fn build(self) -> Result<BackupManager> {
+        let dir = self.dir.ok_or_else(|| {
+            Error::Config("backup directory not set (see backup::default_dir_for)".into())
+        })?;
+        let level = if self.no_compression {
+            if self.level.is_some() {
+                return Err(Error::Config(
+                    "both no_compression and compression_level given".into(),
+                ));
+            }
+            None
+        } else {
+            let l = self.level.unwrap_or(DEFAULT_COMPRESSION_LEVEL);
+            if l > 9 {
+                return Err(Error::Config(format!(
+                    "gzip compression level {l} is not in 0..=9"
+                )));
+            }
+            Some(l)
+        };
+        let sources = usize::from(self.key_file.is_some())
+            + usize::from(self.key.is_some())
+            + usize::from(self.passphrase.is_some());
+        if sources > 1 {
+            return Err(Error::Config(
+                "give at most one of key_file, key and passphrase".into(),
+            ));
+        }
+        let secret = if let Some(path) = &self.key_file {
+            Secret::Key(read_key_file(path)?)
+        } else if let Some(k) = self.key {
+            Secret::Key(k)
+        } else if let Some(p) = self.passphrase {
+            if p.is_empty() {
+                return Err(Error::Config("empty backup passphrase".into()));
+            }
+            Secret::Passphrase(p)
+        } else {
+            Secret::None
+        };
+        let (m, t, p) = self.argon2.unwrap_or((
+            argon2::Params::DEFAULT_M_COST,
+            argon2::Params::DEFAULT_T_COST,
+            argon2::Params::DEFAULT_P_COST,
+        ));
+        if m > codec::MAX_M_COST_KIB || t > codec::MAX_T_COST || p > codec::MAX_P_COST {
+            return Err(Error::Config(format!(
+                "argon2 parameters m={m} KiB, t={t}, p={p} exceed the limits readers accept ({}, {}, {})",
+                codec::MAX_M_COST_KIB,
+                codec::MAX_T_COST,
+                codec::MAX_P_COST
+            )));
+        }
+        argon2::Params::new(m, t, p, Some(32))
+            .map_err(|e| Error::Config(format!("argon2 parameters: {e}")))?;
+        Ok(BackupManager {
+            dir,
+            level,
+            secret,
+            argon2: (m, t, p),
+            write_setup: Mutex::new(None),
+            derived: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+fn read_key_file(path: &Path) -> Result<[u8; 32]> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    if bytes.len() == 32 {
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&bytes);
+        return Ok(k);
+    }
+    let text = std::str::from_utf8(&bytes).unwrap_or("").trim();
+    if text.len() == 64 {
+        if let Some(v) = format::hex_decode(text) {
+            let mut k = [0u8; 32];
+            k.copy_from_slice(&v);
+            return Ok(k);
+        }
+    }
+    Err(Error::Config(format!(
+        "key file {} must hold 32 raw bytes or 64 hex digits (it has {} bytes)",
+        path.display(),
+        bytes.len()
+    )))
+}
+
+/// Takes, verifies, restores, lists and prunes table backups.
+///
+/// Cheap to share by reference; methods take `&self`. Derived passphrase
+/// keys are cached per (salt, parameters).
+pub struct BackupManager {
+    dir: PathBuf,
+    level: Option<u32>,
+    secret: Secret,
+    argon2: (u32, u32, u32),
+    write_setup: Mutex<Option<std::sync::Arc<EncryptSetup>>>,
+    derived: Mutex<HashMap<KdfParams, [u8; 32]>>,
+}
+
+impl fmt::Debug for BackupManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackupManager")
+            .field("dir", &self.dir)
+            .field("compression_level", &self.level)
+            .field(
+                "encryption",
+                &match self.secret {
+                    Secret::None => "none",
+                    Secret::Key(_) => "key",
+                    Secret::Passphrase(_) => "passphrase",
+                },
+            )
+            .finish()
+    }
+}
+
+impl BackupManager {
+    /// Starts a builder.
+    pub fn builder() -> BackupManagerBuilder {
+        BackupManagerBuilder::default()
+    }
+
+    /// The backup directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether new backups are encrypted.
+    pub fn encrypts(&self) -> bool {
+        !matches!(self.secret, Secret::None)
+    }
+
+    fn encrypt_setup(&self) -> Result<Option<std::sync::Arc<EncryptSetup>>> {
+        let mut guard = self.write_setup.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = guard.as_ref() {
+            return Ok(Some(s.clone()));
+        }
+        let setup = match &self.secret {
+            Secret::None => return Ok(None),
+            Secret::Key(k) => EncryptSetup { key: *k, kdf: None },
+            Secret::Passphrase(p) => {
+                let mut salt = [0u8; 16];
+                codec::random_bytes(&mut salt).map_err(|m| bad(&self.dir, m))?;
+                let (m, t, pc) = self.argon2;
+                let params = KdfParams {
+                    algorithm: "argon2id".into(),
+                    version: 0x13,
+                    m_cost_kib: m,
+                    t_cost: t,
+                    p_cost: pc,
+                    salt: format::hex_encode(&salt),
+                };
+                let key =
+                    codec::derive_key(p.as_bytes(), &params).map_err(|m| bad(&self.dir, m))?;
+                self.derived
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(params.clone(), key);
+                EncryptSetup {
+                    key,
+                    kdf: Some(params),
+                }
+            }
+        };
+        let setup = std::sync::Arc::new(setup);
+        *guard = Some(setup.clone());
+        Ok(Some(setup))
+    }
+
+    /// The key that opens `o`, if it is encrypted.
+    fn read_key(&self, o: &Opened) -> Result<Option<[u8; 32]>> {
+        let Some(enc) = &o.manifest.encryption else {
+            return Ok(None);
+        };
+        match (&self.secret, &enc.kdf) {
+            (Secret::None, _) => Err(bad(
+                &o.path,
+                format!(
+                    "backup is encrypted (with a {}); none was given",
+                    enc.key_source
+                ),
+            )),
+            (Secret::Key(_), Some(_)) => Err(bad(
+                &o.path,
+                "wrong key: backup was encrypted with a passphrase, a key was given",
+            )),
+            (Secret::Passphrase(_), None) => Err(bad(
+                &o.path,
+                "wrong key: backup was encrypted with a key file, a passphrase was given",
+            )),
+            (Secret::Key(k), None) => Ok(Some(*k)),
+            (Secret::Passphrase(p), Some(params)) => {
+                if let Some(k) = self
+                    .derived
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(params)
+                {
+                    return Ok(Some(*k));
+                }
+                let k = codec::derive_key(p.as_bytes(), params).map_err(|m| bad(&o.path, m))?;
+                self.derived
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(params.clone(), k);
+                Ok(Some(k))
+            }
+        }
+    }
+
+    fn writer_config<'a>(&'a self, setup: Option<&'a EncryptSetup>) -> WriterConfig<'a> {
+        WriterConfig {
+            dir: &self.dir,
+            level: self.level,
+            encryption: setup,
+        }
+    }
+
+    /// Backs up `table` (in the `main` schema) into a new file in the backup
+    /// directory, named `<table>__<m<id> | timestamp>__<full|columns>.dmbak`.
+    ///
+    /// Only reads the database, with one `SELECT` (a consistent snapshot), so
+    /// it can run inside the caller's transaction. Rows are streamed: memory
+    /// does not grow with the table.
+    pub fn backup_table(
+        &self,
+        conn: &Connection,
+        table: &str,
+        strategy: BackupStrategy,
+        migration_id: Option<MigrationId>,
+    ) -> Result<BackupInfo> {
+        let info = tableinfo::inspect(conn, table)?;
+        let columns = info.stored_columns(&strategy)?;
+        let strategy = info.normalise(&strategy);
+        let now = chrono::Utc::now();
+        let manifest = Manifest {
+            format: FORMAT_NAME.into(),
+            table: info.name.clone(),
+            has_rowid: info.rowid_alias.is_some(),
+            key_columns: info.key_columns.clone(),
+            columns: columns.clone(),
+            schema_sql: match strategy {
+                BackupStrategy::FullTable => info.schema_sql.clone(),
+                BackupStrategy::Columns(_) => Vec::new(),
+            },
+            row_count: 0,
+            deleted_count: 0,
+            table_row_count: 0,
+            created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            migration_id,
+            compression: None,
+            encryption: None,
+            payload_sha256: String::new(),
+            payload_plain_bytes: 0,
+            base: None,
+            strategy: strategy.clone(),
+        };
+        let stem = format::file_stem(&info.name, migration_id, &now, strategy.short_name());
+        let setup = self.encrypt_setup()?;
+        let cfg = self.writer_config(setup.as_deref());
+        let sql = info.select_sql(&columns);
+        let ncols = manifest.ncols();
+        let written = writer::write_backup(&cfg, &stem, manifest, |sink| {
+            let mut stmt = conn.prepare(&sql).map_err(|e| Error::sql(&sql, e))?;
+            let mut rows = stmt.query([]).map_err(|e| Error::sql(&sql, e))?;
+            let mut n = 0u64;
+            while let Some(row) = rows.next().map_err(|e| Error::sql(&sql, e))? {
+                sink.row(row, ncols, &sql)?;
+                n += 1;
+            }
+            Ok(n)
+        })?;
+        Ok(info_of(&written))
+    }
+
+    /// Backs up only the rows of `table` added, changed or deleted since the
+    /// state recorded by `base` (a backup of the same table, itself full,
+    /// column or incremental; it must be in the backup directory's folder
+    /// together with its own bases). The new file links to `base` by name and
+    /// checksum, uses the base's strategy, and is named `..__incr.dmbak`.
+    ///
+    /// Reads the whole chain (verifying it) and scans the table once; the
+    /// chain's state is kept in a TEMP table, not in memory.
+    pub fn backup_table_incremental(
+        &self,
+        conn: &Connection,
+        table: &str,
+        base: &Path,
+        migration_id: Option<MigrationId>,
+    ) -> Result<BackupInfo> {
+        let chain = self.open_chain(base)?;
+        let setup = self.encrypt_setup()?;
+        let cfg = self.writer_config(setup.as_deref());
+        let written = incremental::backup_incremental(conn, &cfg, table, chain, migration_id)?;
+        Ok(info_of(&written))
+    }
+
+    /// Opens `path` and its chain of bases; returns base first. Every link's
+    /// checksum is compared with the base found on disk.
+    fn open_chain(&self, path: &Path) -> Result<Vec<ChainFile>> {
+        let mut chain: Vec<ChainFile> = Vec::new();
+        let mut cur = path.to_path_buf();
+        let mut expected: Option<(format::BaseLink, Manifest)> = None;
+        loop {
+            if chain.len() >= MAX_CHAIN {
+                return Err(bad(path, "incremental chain too long (a cycle?)"));
+            }
+            let (opened, file) = match reader::open(&cur) {
+                Ok(x) => x,
+                Err(e) if expected.is_some() => {
+                    let why = match &e {
+                        Error::Io { source, .. }
+                            if source.kind() == std::io::ErrorKind::NotFound =>
+                        {
+                            "is missing".to_string()
+                        }
+                        other => format!("cannot be read: {other}"),
+                    };
+                    return Err(bad(
+                        path,
+                        format!("base {} of the incremental chain {why}", cur.display()),
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some((link, child)) = &expected {
+                if format::hex_encode(&opened.checksum) != link.header_sha256
+                    || opened.manifest.payload_sha256 != link.payload_sha256
+                {
+                    return Err(bad(
+                        path,
+                        format!(
+                            "base {} was altered or replaced: its checksum differs from the one recorded in the incremental backup",
+                            cur.display()
+                        ),
+                    ));
+                }
+                let bm = &opened.manifest;
+                if bm.table != child.table
+                    || bm.strategy != child.strategy
+                    || bm.columns != child.columns
+                    || bm.has_rowid != child.has_rowid
+                    || bm.key_columns != child.key_columns
+                {
+                    return Err(bad(
+                        path,
+                        format!(
+                            "base {} does not match its incremental backup",
+                            cur.display()
+                        ),
+                    ));
+                }
+            }
+            let key = self.read_key(&opened)?;
+            let next = opened
+                .manifest
+                .base
+                .clone()
+                .map(|l| (l, opened.manifest.clone()));
+            chain.push(ChainFile { opened, file, key });
+            match next {
+                None => break,
+                Some((link, child)) => {
+                    let name = Path::new(&link.file);
+                    if link.file.is_empty()
+                        || name.components().count() != 1
+                        || name.file_name().is_none()
+                    {
+                        return Err(bad(path, format!("invalid base file name {:?}", link.file)));
+                    }
+                    cur = cur.parent().unwrap_or(Path::new(".")).join(name);
+                    expected = Some((link, child));
+                }
+            }
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
+    /// Verifies a backup without a database: decrypts, decompresses, checks
+    /// the SHA-256 and the row count, and for an incremental backup does the
+    /// same for every base in its chain and checks each link.
+    pub fn verify(&self, path: &Path) -> Result<BackupInfo> {
+        let chain = self.open_chain(path)?;
+        let info = chain
+            .last()
+            .map(|c| BackupInfo::from_opened(&c.opened))
+            .ok_or_else(|| bad(path, "empty chain"))?;
+        for cf in chain {
+            let mut p = reader::payload(&cf.opened, cf.file, cf.key.as_ref())?;
+            p.drain()?;
+        }
+        Ok(info)
+    }
+
+    /// Restores a backup (and, for an incremental one, its chain) into
+    /// `target`, returning the number of rows restored (inserted for a full
+    /// backup, updated for a column backup; rows deleted since a column
+    /// backup are skipped).
+    ///
+    /// Runs in a SAVEPOINT, so it nests in a caller's transaction. The whole
+    /// chain is read and verified into a TEMP table before the target is
+    /// touched; any failure (corrupt file, wrong key, a value whose storage
+    /// class the target's affinity would change) rolls back to the savepoint
+    /// and leaves the target unchanged. The table's triggers do not fire
+    /// (they are dropped and recreated within the savepoint). Replacing the
+    /// rows of a table that other tables reference is refused while
+    /// `PRAGMA foreign_keys` is ON (it would cascade).
+    pub fn restore(&self, conn: &Connection, path: &Path, target: RestoreTarget) -> Result<u64> {
+        let chain = self.open_chain(path)?;
+        restore::restore(conn, chain, &target)
+    }
+
+    /// Every readable backup in the directory, sorted by table then creation
+    /// time. Reads headers and manifests only. Files that cannot be read are
+    /// skipped; see [`list_unreadable`](Self::list_unreadable).
+    pub fn list(&self) -> Result<Vec<BackupInfo>> {
+        Ok(prune::scan(&self.dir)?.0)
+    }
+
+    /// The `.dmbak` files in the directory whose header or manifest cannot be
+    /// read, with the reason.
+    pub fn list_unreadable(&self) -> Result<Vec<(PathBuf, Error)>> {
+        Ok(prune::scan(&self.dir)?.1)
+    }
+
+    /// Deletes the backups selected by `policy` and returns their paths.
+    ///
+    /// Never deletes a backup listed in `protected` (those a still-rollbackable
+    /// migration needs) unless `force`; never deletes a base that a kept
+    /// incremental backup depends on, even with `force`; never deletes a file
+    /// it cannot read.
+    pub fn prune(
+        &self,
+        policy: PrunePolicy,
+        protected: &[PathBuf],
+        force: bool,
+    ) -> Result<Vec<PathBuf>> {
+        prune::prune(&self.dir, &policy, protected, force, chrono::Utc::now())
+    }
+}
+
+fn info_of(w: &Written) -> BackupInfo {
+    BackupInfo::from_manifest(&w.path, &w.manifest, w.bytes)
+}

@@ -1,0 +1,128 @@
+//! Listing and pruning the backup directory.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::format;
+use super::reader;
+use super::writer::sync_dir;
+use super::{BackupInfo, PrunePolicy};
+use crate::error::{Error, Result};
+
+/// Readable backups, and unreadable `.dmbak` files with the reason.
+pub(crate) type Scan = (Vec<BackupInfo>, Vec<(PathBuf, Error)>);
+
+/// Reads every `.dmbak` manifest in `dir` (header checksum included, payload
+/// not read). Returns the readable backups sorted by table then creation
+/// time, and the files that could not be read with the reason.
+pub(crate) fn scan(dir: &Path) -> Result<Scan> {
+    let io = |e: std::io::Error| Error::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
+        Err(e) => return Err(io(e)),
+    };
+    let mut infos = Vec::new();
+    let mut errors = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io)?.path();
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden || !format::is_backup_file(&path) || !path.is_file() {
+            continue;
+        }
+        match reader::open(&path) {
+            Ok((o, _)) => infos.push(BackupInfo::from_opened(&o)),
+            Err(e) => errors.push((path, e)),
+        }
+    }
+    infos.sort_by(|a, b| {
+        (a.table.as_str(), a.created_at, &a.path).cmp(&(b.table.as_str(), b.created_at, &b.path))
+    });
+    Ok((infos, errors))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Deletes the backups `policy` selects, except protected ones (unless
+/// `force`) and bases that a kept incremental backup depends on (always).
+/// Unreadable files are never deleted.
+pub(crate) fn prune(
+    dir: &Path,
+    policy: &PrunePolicy,
+    protected: &[PathBuf],
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<PathBuf>> {
+    let (infos, _unreadable) = scan(dir)?;
+    let mut doomed: HashSet<PathBuf> = HashSet::new();
+    match policy {
+        PrunePolicy::KeepNewest(n) => {
+            // `infos` is sorted by table then created_at ascending.
+            let mut start = 0;
+            while start < infos.len() {
+                let mut end = start;
+                while end < infos.len() && infos[end].table == infos[start].table {
+                    end += 1;
+                }
+                let group = &infos[start..end];
+                let drop = group.len().saturating_sub(*n);
+                doomed.extend(group[..drop].iter().map(|i| i.path.clone()));
+                start = end;
+            }
+        }
+        PrunePolicy::OlderThan(age) => {
+            let cutoff = now - *age;
+            doomed.extend(
+                infos
+                    .iter()
+                    .filter(|i| i.created_at < cutoff)
+                    .map(|i| i.path.clone()),
+            );
+        }
+    }
+    if !force {
+        doomed.retain(|p| !protected.iter().any(|q| same_file(p, q)));
+    }
+    // A kept incremental keeps its whole chain.
+    loop {
+        let mut changed = false;
+        for info in &infos {
+            if let Some(base) = &info.base {
+                if !doomed.contains(&info.path) {
+                    changed |= doomed.remove(base);
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut deleted: Vec<PathBuf> = doomed.into_iter().collect();
+    deleted.sort();
+    for p in &deleted {
+        fs::remove_file(p).map_err(|e| Error::Io {
+            path: p.clone(),
+            source: e,
+        })?;
+    }
+    if !deleted.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(deleted)
+}

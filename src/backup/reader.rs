@@ -1,0 +1,314 @@
+//! Reading a backup file: structural checks on header and manifest, then the
+//! payload as a stream of records with every integrity check at its end.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Take};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::codec::{
+    self, DecryptReader, HashingReader, MaybeDecrypt, MaybeGunzip, NONCE_PREFIX_LEN, SEGMENT_SIZE,
+};
+use super::encoding::{Record, RecordReader, Value};
+use super::format::{self, HEADER_LEN, Header, MAX_MANIFEST_LEN, Manifest};
+use crate::error::{Error, Result};
+
+/// A backup whose header and manifest passed the structural checks.
+#[derive(Debug, Clone)]
+pub(crate) struct Opened {
+    pub path: PathBuf,
+    pub header: Header,
+    /// Stored (and verified) header checksum.
+    pub checksum: [u8; 32],
+    pub manifest: Manifest,
+    /// `sha256(manifest bytes)`: the final segment's associated data.
+    pub manifest_sha: [u8; 32],
+    pub file_len: u64,
+}
+
+pub(crate) fn bad(path: &Path, message: impl Into<String>) -> Error {
+    Error::Backup {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+fn io_err(path: &Path, e: io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Maps an error from the payload pipeline to a clear backup error.
+fn payload_err(path: &Path, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof => {
+            let msg = e.to_string();
+            if msg.starts_with("wrong key") || msg.starts_with("truncated") {
+                bad(path, msg)
+            } else {
+                bad(path, format!("corrupted payload: {msg}"))
+            }
+        }
+        _ => io_err(path, e),
+    }
+}
+
+/// Opens `path` and checks magic, version, sizes and the header checksum,
+/// then parses the manifest. The payload is not read.
+pub(crate) fn open(path: &Path) -> Result<(Opened, File)> {
+    let mut file = File::open(path).map_err(|e| io_err(path, e))?;
+    let file_len = file.metadata().map_err(|e| io_err(path, e))?.len();
+    if file_len < HEADER_LEN as u64 {
+        return Err(bad(
+            path,
+            format!("truncated: {file_len} bytes, shorter than the {HEADER_LEN}-byte header"),
+        ));
+    }
+    let mut hb = [0u8; HEADER_LEN];
+    file.read_exact(&mut hb).map_err(|e| io_err(path, e))?;
+    let (header, prefix, stored) = Header::decode(&hb).map_err(|m| bad(path, m))?;
+    if header.manifest_len > MAX_MANIFEST_LEN {
+        return Err(bad(
+            path,
+            format!(
+                "header corrupted: manifest length {} exceeds {MAX_MANIFEST_LEN}",
+                header.manifest_len
+            ),
+        ));
+    }
+    let expected = (HEADER_LEN as u64)
+        .checked_add(header.payload_len)
+        .and_then(|v| v.checked_add(u64::from(header.manifest_len)));
+    match expected {
+        Some(n) if n == file_len => {}
+        Some(n) if n > file_len => {
+            return Err(bad(
+                path,
+                format!(
+                    "truncated: file is {file_len} bytes but its header describes {n} (or the header is corrupted)"
+                ),
+            ));
+        }
+        _ => {
+            return Err(bad(
+                path,
+                format!(
+                    "file is {file_len} bytes but its header describes {} (extra bytes appended, or the header is corrupted)",
+                    expected.map_or_else(|| "an impossible size".to_string(), |n| n.to_string())
+                ),
+            ));
+        }
+    }
+    file.seek(SeekFrom::Start(HEADER_LEN as u64 + header.payload_len))
+        .map_err(|e| io_err(path, e))?;
+    let mut manifest_bytes = vec![0u8; header.manifest_len as usize];
+    file.read_exact(&mut manifest_bytes)
+        .map_err(|e| io_err(path, e))?;
+    if format::checksum(&prefix, &manifest_bytes) != stored {
+        return Err(bad(path, "header or manifest corrupted: checksum mismatch"));
+    }
+    if prefix[24..32] != [0u8; 8] {
+        return Err(bad(path, "header corrupted: reserved bytes are not zero"));
+    }
+    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| bad(path, format!("manifest is not valid: {e}")))?;
+    manifest
+        .check(&header)
+        .map_err(|m| bad(path, format!("manifest is not valid: {m}")))?;
+    let manifest_sha: [u8; 32] = Sha256::digest(&manifest_bytes).into();
+    Ok((
+        Opened {
+            path: path.to_path_buf(),
+            header,
+            checksum: stored,
+            manifest,
+            manifest_sha,
+            file_len,
+        },
+        file,
+    ))
+}
+
+type Source = Take<BufReader<File>>;
+type Plain = BufReader<HashingReader<MaybeGunzip<BufReader<MaybeDecrypt<Source>>>>>;
+
+/// The records of one backup, checked as they are read.
+pub(crate) struct Payload {
+    path: PathBuf,
+    records: RecordReader<Plain>,
+    rows: u64,
+    deletes: u64,
+    manifest: Manifest,
+    done: bool,
+}
+
+/// A row or a delete (the END record is consumed and checked internally).
+pub(crate) enum Item {
+    Row(Vec<Value>),
+    Delete(Vec<u8>),
+}
+
+/// Starts reading the payload. `key` must be given for encrypted files;
+/// it is checked against the manifest's key-check tag first.
+pub(crate) fn payload(opened: &Opened, mut file: File, key: Option<&[u8; 32]>) -> Result<Payload> {
+    let path = &opened.path;
+    let m = &opened.manifest;
+    file.seek(SeekFrom::Start(HEADER_LEN as u64))
+        .map_err(|e| io_err(path, e))?;
+    let source = BufReader::with_capacity(128 * 1024, file).take(opened.header.payload_len);
+    let dec = match &m.encryption {
+        None => MaybeDecrypt::Plain(source),
+        Some(enc) => {
+            if enc.algorithm != codec::ENCRYPTION_ALGORITHM
+                || enc.segment_size as usize != SEGMENT_SIZE
+            {
+                return Err(bad(
+                    path,
+                    format!(
+                        "unsupported encryption {} with {}-byte segments",
+                        enc.algorithm, enc.segment_size
+                    ),
+                ));
+            }
+            let key = key.ok_or_else(|| {
+                bad(
+                    path,
+                    "backup is encrypted; a key file or passphrase is required",
+                )
+            })?;
+            let prefix: [u8; NONCE_PREFIX_LEN] = format::hex_decode(&enc.nonce_prefix)
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| bad(path, "manifest is not valid: bad nonce prefix"))?;
+            let cipher = codec::cipher(key);
+            let check = format::hex_decode(&enc.key_check)
+                .ok_or_else(|| bad(path, "manifest is not valid: bad key check"))?;
+            if check != codec::key_check(&cipher, &prefix) {
+                return Err(bad(
+                    path,
+                    format!(
+                        "wrong key or passphrase: the key check does not match (key source: {})",
+                        enc.key_source
+                    ),
+                ));
+            }
+            MaybeDecrypt::Decrypt(Box::new(DecryptReader::new(
+                source,
+                cipher,
+                prefix,
+                opened.header.payload_len,
+                opened.manifest_sha,
+            )))
+        }
+    };
+    let gun = MaybeGunzip::new(
+        BufReader::with_capacity(64 * 1024, dec),
+        m.compression.is_some(),
+    );
+    let plain = BufReader::with_capacity(64 * 1024, HashingReader::new(gun));
+    Ok(Payload {
+        path: path.clone(),
+        records: RecordReader::new(plain, m.ncols()),
+        rows: 0,
+        deletes: 0,
+        manifest: m.clone(),
+        done: false,
+    })
+}
+
+impl Payload {
+    /// The next row or delete; `None` once the END record has been read and
+    /// every check passed (counts, trailing bytes, final segment, SHA-256).
+    pub(crate) fn next_item(&mut self) -> Result<Option<Item>> {
+        if self.done {
+            return Ok(None);
+        }
+        let rec = self
+            .records
+            .next_record()
+            .map_err(|e| payload_err(&self.path, e))?;
+        match rec {
+            Record::Row(v) => {
+                self.rows += 1;
+                if self.rows > self.manifest.row_count {
+                    return Err(bad(
+                        &self.path,
+                        "payload holds more rows than the manifest says",
+                    ));
+                }
+                Ok(Some(Item::Row(v)))
+            }
+            Record::Delete(k) => {
+                self.deletes += 1;
+                if self.deletes > self.manifest.deleted_count {
+                    return Err(bad(
+                        &self.path,
+                        "payload holds more deletes than the manifest says",
+                    ));
+                }
+                Ok(Some(Item::Delete(k)))
+            }
+            Record::End { rows, deletes } => {
+                self.finish(rows, deletes)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn finish(&mut self, rows: u64, deletes: u64) -> Result<()> {
+        let path = self.path.clone();
+        if rows != self.rows || deletes != self.deletes {
+            return Err(bad(
+                &path,
+                "corrupted payload: END record counts do not match the records",
+            ));
+        }
+        if rows != self.manifest.row_count || deletes != self.manifest.deleted_count {
+            return Err(bad(
+                &path,
+                format!(
+                    "row count mismatch: payload has {rows} rows/{deletes} deletes, manifest says {}/{}",
+                    self.manifest.row_count, self.manifest.deleted_count
+                ),
+            ));
+        }
+        // Nothing may follow END in the plaintext ...
+        let mut extra = [0u8; 1];
+        let plain = self.records.get_mut();
+        if plain.read(&mut extra).map_err(|e| payload_err(&path, e))? != 0 {
+            return Err(bad(&path, "corrupted payload: data after the END record"));
+        }
+        // ... nor after the gzip member; draining also opens (and so
+        // authenticates) the final encrypted segment.
+        let compressed_rest = plain.get_mut().get_mut().inner_mut();
+        if !compressed_rest
+            .fill_buf()
+            .map_err(|e| payload_err(&path, e))?
+            .is_empty()
+        {
+            return Err(bad(
+                &path,
+                "corrupted payload: data after the compressed stream",
+            ));
+        }
+        let (sha, n) = plain.get_ref().digest();
+        if format::hex_encode(&sha) != self.manifest.payload_sha256
+            || n != self.manifest.payload_plain_bytes
+        {
+            return Err(bad(
+                &path,
+                "corrupted payload: SHA-256 of the payload does not match the manifest",
+            ));
+        }
+        self.done = true;
+        Ok(())
+    }
+
+    /// Reads to the end, checking everything.
+    pub(crate) fn drain(&mut self) -> Result<()> {
+        while self.next_item()?.is_some() {}
+        Ok(())
+    }
+}
