@@ -162,3 +162,35 @@ fn rebuild_keeps_trigger_view_check_partial_index_and_autoincrement() {
         .unwrap();
     assert_eq!(ok, "ok");
 }
+
+#[test]
+fn rebuild_keeps_rowids_with_gaps() {
+    let db = TestDb::new();
+    db.applier().sync_all(&[doctype(PARENT)]).unwrap();
+    let conn = db.conn();
+    conn.execute_batch(
+        "INSERT INTO \"tabProject\" (rowid, name, title, budget) VALUES (5, 'A', 'a', '1.5'), (9, 'B', 'b', '2.5'), (40, 'C', 'c', '3.5');",
+    )
+    .unwrap();
+    let v2 = PARENT.replace(
+        r#""budget", "fieldtype": "Data""#,
+        r#""budget", "fieldtype": "Currency""#,
+    );
+    db.applier().sync_all(&[doctype(&v2)]).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT rowid, name FROM \"tabProject\" ORDER BY rowid")
+        .unwrap();
+    let rows: Vec<(i64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (5, "A".to_string()),
+            (9, "B".to_string()),
+            (40, "C".to_string())
+        ]
+    );
+}

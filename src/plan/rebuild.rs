@@ -9,7 +9,7 @@
 
 use crate::diff::{ChangeKind, TableDiff};
 use crate::error::{Error, Result};
-use crate::ident::{quote, quote_literal};
+use crate::ident::{ROWID_ALIASES, quote, quote_literal};
 use crate::schema::{Affinity, ColumnSpec, LiveTable, TableSpec, is_managed_index};
 
 use super::create_table::{self, CreateTable};
@@ -56,8 +56,7 @@ pub fn rebuild_forward(
     }
 
     // Copy every surviving live column, converted to its new type.
-    let mut into = Vec::new();
-    let mut select = Vec::new();
+    let (mut into, mut select) = rowid_copy(&ct, live);
     for (col, info) in live.spec.columns.iter().zip(&live.columns) {
         if info.generated || dropped(diff, &col.name) {
             continue;
@@ -105,8 +104,7 @@ pub fn rebuild_rollback(
             message: e.to_string(),
         })?;
 
-    let mut into = Vec::new();
-    let mut select = Vec::new();
+    let (mut into, mut select) = rowid_copy(&ct, live);
     for (col, info) in live.spec.columns.iter().zip(&live.columns) {
         if info.generated || dropped(diff, &col.name) {
             continue;
@@ -171,6 +169,24 @@ fn copy_expr_filling(name: &str, src: &ColumnSpec, dst: &ColumnSpec, fill: Optio
         }
     }
     expr
+}
+
+/// Rowids are copied too when the table has them and no column aliases or
+/// hides them, so rowid-keyed data (backups of tables without a primary
+/// key, external references) still matches after the rebuild. A rebuild
+/// otherwise renumbers rows 1..n and closes gaps.
+fn rowid_copy(ct: &CreateTable, live: &LiveTable) -> (Vec<String>, Vec<String>) {
+    let hides_rowid = live.spec.columns.iter().any(|c| {
+        ROWID_ALIASES
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&c.name))
+    });
+    let pk: Vec<_> = live.spec.columns.iter().filter(|c| c.primary_key).collect();
+    let integer_pk = pk.len() == 1 && pk[0].decl_type.eq_ignore_ascii_case("INTEGER");
+    if ct.without_rowid() || hides_rowid || integer_pk {
+        return (Vec::new(), Vec::new());
+    }
+    (vec!["rowid".to_string()], vec!["rowid".to_string()])
 }
 
 /// Steps shared by both directions: create the new table, copy the rows in

@@ -11,11 +11,6 @@
 //! Because each measurement is one statement, its counts come from one
 //! consistent snapshot of the table even without an enclosing transaction.
 
-// The crate's `Error` is 136+ bytes (its `Sql` variant holds a
-// `rusqlite::Error`); every function returning `Result` in the crate trips
-// this lint. Remove once `Error` boxes its large variants.
-#![allow(clippy::result_large_err)]
-
 mod duplicates;
 mod lossy;
 mod table;
