@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::backup::{BackupManager, default_dir_for};
 use crate::diff::{DiffOptions, diff_table};
 use crate::doctype::{Conflict, DocType, conflicts, load_path, validate_set};
 use crate::error::{Error, Result};
@@ -17,8 +18,9 @@ use crate::execution::{
     ExecContext, ForeignKeysOff, MigrationRecord, TxGuard, begin_immediate, execute_doctype,
     record_failure,
 };
-use crate::history::{HistoryRow, store};
+use crate::history::{HistoryRow, MigrationId, store};
 use crate::plan::{DocTypePlan, MigrationPlan, plan_drop_table, plan_table};
+use crate::rollback::{self, RollbackOptions, RollbackPlan, RollbackReport, RollbackTarget};
 use crate::schema::{SchemaSnapshot, foreign_keys_enabled, introspect_table, target_spec};
 use crate::validation::{Finding, Rule, Severity, ValidationPolicy, sort_findings, validate_plan};
 
@@ -216,6 +218,87 @@ impl MigrationApplier {
         ValidationPolicy {
             allow_data_loss: self.options.allow_data_loss,
         }
+    }
+
+    /// Rolls back one migration (see [`crate::rollback`]): feasibility
+    /// first, then the rollback SQL, restores from backups, verification and
+    /// history, in one transaction. A refusal is
+    /// [`Error::RollbackRefused`] and writes nothing.
+    pub fn rollback_migration(
+        &mut self,
+        id: MigrationId,
+        options: &RollbackOptions,
+    ) -> Result<RollbackReport> {
+        self.rollback(&RollbackTarget::Migration { id }, options)
+    }
+
+    /// Rolls back the newest completed migration of `doctype`, or with
+    /// `None` the newest completed migration of any DocType.
+    pub fn rollback_last(
+        &mut self,
+        doctype: Option<&str>,
+        options: &RollbackOptions,
+    ) -> Result<RollbackReport> {
+        let target = RollbackTarget::Last {
+            doctype: doctype.map(str::to_string),
+        };
+        self.rollback(&target, options)
+    }
+
+    /// Rolls back every completed migration of one batch (one `sync_all`
+    /// call), newest first, in one transaction.
+    pub fn rollback_batch(
+        &mut self,
+        batch_id: &str,
+        options: &RollbackOptions,
+    ) -> Result<RollbackReport> {
+        let target = RollbackTarget::Batch {
+            batch_id: batch_id.to_string(),
+        };
+        self.rollback(&target, options)
+    }
+
+    /// The dry run of a rollback: the feasibility report and plan. Verifies
+    /// backups; never writes the database.
+    pub fn rollback_plan(
+        &self,
+        target: &RollbackTarget,
+        options: &RollbackOptions,
+    ) -> Result<RollbackPlan> {
+        let default;
+        let backups = match &options.backups {
+            Some(b) => b.as_ref(),
+            None => {
+                default = self.rollback_backups()?;
+                &default
+            }
+        };
+        rollback::plan(&self.conn, target, options, backups)
+    }
+
+    /// [`MigrationApplier::rollback_migration`] and friends for any target.
+    pub fn rollback(
+        &mut self,
+        target: &RollbackTarget,
+        options: &RollbackOptions,
+    ) -> Result<RollbackReport> {
+        let default;
+        let backups = match &options.backups {
+            Some(b) => b.as_ref(),
+            None => {
+                default = self.rollback_backups()?;
+                &default
+            }
+        };
+        rollback::run(&self.conn, &self.path, target, options, backups)
+    }
+
+    /// The backups a rollback uses when its options name none: the default
+    /// directory beside the database, without a key.
+    fn rollback_backups(&self) -> Result<BackupManager> {
+        BackupManager::builder()
+            .dir(default_dir_for(&self.path))
+            .build()
     }
 }
 
