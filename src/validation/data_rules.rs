@@ -37,7 +37,12 @@ pub fn check(
     };
 
     let mut questions = Vec::new();
-    if p.changes.iter().any(|c| c.kind == ChangeKind::DropTable) {
+    // DL001 and MF001 (a new unique index over a column added with a
+    // constant default: every existing row holds that value) need the count.
+    if p.changes
+        .iter()
+        .any(|c| matches!(c.kind, ChangeKind::DropTable | ChangeKind::AddUnique))
+    {
         questions.push(Question::RowCount);
     }
     for c in &p.changes {
@@ -207,7 +212,7 @@ pub fn check(
             ));
         }
     }
-    out.extend(unique_checks(conn, p, &live)?);
+    out.extend(unique_checks(conn, p, &live, rows)?);
     for col in destructive_with_data {
         out.push(finding(
             Rule::Rb001,
@@ -222,11 +227,15 @@ pub fn check(
     Ok(out)
 }
 
-/// MF001: new unique indexes over columns that hold duplicates.
+/// MF001: new unique indexes over columns that hold duplicates. A column
+/// this plan adds holds its default in every existing row: NULL (never a
+/// duplicate, so the index cannot fail) or one constant value (the same in
+/// every row, so only the index's other columns can tell rows apart).
 fn unique_checks(
     conn: &Connection,
     p: &DocTypePlan,
     live: &dyn Fn(&str) -> String,
+    rows: u64,
 ) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     let added: Vec<&str> = p
@@ -235,23 +244,51 @@ fn unique_checks(
         .filter(|c| c.kind == ChangeKind::AddColumn)
         .filter_map(|c| c.column.as_deref())
         .collect();
+    let added_default = |col: &str| -> Option<Option<String>> {
+        added.iter().find(|a| a.eq_ignore_ascii_case(col))?;
+        Some(
+            p.target
+                .column(col)
+                .and_then(|t| t.default.clone())
+                .filter(|d| !d.eq_ignore_ascii_case("NULL")),
+        )
+    };
     for c in p.changes.iter().filter(|c| c.kind == ChangeKind::AddUnique) {
-        if c.columns
-            .iter()
-            .any(|col| added.iter().any(|a| a.eq_ignore_ascii_case(col)))
-        {
-            continue; // a column added by this plan holds no values yet
+        let mut key: Vec<String> = Vec::new();
+        let mut constants: Vec<String> = Vec::new();
+        let mut may_fail = true;
+        for col in &c.columns {
+            match added_default(col) {
+                None => key.push(live(col)),
+                Some(None) => may_fail = false, // NULL in every row: never a duplicate
+                Some(Some(d)) => constants.push(format!("{col} = {d}")),
+            }
         }
-        let key: Vec<String> = c.columns.iter().map(|col| live(col)).collect();
-        let report = duplicates(conn, &p.table, &key, 3)?;
-        if report.rows_in_duplicate_groups == 0 {
+        if !may_fail {
             continue;
         }
-        let examples: Vec<String> = report
-            .examples
-            .iter()
-            .map(|e| format!("{} ({} rows)", e.value, e.rows))
-            .collect();
+        let (rows_in_groups, groups, examples) = if key.is_empty() {
+            // Only new columns with a constant default: every row is the same.
+            if rows < 2 {
+                continue;
+            }
+            (
+                rows,
+                1,
+                vec![format!("{} ({rows} rows)", constants.join(", "))],
+            )
+        } else {
+            let report = duplicates(conn, &p.table, &key, 3)?;
+            let examples = report
+                .examples
+                .iter()
+                .map(|e| format!("{} ({} rows)", e.value, e.rows))
+                .collect();
+            (report.rows_in_duplicate_groups, report.groups, examples)
+        };
+        if rows_in_groups == 0 {
+            continue;
+        }
         out.push(Finding {
             rule: Rule::Mf001,
             severity: Severity::Critical,
@@ -259,12 +296,12 @@ fn unique_checks(
             doctype: p.doctype.clone(),
             table: p.table.clone(),
             column: Some(c.columns.join(", ")),
-            rows_affected: Some(report.rows_in_duplicate_groups),
+            rows_affected: Some(rows_in_groups),
             message: format!(
                 "unique index {} cannot be created: {} row(s) in {} group(s) share a value, e.g. {}",
                 c.index.as_deref().unwrap_or("?"),
-                report.rows_in_duplicate_groups,
-                report.groups,
+                rows_in_groups,
+                groups,
                 examples.join(", ")
             ),
             suggestion: "remove or change the duplicates, or drop `unique` from the field".into(),
