@@ -49,3 +49,65 @@ fn unique_new_column_with_a_constant_default_on_one_row_applies() {
     a.sync_all(&[v1.field(Field::new("n", FieldType::Int).unique())])
         .unwrap();
 }
+
+fn mf001(result: doctype_migrate::Result<doctype_migrate::ApplyReport>) -> u64 {
+    match result {
+        Err(Error::Blocked { findings }) => {
+            let f = findings.iter().find(|f| f.blocking).unwrap();
+            assert_eq!(f.rule, Rule::Mf001, "{f}");
+            f.rows_affected.unwrap()
+        }
+        other => panic!("expected MF001, got {other:?}"),
+    }
+}
+
+/// Two NULLs never collide in a unique index, but a Data column that becomes
+/// a unique Check (NOT NULL DEFAULT 0) has its NULLs filled with 0 first.
+/// MF001 must look at the converted values.
+#[test]
+fn unique_over_values_that_collide_after_a_null_fill_is_mf001() {
+    let db = TestDb::new();
+    let mut a = lossy_applier(&db);
+    a.sync_all(&[DocType::new("Item").field(Field::new("f", FieldType::Data))])
+        .unwrap();
+    db.conn()
+        .execute_batch("INSERT INTO \"tabItem\" (name, f) VALUES ('a', NULL), ('b', NULL)")
+        .unwrap();
+    let before = db.bytes();
+    let v2 = DocType::new("Item").field(Field::new("f", FieldType::Check).unique());
+    assert_eq!(mf001(a.sync_all(&[v2])), 2);
+    assert_eq!(db.bytes(), before);
+}
+
+/// '12' and '12.0' are distinct in a unique Data column; as Int both are 12.
+/// The existing unique index is rebuilt over the converted values.
+#[test]
+fn existing_unique_index_over_values_that_collide_after_a_cast_is_mf001() {
+    let db = TestDb::new();
+    let mut a = lossy_applier(&db);
+    a.sync_all(&[DocType::new("Item").field(Field::new("f", FieldType::Data).unique())])
+        .unwrap();
+    db.conn()
+        .execute_batch(
+            "INSERT INTO \"tabItem\" (name, f) VALUES ('a', '12'), ('b', '12.0'), ('c', '7')",
+        )
+        .unwrap();
+    let before = db.bytes();
+    let v2 = DocType::new("Item").field(Field::new("f", FieldType::Int).unique());
+    assert_eq!(mf001(a.sync_all(&[v2])), 2);
+    assert_eq!(db.bytes(), before);
+    // Without the collision the same change applies.
+    db.conn()
+        .execute_batch("DELETE FROM \"tabItem\" WHERE name = 'b'")
+        .unwrap();
+    let v2 = DocType::new("Item").field(Field::new("f", FieldType::Int).unique());
+    a.sync_all(&[v2]).unwrap();
+}
+
+fn lossy_applier(db: &TestDb) -> doctype_migrate::MigrationApplier {
+    doctype_migrate::MigrationApplier::builder(&db.path)
+        .create_if_missing(true)
+        .allow_data_loss(true)
+        .build()
+        .unwrap()
+}

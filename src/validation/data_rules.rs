@@ -7,7 +7,9 @@ use rusqlite::Connection;
 
 use crate::diff::{Change, ChangeKind};
 use crate::error::Result;
-use crate::plan::DocTypePlan;
+use crate::ident::quote;
+use crate::plan::{DocTypePlan, copy_expr_filling};
+use crate::schema::{SchemaSnapshot, introspect_table};
 
 use super::data::{Question, duplicates, measure};
 use super::finding::{Finding, Rule, Severity};
@@ -253,13 +255,70 @@ fn unique_checks(
                 .filter(|d| !d.eq_ignore_ascii_case("NULL")),
         )
     };
-    for c in p.changes.iter().filter(|c| c.kind == ChangeKind::AddUnique) {
+    // A rebuild converts values (CAST to the new affinity, NULLs filled when
+    // a column becomes NOT NULL) before its unique indexes are built, so
+    // distinct stored values can collide: '12' and '12.0' as INTEGER, NULL
+    // and 0 filled with 0. Those keys are checked as converted.
+    let converted: Vec<String> = p
+        .changes
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.kind,
+                ChangeKind::ChangeType | ChangeKind::ChangeNullability
+            )
+        })
+        .filter_map(|c| c.column.clone())
+        .collect();
+    let is_converted = |col: &str| converted.iter().any(|c| c.eq_ignore_ascii_case(col));
+    let live_spec = if p.rebuilds() && !converted.is_empty() {
+        let snapshot = SchemaSnapshot::read_table(conn, &p.table)?;
+        introspect_table(conn, &snapshot, &p.table)?.map(|t| t.spec)
+    } else {
+        None
+    };
+    let mut candidates: Vec<(Option<&str>, &[String])> = p
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::AddUnique)
+        .map(|c| (c.index.as_deref(), c.columns.as_slice()))
+        .collect();
+    if live_spec.is_some() {
+        for idx in p.target.indexes.iter().filter(|i| i.unique) {
+            let new = candidates
+                .iter()
+                .all(|(n, _)| !n.is_some_and(|n| n.eq_ignore_ascii_case(&idx.name)));
+            if new && idx.columns.iter().any(|c| is_converted(c)) {
+                candidates.push((Some(idx.name.as_str()), idx.columns.as_slice()));
+            }
+        }
+    }
+    for (index, columns) in candidates {
         let mut key: Vec<String> = Vec::new();
+        let mut exprs: Vec<String> = Vec::new();
         let mut constants: Vec<String> = Vec::new();
         let mut may_fail = true;
-        for col in &c.columns {
+        for col in columns {
             match added_default(col) {
-                None => key.push(live(col)),
+                None => {
+                    let old = live(col);
+                    let conversion =
+                        live_spec
+                            .as_ref()
+                            .filter(|_| is_converted(col))
+                            .and_then(|l| {
+                                let src = l.column(&old)?;
+                                let dst = p.target.column(col)?;
+                                let fill = p
+                                    .null_fills
+                                    .iter()
+                                    .find(|(c, _)| c.eq_ignore_ascii_case(col))
+                                    .map(|(_, v)| v.as_str());
+                                Some(copy_expr_filling(&src.name, src, dst, fill))
+                            });
+                    exprs.push(conversion.unwrap_or_else(|| quote(&old)));
+                    key.push(old);
+                }
                 Some(None) => may_fail = false, // NULL in every row: never a duplicate
                 Some(Some(d)) => constants.push(format!("{col} = {d}")),
             }
@@ -267,6 +326,7 @@ fn unique_checks(
         if !may_fail {
             continue;
         }
+        let plain = exprs.iter().zip(&key).all(|(e, k)| *e == quote(k));
         let (rows_in_groups, groups, examples) = if key.is_empty() {
             // Only new columns with a constant default: every row is the same.
             if rows < 2 {
@@ -277,7 +337,7 @@ fn unique_checks(
                 1,
                 vec![format!("{} ({rows} rows)", constants.join(", "))],
             )
-        } else {
+        } else if plain {
             let report = duplicates(conn, &p.table, &key, 3)?;
             let examples = report
                 .examples
@@ -285,6 +345,16 @@ fn unique_checks(
                 .map(|e| format!("{} ({} rows)", e.value, e.rows))
                 .collect();
             (report.rows_in_duplicate_groups, report.groups, examples)
+        } else {
+            let (n, g) = converted_duplicates(conn, &p.table, &exprs)?;
+            (
+                n,
+                g,
+                vec![format!(
+                    "values that become equal when converted ({} rows)",
+                    n
+                )],
+            )
         };
         if rows_in_groups == 0 {
             continue;
@@ -295,11 +365,11 @@ fn unique_checks(
             blocking: true,
             doctype: p.doctype.clone(),
             table: p.table.clone(),
-            column: Some(c.columns.join(", ")),
+            column: Some(columns.join(", ")),
             rows_affected: Some(rows_in_groups),
             message: format!(
                 "unique index {} cannot be created: {} row(s) in {} group(s) share a value, e.g. {}",
-                c.index.as_deref().unwrap_or("?"),
+                index.unwrap_or("?"),
                 rows_in_groups,
                 groups,
                 examples.join(", ")
@@ -308,6 +378,29 @@ fn unique_checks(
         });
     }
     Ok(out)
+}
+
+/// Rows in duplicate groups, and groups, of `exprs` (SQL over the live
+/// table's columns) as a UNIQUE index would see them: NULL keys never collide.
+fn converted_duplicates(conn: &Connection, table: &str, exprs: &[String]) -> Result<(u64, u64)> {
+    let keys: Vec<String> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("{e} AS k{i}"))
+        .collect();
+    let group: Vec<String> = (0..exprs.len()).map(|i| format!("k{i}")).collect();
+    let not_null: Vec<String> = group.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+    let sql = format!(
+        "SELECT coalesce(sum(n), 0), count(*) FROM (SELECT count(*) AS n FROM (SELECT {} FROM {}) \
+         WHERE {} GROUP BY {} HAVING count(*) > 1)",
+        keys.join(", "),
+        quote(table),
+        not_null.join(" AND "),
+        group.join(", ")
+    );
+    conn.query_row(&sql, [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .map(|(n, g)| (n.max(0) as u64, g.max(0) as u64))
+        .map_err(|e| crate::error::Error::sql(&sql, e))
 }
 
 /// When a dropped column and an added one share a type, the drop may be a rename.
