@@ -111,3 +111,35 @@ fn lossy_applier(db: &TestDb) -> doctype_migrate::MigrationApplier {
         .build()
         .unwrap()
 }
+
+/// Renaming an indexed column: the forward plan renamed first and dropped
+/// the old managed index after, so the rollback (undone in reverse)
+/// recreated the old index on the old column name while the column still
+/// had the new one. SQL001 blocked every such rename.
+#[test]
+fn renaming_an_indexed_column_applies_and_rolls_back() {
+    let db = TestDb::new();
+    let mut a = db.applier();
+    a.sync_all(&[DocType::new("Item").field(Field::new("f", FieldType::Data).indexed())])
+        .unwrap();
+    db.conn()
+        .execute_batch("INSERT INTO \"tabItem\" (name, f) VALUES ('a', 'x')")
+        .unwrap();
+    let schema = db.schema();
+    let v2 =
+        DocType::new("Item").field(Field::new("g", FieldType::Data).indexed().renamed_from("f"));
+    let report = a.sync_all(&[v2]).unwrap();
+    assert_eq!(
+        common::column_names(&db.conn(), "tabItem").last().unwrap(),
+        "g"
+    );
+    let id = report.migrations[0].id.unwrap();
+    a.rollback_migration(id, &doctype_migrate::RollbackOptions::default())
+        .unwrap();
+    assert_eq!(db.schema(), schema);
+    let f: String = db
+        .conn()
+        .query_row("SELECT f FROM \"tabItem\"", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(f, "x");
+}
