@@ -154,11 +154,17 @@ fn undo_one(
     all_ids: &[MigrationId],
 ) -> Result<RolledBack> {
     let start = Instant::now();
-    for sql in &step.statements {
-        conn.execute_batch(sql)
-            .map_err(|e| Error::sql(sql, e).in_context(&step.doctype, &step.table))?;
-    }
+    let run = |sqls: &[String]| -> Result<()> {
+        for sql in sqls {
+            conn.execute_batch(sql)
+                .map_err(|e| Error::sql(sql, e).in_context(&step.doctype, &step.table))?;
+        }
+        Ok(())
+    };
+    let (body, deferred) = split_rebuild_tail(&step.statements, !step.restores.is_empty());
+    run(body)?;
     let restores = restore_step(conn, backups, step)?;
+    run(deferred)?;
     let live = SchemaSnapshot::read_table(conn, &step.table)?;
     let diffs = differences(&step.schema_before, &live.objects);
     if !diffs.is_empty() {
@@ -201,6 +207,40 @@ fn undo_one(
         restores,
         execution_time_ms: ms,
     })
+}
+
+/// Splits a rebuild's rollback statements into the rebuild itself (up to
+/// the swap's closing `PRAGMA legacy_alter_table = OFF`) and the index and
+/// trigger recreations after it, so that restores run before the indexes
+/// come back: a unique index over values the forward step filled (NULLs
+/// that became the same default) only builds once the original values are
+/// restored. Without restores, or when anything else follows the swap, the
+/// statements run as recorded.
+fn split_rebuild_tail(statements: &[String], restoring: bool) -> (&[String], &[String]) {
+    let swap_end = statements.iter().rposition(|s| {
+        s.trim()
+            .eq_ignore_ascii_case("PRAGMA legacy_alter_table = OFF")
+    });
+    let Some(end) = swap_end.filter(|_| restoring) else {
+        return (statements, &[]);
+    };
+    let (body, tail) = statements.split_at(end + 1);
+    let recreations = tail.iter().all(|s| {
+        let head: String = s
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_uppercase();
+        head.starts_with("CREATE INDEX")
+            || head.starts_with("CREATE UNIQUE INDEX")
+            || head.starts_with("CREATE TRIGGER")
+    });
+    if recreations {
+        (body, tail)
+    } else {
+        (statements, &[])
+    }
 }
 
 fn target_json(target: &RollbackTarget) -> serde_json::Value {
