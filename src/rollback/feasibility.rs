@@ -361,8 +361,20 @@ pub(crate) fn check(
     // selected migrations are undone, and the migration that leaves it.
     let mut simulated: HashMap<String, (Vec<SchemaObject>, MigrationId)> = HashMap::new();
     let mut steps = Vec::new();
+    // A migration with later ones left in place (no cascade) is refused as
+    // not the latest; comparing its recorded schema with the live one would
+    // only repeat that as drift.
+    let not_latest: Vec<MigrationId> = reasons
+        .iter()
+        .filter_map(|r| match r {
+            Reason::NotLatest { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
     for Selected { row, cascaded } in selected {
-        let (step, step_reasons) = check_one(conn, &row, cascaded, &mut simulated, backups)?;
+        let skip_drift = not_latest.contains(&row.id);
+        let (step, step_reasons) =
+            check_one(conn, &row, cascaded, skip_drift, &mut simulated, backups)?;
         reasons.extend(step_reasons);
         steps.push(step);
     }
@@ -384,6 +396,7 @@ fn check_one(
     conn: &Connection,
     row: &HistoryRow,
     cascaded: bool,
+    skip_drift: bool,
     simulated: &mut HashMap<String, (Vec<SchemaObject>, MigrationId)>,
     backups: Option<&BackupManager>,
 ) -> Result<(RollbackStep, Vec<Reason>)> {
@@ -426,7 +439,7 @@ fn check_one(
         None => (SchemaSnapshot::read_table(conn, &table)?.objects, None),
     };
     let diffs = differences(&after, &current);
-    if !diffs.is_empty() {
+    if !diffs.is_empty() && !skip_drift {
         reasons.push(Reason::Drift {
             id,
             table: table.clone(),
