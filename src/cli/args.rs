@@ -30,6 +30,10 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show tabMigrationHistory, oldest first.
     History(HistoryArgs),
+    /// Roll back migrations, data included: one (--id), the latest
+    /// (--last, of one DocType with --doctype) or a batch (--batch).
+    /// Feasibility is checked first; exits 2 when refused (nothing written).
+    Rollback(RollbackArgs),
 }
 
 /// Options shared by `plan` and `apply`.
@@ -90,6 +94,50 @@ pub struct HistoryArgs {
     /// Print a JSON array of tabMigrationHistory rows instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `rollback` arguments.
+#[derive(Debug, ClapArgs)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["id", "last", "batch"])))]
+pub struct RollbackArgs {
+    /// SQLite database file (must exist).
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// Roll back this migration (its history id).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<i64>,
+    /// Roll back the newest completed migration (of --doctype, if given).
+    #[arg(long)]
+    pub last: bool,
+    /// With --last: only this DocType's migrations.
+    #[arg(long, value_name = "NAME", requires = "last")]
+    pub doctype: Option<String>,
+    /// Roll back every completed migration of this batch (one apply run).
+    #[arg(long, value_name = "ID")]
+    pub batch: Option<String>,
+    /// Roll back later migrations of the same DocTypes first, newest first.
+    #[arg(long)]
+    pub cascade: bool,
+    /// Print the rollback plan and its feasibility without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Proceed even though rows or values written since (in a table or
+    /// column the migration created) are dropped, or destroyed values have
+    /// no backup.
+    #[arg(long)]
+    pub allow_data_loss: bool,
+    /// Print JSON (see the README) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Backup directory (default: <db>.backups beside the database).
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Key for encrypted backups: a file with 32 raw bytes or 64 hex digits.
+    #[arg(long, value_name = "FILE", conflicts_with = "passphrase_env")]
+    pub key_file: Option<PathBuf>,
+    /// Passphrase for encrypted backups, read from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub passphrase_env: Option<String>,
 }
 
 impl Args {

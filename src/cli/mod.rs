@@ -7,6 +7,7 @@
 mod args;
 mod commands;
 mod output;
+mod rollback;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -72,6 +73,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::Plan(a) => commands::plan(&a),
         Command::Apply(a) => commands::apply(&a),
         Command::History(a) => commands::history(&a),
+        Command::Rollback(a) => rollback::rollback(&a),
     };
     match result {
         Ok(outcome) => {
