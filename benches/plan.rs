@@ -1,6 +1,7 @@
-//! Planning cost: dry run of 1,000 DocTypes against an up-to-date database,
-//! compared in the same run with the raw floor (opening the database and
-//! reading sqlite_schema).
+//! Planning cost over 1,000 up-to-date DocTypes: a full dry run (introspects
+//! every table) and a no-op apply (the fingerprint fast path), compared in
+//! the same run with the raw floor (opening the database and reading
+//! sqlite_schema).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use doctype_migrate::{DocType, Field, FieldType, MigrationApplier};
@@ -48,6 +49,13 @@ fn bench_plan(c: &mut Criterion) {
                 .unwrap();
             let report = applier.dry_run(&dts).unwrap();
             assert!(report.plan.is_empty());
+        })
+    });
+    group.bench_function("engine_apply_up_to_date_fast_path", |b| {
+        b.iter(|| {
+            let mut applier = MigrationApplier::builder(&db).build().unwrap();
+            let report = applier.sync_all(&dts).unwrap();
+            assert!(report.fast_path);
         })
     });
     group.bench_function("baseline_read_sqlite_schema", |b| {

@@ -26,17 +26,17 @@ pub mod schema;
 pub mod validation;
 
 pub use applier::{
-    ApplierBuilder, ApplierOptions, ApplyReport, DryRunReport, MigrationApplier, NullFill,
-    RenameHint, migrate_on_start,
+    ApplierBuilder, ApplierOptions, ApplyReport, BackupKey, DryRunReport, MigrationApplier,
+    NullFill, RenameHint, migrate_on_start,
 };
 pub use backup::{
-    BackupInfo, BackupManager, BackupManagerBuilder, BackupStrategy, PrunePolicy, RestoreTarget,
-    default_dir_for,
+    BackupInfo, BackupManager, BackupManagerBuilder, BackupPolicy, BackupStrategy, PlannedBackup,
+    PrunePolicy, RestoreTarget, default_dir_for,
 };
 pub use diff::{Change, ChangeKind, TableDiff};
 pub use doctype::{Conflict, DocType, Field, FieldType, IndexDef, load_path, load_paths};
 pub use error::{Error, Result};
-pub use execution::MigrationRecord;
+pub use execution::{Metrics, MigrationRecord, Phase, ProgressEvent, ProgressObserver};
 pub use history::{HistoryRow, MigrationId, MigrationStatus};
 pub use plan::{DocTypePlan, MigrationPlan, PlanStep, StepKind};
 pub use rollback::{

@@ -182,6 +182,16 @@ fn altered_or_missing_base_fails_verify_and_restore() {
     assert!(err.to_string().contains("missing"), "{err}");
     assert_eq!(snapshot(&conn, "tabDoc", true), current);
 
+    // A base outside the backup directory cannot be linked by name.
+    let elsewhere = builder(&tmp.path().join("elsewhere")).build().unwrap();
+    let err = elsewhere
+        .backup_table_incremental(&conn, "tabDoc", &files[2], None)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("must be in the backup directory"),
+        "{err}"
+    );
+
     // A changed table shape needs a new full backup.
     std::fs::write(&files[0], &base_bytes).unwrap();
     mgr.verify(&files[2]).unwrap();

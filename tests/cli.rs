@@ -142,7 +142,8 @@ fn apply_then_plan_and_apply_again_find_nothing_to_do() {
             "status",
             "changes",
             "affected_rows",
-            "execution_time_ms"
+            "execution_time_ms",
+            "metrics"
         ]
     );
     assert_eq!(m["id"], 1);

@@ -231,7 +231,15 @@ fn refuses_destroyed_data_without_a_backup_unless_data_loss_is_allowed() {
     a.sync_all(&[v1()]).unwrap();
     seed(&db);
     let before = snapshot(&db.conn());
-    let id = a.sync_all(&[v2()]).unwrap().migrations[0].id.unwrap();
+    let mut no_backups = MigrationApplier::builder(&db.path)
+        .allow_data_loss(true)
+        .drop_orphan_columns(true)
+        .backup_policy(doctype_migrate::backup::BackupPolicy::Never)
+        .build()
+        .unwrap();
+    let report = no_backups.sync_all(&[v2()]).unwrap();
+    assert!(a.history(None).unwrap()[1].backup_path.is_none());
+    let id = report.migrations[0].id.unwrap();
     let reasons = refused(a.rollback_migration(id, &options(&backups)));
     let Reason::BackupNotRecorded { lost, .. } = &reasons[0] else {
         panic!("{reasons:?}")

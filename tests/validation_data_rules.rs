@@ -103,7 +103,27 @@ fn dl003_counts_values_that_do_not_survive_the_conversion() {
         "the NULL will be filled with 0"
     );
     assert!(!mf003[0].blocking);
-    assert_eq!(findings(&db, &v2, Rule::Rb001).len(), 1);
+    // The default policy backs the retyped column up, so rollback can restore it...
+    assert!(findings(&db, &v2, Rule::Rb001).is_empty());
+    let plan = db.applier().dry_run(&[doctype(&v2)]).unwrap().plan;
+    assert_eq!(
+        plan.doctypes[0].backups[0].strategy,
+        doctype_migrate::BackupStrategy::Columns(vec!["value".into()])
+    );
+    // ...without backups, RB001 says rollback could not.
+    let never = MigrationApplier::builder(&db.path)
+        .backup_policy(doctype_migrate::BackupPolicy::Never)
+        .build()
+        .unwrap()
+        .dry_run(&[doctype(&v2)])
+        .unwrap();
+    let rb001: Vec<_> = never
+        .findings
+        .iter()
+        .filter(|f| f.rule == Rule::Rb001)
+        .collect();
+    assert_eq!(rb001.len(), 1);
+    assert!(rb001[0].blocking);
     // Allowed, the apply goes through and converts with CAST semantics.
     MigrationApplier::builder(&db.path)
         .allow_data_loss(true)

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::backup::BackupPolicy;
 use crate::error::{Error, Result};
+use crate::execution::{Progress, ProgressObserver};
 use crate::ident::check_fieldname;
 
 use super::MigrationApplier;
@@ -32,6 +34,24 @@ pub struct NullFill {
     pub value: String,
 }
 
+/// The key that encrypts backups.
+#[derive(Clone, PartialEq, Eq)]
+pub enum BackupKey {
+    /// A file holding 32 raw bytes or 64 hex characters.
+    KeyFile(PathBuf),
+    /// A passphrase, stretched with argon2id.
+    Passphrase(String),
+}
+
+impl std::fmt::Debug for BackupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackupKey::KeyFile(p) => f.debug_tuple("KeyFile").field(p).finish(),
+            BackupKey::Passphrase(_) => f.write_str("Passphrase(<redacted>)"),
+        }
+    }
+}
+
 /// Options of a [`MigrationApplier`].
 #[derive(Debug, Clone)]
 pub struct ApplierOptions {
@@ -50,6 +70,19 @@ pub struct ApplierOptions {
     /// Values to fill NULLs with before a column becomes NOT NULL (the
     /// resolution of MF002).
     pub null_fills: Vec<NullFill>,
+    /// When to back up tables before changing them.
+    pub backup_policy: BackupPolicy,
+    /// Where backups go (default: `<database file name>.backups` beside it).
+    pub backup_dir: Option<PathBuf>,
+    /// Encrypt backups with this key (default: not encrypted).
+    pub backup_key: Option<BackupKey>,
+    /// gzip level for backups (default: the backup manager's fast level).
+    pub backup_compression_level: Option<u32>,
+    /// Read each backup back (decrypt, decompress, checksum, count) before
+    /// the step it protects runs. Default: on.
+    pub verify_backups: bool,
+    /// Receives progress events (phases, rows copied, backups written).
+    pub progress: Progress,
     /// SQLite busy timeout for each statement.
     pub busy_timeout: Duration,
     /// How long to wait for the write lock in total before giving up.
@@ -67,6 +100,12 @@ impl Default for ApplierOptions {
             allow_data_loss: false,
             renames: Vec::new(),
             null_fills: Vec::new(),
+            backup_policy: BackupPolicy::default(),
+            backup_dir: None,
+            backup_key: None,
+            backup_compression_level: None,
+            verify_backups: true,
+            progress: Progress::default(),
             busy_timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(60),
             applied_by: default_applied_by(),
@@ -174,6 +213,48 @@ impl ApplierBuilder {
         self
     }
 
+    /// See [`ApplierOptions::backup_policy`].
+    pub fn backup_policy(mut self, policy: BackupPolicy) -> Self {
+        self.options.backup_policy = policy;
+        self
+    }
+
+    /// See [`ApplierOptions::backup_dir`].
+    pub fn backup_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.options.backup_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Encrypts backups with the key in this file (32 bytes or 64 hex characters).
+    pub fn backup_key_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.options.backup_key = Some(BackupKey::KeyFile(path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// Encrypts backups with a key derived from this passphrase (argon2id).
+    pub fn backup_passphrase(mut self, passphrase: &str) -> Self {
+        self.options.backup_key = Some(BackupKey::Passphrase(passphrase.to_string()));
+        self
+    }
+
+    /// See [`ApplierOptions::backup_compression_level`].
+    pub fn backup_compression_level(mut self, level: u32) -> Self {
+        self.options.backup_compression_level = Some(level);
+        self
+    }
+
+    /// See [`ApplierOptions::verify_backups`].
+    pub fn verify_backups(mut self, yes: bool) -> Self {
+        self.options.verify_backups = yes;
+        self
+    }
+
+    /// Sends progress events to `observer`.
+    pub fn progress(mut self, observer: std::sync::Arc<dyn ProgressObserver>) -> Self {
+        self.options.progress = Progress::new(observer);
+        self
+    }
+
     /// See [`ApplierOptions::busy_timeout`].
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.options.busy_timeout = timeout;
@@ -217,6 +298,11 @@ impl ApplierBuilder {
                     fill.column
                 )));
             }
+        }
+        if self.options.backup_compression_level.is_some_and(|l| l > 9) {
+            return Err(Error::Config(
+                "backup compression level must be 0 to 9".into(),
+            ));
         }
         if self.options.lock_timeout.is_zero() {
             return Err(Error::Config(

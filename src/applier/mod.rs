@@ -3,20 +3,20 @@
 
 mod builder;
 
-pub use builder::{ApplierBuilder, ApplierOptions, NullFill, RenameHint};
+pub use builder::{ApplierBuilder, ApplierOptions, BackupKey, NullFill, RenameHint};
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::backup::{BackupManager, default_dir_for};
+use crate::backup::{BackupManager, default_dir_for, planned_backups};
 use crate::diff::{DiffOptions, diff_table};
 use crate::doctype::{Conflict, DocType, conflicts, load_path, validate_set};
 use crate::error::{Error, Result};
 use crate::execution::{
-    ExecContext, ForeignKeysOff, MigrationRecord, TxGuard, begin_immediate, execute_doctype,
-    record_failure,
+    ExecContext, ForeignKeysOff, MigrationRecord, Phase, ProgressEvent, TxGuard, begin_immediate,
+    execute_doctype, record_failure,
 };
 use crate::history::{HistoryRow, MigrationId, store};
 use crate::plan::{DocTypePlan, MigrationPlan, plan_drop_table, plan_table};
@@ -72,6 +72,9 @@ pub struct ApplyReport {
     pub migrations: Vec<MigrationRecord>,
     /// Non-blocking findings.
     pub findings: Vec<Finding>,
+    /// Nothing to do, confirmed from fingerprints alone (no table was
+    /// introspected): the start-up fast path.
+    pub fast_path: bool,
 }
 
 impl MigrationApplier {
@@ -142,9 +145,20 @@ impl MigrationApplier {
     pub fn sync_all(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
         let (_, cf003) = split_conflicts(doctypes);
         refuse_if_blocked(cf003)?;
-        let preplan = self.plan(doctypes)?;
+        validate_set(doctypes)?;
+        let progress = self.options.progress.clone();
+        let batch_phase = |phase| {
+            progress.emit(ProgressEvent::Phase {
+                doctype: None,
+                phase,
+            })
+        };
+        batch_phase(Phase::Plan);
+        let preplan = plan_with(&self.conn, doctypes, &self.options, Mode::Fast)?;
         if preplan.is_empty() {
-            return Ok(ApplyReport::empty());
+            let mut report = ApplyReport::empty();
+            report.fast_path = preplan.confirmed_by_fingerprint == preplan.doctypes.len();
+            return Ok(report);
         }
         refuse_if_blocked(validate_plan(
             &self.conn,
@@ -159,6 +173,7 @@ impl MigrationApplier {
         } else {
             None
         };
+        batch_phase(Phase::Lock);
         let (guard, plan) = loop {
             begin_immediate(conn, &self.path, self.options.lock_timeout)?;
             let guard = TxGuard::new(conn);
@@ -175,7 +190,10 @@ impl MigrationApplier {
             guard.rollback()?;
             return Ok(ApplyReport::empty());
         }
+        batch_phase(Phase::Validate);
+        let validate_clock = std::time::Instant::now();
         let findings = validate_plan(conn, &plan, doctypes, &self.policy())?;
+        let validate_ms = validate_clock.elapsed().as_secs_f64() * 1000.0;
         if findings.iter().any(|f| f.blocking) {
             guard.rollback()?;
             return Err(Error::Blocked { findings });
@@ -185,18 +203,31 @@ impl MigrationApplier {
             applied_by: self.options.applied_by.clone(),
             batch_id: new_batch_id(),
             check_foreign_keys: fk_guard.as_ref().is_some_and(ForeignKeysOff::were_on),
+            verify_backups: self.options.verify_backups,
+            progress: progress.clone(),
+            validate_ms,
         };
+        let manager = if plan.pending().any(|p| !p.backups.is_empty()) {
+            Some(self.backup_manager()?)
+        } else {
+            None
+        };
+        // Backup files of DocTypes (or a batch) that roll back protect nothing: remove them.
+        let mut taken: Vec<PathBuf> = Vec::new();
         let mut migrations = Vec::new();
         for (n, dt_plan) in plan.pending().enumerate() {
             let start = std::time::Instant::now();
-            match execute_doctype(conn, dt_plan, n, &ctx) {
+            let before = taken.len();
+            match execute_doctype(conn, dt_plan, n, &ctx, manager.as_ref(), &mut taken) {
                 Ok(record) => migrations.push(record),
                 Err(e) if self.options.continue_on_error => {
+                    remove_files(taken.drain(before..));
                     let ms = start.elapsed().as_secs_f64() * 1000.0;
                     migrations.push(record_failure(conn, dt_plan, &ctx, &e, ms)?);
                 }
                 Err(e) => {
                     guard.rollback()?;
+                    remove_files(taken.drain(..));
                     return Err(Error::DocTypeFailed {
                         doctype: dt_plan.doctype.clone(),
                         source: Box::new(e),
@@ -204,14 +235,39 @@ impl MigrationApplier {
                 }
             }
         }
-        guard.commit()?;
+        batch_phase(Phase::Commit);
+        if let Err(e) = guard.commit() {
+            remove_files(taken.drain(..));
+            return Err(e);
+        }
         drop(fk_guard);
         Ok(ApplyReport {
             blocked: false,
             batch_id: Some(ctx.batch_id),
             migrations,
             findings,
+            fast_path: false,
         })
+    }
+
+    /// The backup manager this applier's options describe (directory,
+    /// compression, key). Building it writes nothing until a backup is taken.
+    pub fn backup_manager(&self) -> Result<BackupManager> {
+        let o = &self.options;
+        let dir = o
+            .backup_dir
+            .clone()
+            .unwrap_or_else(|| default_dir_for(&self.path));
+        let mut b = BackupManager::builder().dir(dir);
+        if let Some(level) = o.backup_compression_level {
+            b = b.compression_level(level);
+        }
+        b = match &o.backup_key {
+            Some(BackupKey::KeyFile(p)) => b.key_file(p.clone()),
+            Some(BackupKey::Passphrase(p)) => b.passphrase(p.clone()),
+            None => b,
+        };
+        b.build()
     }
 
     fn policy(&self) -> ValidationPolicy {
@@ -293,12 +349,10 @@ impl MigrationApplier {
         rollback::run(&self.conn, &self.path, target, options, backups)
     }
 
-    /// The backups a rollback uses when its options name none: the default
-    /// directory beside the database, without a key.
+    /// The backups a rollback uses when its options name none: this
+    /// applier's (see [`MigrationApplier::backup_manager`]).
     fn rollback_backups(&self) -> Result<BackupManager> {
-        BackupManager::builder()
-            .dir(default_dir_for(&self.path))
-            .build()
+        self.backup_manager()
     }
 }
 
@@ -309,6 +363,7 @@ impl ApplyReport {
             batch_id: None,
             migrations: Vec::new(),
             findings: Vec::new(),
+            fast_path: false,
         }
     }
 
@@ -330,6 +385,12 @@ pub fn migrate_on_start(
         .create_if_missing(true)
         .build()?
         .sync_all(&doctypes)
+}
+
+fn remove_files(paths: impl Iterator<Item = PathBuf>) {
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// Splits a set into the DocTypes without definition conflicts and CF003
@@ -370,12 +431,46 @@ fn refuse_if_blocked(findings: Vec<Finding>) -> Result<()> {
     Ok(())
 }
 
+/// Whether to try the start-up fast path (fingerprints instead of introspection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Full,
+    Fast,
+}
+
 fn plan_on(
     conn: &Connection,
     doctypes: &[DocType],
     options: &ApplierOptions,
 ) -> Result<MigrationPlan> {
+    plan_with(conn, doctypes, options, Mode::Full)
+}
+
+/// Plans the DocTypes. In [`Mode::Fast`], a DocType whose target spec and
+/// live table both have the fingerprints its last completed migration
+/// recorded is confirmed up to date without introspecting its table. Options
+/// that change a plan without changing the target spec (dropping orphans,
+/// rename hints, NULL fills) turn the fast path off.
+fn plan_with(
+    conn: &Connection,
+    doctypes: &[DocType],
+    options: &ApplierOptions,
+    mode: Mode,
+) -> Result<MigrationPlan> {
     let snapshot = SchemaSnapshot::read(conn)?;
+    let fast = mode == Mode::Fast
+        && !options.drop_orphan_columns
+        && !options.drop_orphan_tables
+        && options.renames.is_empty()
+        && options.null_fills.is_empty();
+    let (recorded, live_fps) = if fast {
+        (
+            store::latest_fingerprints(conn)?,
+            snapshot.table_fingerprints(),
+        )
+    } else {
+        Default::default()
+    };
     let mut sorted: Vec<&DocType> = doctypes.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let diff_options = DiffOptions {
@@ -388,12 +483,24 @@ fn plan_on(
             if options.drop_orphan_tables {
                 if let Some(live) = introspect_table(conn, &snapshot, &dt.table_name())? {
                     let fingerprint = snapshot.table_fingerprint(&live.spec.name);
-                    plan.doctypes
-                        .push(plan_drop_table(&dt.name, &live, fingerprint));
+                    let mut dt_plan = plan_drop_table(&dt.name, &live, fingerprint);
+                    dt_plan.backups = planned_backups(&dt_plan, options.backup_policy);
+                    plan.doctypes.push(dt_plan);
                 }
             }
             continue;
         };
+        if fast {
+            let live_fp = live_fps.get(&target.name.to_ascii_lowercase());
+            if let (Some((Some(t), Some(a))), Some(l)) = (recorded.get(&dt.name), live_fp) {
+                if *t == target.fingerprint() && a == l {
+                    plan.confirmed_by_fingerprint += 1;
+                    plan.doctypes
+                        .push(DocTypePlan::up_to_date(&dt.name, target, Some(l.clone())));
+                    continue;
+                }
+            }
+        }
         let live = introspect_table(conn, &snapshot, &target.name)?;
         let mut hints: Vec<(String, String)> = dt
             .fields
@@ -415,13 +522,9 @@ fn plan_on(
             .filter(|f| f.doctype == dt.name)
             .map(|f| (f.column.clone(), crate::ident::quote_literal(&f.value)))
             .collect();
-        plan.doctypes.push(plan_table(
-            &diff,
-            &target,
-            live.as_ref(),
-            fingerprint,
-            &fills,
-        )?);
+        let mut dt_plan = plan_table(&diff, &target, live.as_ref(), fingerprint, &fills)?;
+        dt_plan.backups = planned_backups(&dt_plan, options.backup_policy);
+        plan.doctypes.push(dt_plan);
     }
     Ok(plan)
 }

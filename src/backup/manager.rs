@@ -416,6 +416,28 @@ impl BackupManager {
         base: &Path,
         migration_id: Option<MigrationId>,
     ) -> Result<BackupInfo> {
+        // The link stores the base's file name only, so it must live in the
+        // directory the increment is written to.
+        let base_dir = base
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let same_dir = match (
+            std::fs::canonicalize(base_dir),
+            std::fs::canonicalize(&self.dir),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if !same_dir {
+            return Err(bad(
+                base,
+                format!(
+                    "the base of an incremental backup must be in the backup directory {}",
+                    self.dir.display()
+                ),
+            ));
+        }
         let chain = self.open_chain(base)?;
         let setup = self.encrypt_setup()?;
         let cfg = self.writer_config(setup.as_deref());

@@ -31,6 +31,7 @@ mod encoding;
 mod format;
 mod incremental;
 mod manager;
+mod policy;
 mod prune;
 mod reader;
 mod restore;
@@ -47,6 +48,7 @@ use crate::history::MigrationId;
 pub use manager::{
     BackupManager, BackupManagerBuilder, DEFAULT_COMPRESSION_LEVEL, default_dir_for,
 };
+pub use policy::{BackupPolicy, PlannedBackup, planned_backups};
 
 /// What a backup stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

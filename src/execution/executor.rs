@@ -2,11 +2,13 @@
 //! per DocType, the history row inside it (invariant 5), foreign-key check
 //! and verification before it is released.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::backup::BackupManager;
 use crate::diff::Change;
 use crate::error::{Error, Result};
 use crate::history::{MigrationId, MigrationStatus, store};
@@ -14,6 +16,7 @@ use crate::ident::quote;
 use crate::plan::{DocTypePlan, REBUILD_TEMP_PREFIX};
 use crate::schema::{SchemaSnapshot, introspect_table, referencing_tables};
 
+use super::progress::{Metrics, Phase, Progress, ProgressEvent};
 use super::verify::check_result;
 
 /// What happened to one DocType.
@@ -36,6 +39,11 @@ pub struct MigrationRecord {
     /// The error, for a failed DocType.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Backup files taken before the steps ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<PathBuf>,
+    /// Where the time went.
+    pub metrics: Metrics,
 }
 
 /// Settings the executor needs from the applier.
@@ -48,20 +56,32 @@ pub struct ExecContext {
     /// Foreign keys were on before the applier switched them off: check
     /// rebuilt tables for new violations before releasing.
     pub check_foreign_keys: bool,
+    /// Read every backup back before the step it protects runs.
+    pub verify_backups: bool,
+    /// Where progress goes.
+    pub progress: Progress,
+    /// Time spent validating the batch, in milliseconds (recorded in metrics).
+    pub validate_ms: f64,
 }
 
 /// Runs one DocType's plan in its own savepoint. On error the savepoint is
 /// rolled back (nothing of this DocType remains) and the error returned.
+///
+/// Backups the plan lists are taken first with `backups` and their paths
+/// pushed to `taken`, so the caller can delete them if the DocType or the
+/// whole batch is rolled back.
 pub fn execute_doctype(
     conn: &Connection,
     plan: &DocTypePlan,
     n: usize,
     ctx: &ExecContext,
+    backups: Option<&BackupManager>,
+    taken: &mut Vec<PathBuf>,
 ) -> Result<MigrationRecord> {
     let savepoint = quote(&format!("dm_sp_{n}"));
     exec(conn, &format!("SAVEPOINT {savepoint}"))?;
     let start = Instant::now();
-    match run(conn, plan, ctx, start) {
+    match run(conn, plan, ctx, start, backups, taken) {
         Ok(record) => {
             exec(conn, &format!("RELEASE {savepoint}"))?;
             Ok(record)
@@ -95,6 +115,8 @@ pub fn record_failure(
         affected_rows: 0,
         execution_time_ms: ms,
         error: Some(text),
+        backups: Vec::new(),
+        metrics: Metrics::default(),
     })
 }
 
@@ -115,8 +137,50 @@ fn run(
     plan: &DocTypePlan,
     ctx: &ExecContext,
     start: Instant,
+    backups: Option<&BackupManager>,
+    taken: &mut Vec<PathBuf>,
 ) -> Result<MigrationRecord> {
     let id = store::start(conn, &new_migration(conn, plan, ctx)?)?;
+    let mut metrics = Metrics {
+        validate_ms: ctx.validate_ms,
+        ..Metrics::default()
+    };
+    let mut mine = Vec::new();
+    let phase = |phase| {
+        ctx.progress.emit(ProgressEvent::Phase {
+            doctype: Some(&plan.doctype),
+            phase,
+        })
+    };
+    let clock = Instant::now();
+    if !plan.backups.is_empty() {
+        phase(Phase::Backup);
+    }
+    for planned in &plan.backups {
+        let manager = backups.ok_or_else(|| {
+            Error::Config(format!(
+                "DocType {:?} needs a backup but no backup manager was given",
+                plan.doctype
+            ))
+        })?;
+        let info =
+            manager.backup_table(conn, &planned.table, planned.strategy.clone(), Some(id))?;
+        taken.push(info.path.clone());
+        if ctx.verify_backups {
+            manager.verify(&info.path)?;
+        }
+        metrics.bytes_backed_up += info.bytes;
+        ctx.progress.emit(ProgressEvent::BackupWritten {
+            doctype: &plan.doctype,
+            table: &planned.table,
+            bytes: info.bytes,
+            path: &info.path,
+        });
+        mine.push(info.path);
+    }
+    metrics.backup_ms = ms_since(clock);
+    phase(Phase::Execute);
+    let clock = Instant::now();
     let fk_tables = if ctx.check_foreign_keys && plan.rebuilds() {
         let mut t = referencing_tables(conn, &plan.table)?;
         t.push(plan.table.clone());
@@ -131,12 +195,19 @@ fn run(
     );
     let mut affected = 0i64;
     for sql in plan.forward_sql() {
+        if sql.starts_with(&copy_prefix) {
+            let copied = copy_rows(conn, &sql, plan, &ctx.progress)
+                .map_err(|e| e.in_context(&plan.doctype, &plan.table))?;
+            affected += copied as i64;
+            continue;
+        }
         conn.execute_batch(&sql)
             .map_err(|e| Error::sql(&sql, e).in_context(&plan.doctype, &plan.table))?;
-        if sql.starts_with(&copy_prefix) {
-            affected += conn.changes() as i64;
-        }
     }
+    metrics.execute_ms = ms_since(clock);
+    metrics.rows_copied = affected as u64;
+    phase(Phase::Verify);
+    let clock = Instant::now();
     let violations_after = fk_violations(conn, &fk_tables)?;
     if violations_after > violations_before {
         return Err(Error::Verification {
@@ -158,6 +229,7 @@ fn run(
             message: problems.join("; "),
         });
     }
+    metrics.verify_ms = ms_since(clock);
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     store::complete(
         conn,
@@ -167,7 +239,9 @@ fn run(
             affected_rows: affected,
             fingerprint_after: snapshot.table_fingerprint(&plan.table),
             schema_after: serde_json::to_value(&snapshot.objects).unwrap_or_default(),
-            backup_path: None,
+            metrics: serde_json::to_value(&metrics).unwrap_or_default(),
+            backup_path: (!mine.is_empty())
+                .then(|| serde_json::to_string(&mine).unwrap_or_default()),
         },
     )?;
     Ok(MigrationRecord {
@@ -179,6 +253,8 @@ fn run(
         affected_rows: affected,
         execution_time_ms: ms,
         error: None,
+        backups: mine,
+        metrics,
     })
 }
 
@@ -200,6 +276,73 @@ fn new_migration(
         fingerprint_before: before.table_fingerprint(&plan.table),
         schema_before: serde_json::to_value(&before.objects).unwrap_or_default(),
     })
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Rows per range when a rebuild copies in rowid ranges.
+const COPY_CHUNK: i64 = 65_536;
+
+/// Runs a rebuild's copy statement. When it copies rowids (see the
+/// rebuild), it runs in rowid ranges so progress can be reported between
+/// ranges; the result is the same as the single statement, which is what
+/// the plan and history record. Returns the rows copied.
+fn copy_rows(conn: &Connection, sql: &str, plan: &DocTypePlan, progress: &Progress) -> Result<u64> {
+    let by_rowid = sql.contains(") (rowid, ") || sql.contains(" (rowid, ");
+    if !progress.is_active() || !by_rowid {
+        conn.execute_batch(sql).map_err(|e| Error::sql(sql, e))?;
+        let n = conn.changes();
+        progress.emit(ProgressEvent::RowsCopied {
+            doctype: &plan.doctype,
+            table: &plan.table,
+            copied: n,
+            total: n,
+        });
+        return Ok(n);
+    }
+    let bounds = format!("SELECT min(rowid), max(rowid) FROM {}", quote(&plan.table));
+    let (lo, hi): (Option<i64>, Option<i64>) = conn
+        .query_row(&bounds, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(|e| Error::sql(&bounds, e))?;
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        progress.emit(ProgressEvent::RowsCopied {
+            doctype: &plan.doctype,
+            table: &plan.table,
+            copied: 0,
+            total: 0,
+        });
+        return Ok(0);
+    };
+    let estimate = (hi - lo).saturating_add(1).max(0) as u64;
+    let ranged = format!("{sql} WHERE rowid BETWEEN ?1 AND ?2");
+    let mut stmt = conn.prepare(&ranged).map_err(|e| Error::sql(&ranged, e))?;
+    let mut copied = 0u64;
+    let mut start = lo;
+    loop {
+        let end = start.saturating_add(COPY_CHUNK - 1).min(hi);
+        copied += stmt
+            .execute(rusqlite::params![start, end])
+            .map_err(|e| Error::sql(&ranged, e))? as u64;
+        if end >= hi {
+            break;
+        }
+        progress.emit(ProgressEvent::RowsCopied {
+            doctype: &plan.doctype,
+            table: &plan.table,
+            copied,
+            total: estimate.max(copied),
+        });
+        start = end + 1;
+    }
+    progress.emit(ProgressEvent::RowsCopied {
+        doctype: &plan.doctype,
+        table: &plan.table,
+        copied,
+        total: copied,
+    });
+    Ok(copied)
 }
 
 fn fk_violations(conn: &Connection, tables: &[String]) -> Result<u64> {

@@ -3,8 +3,10 @@
 
 mod executor;
 mod lock;
+mod progress;
 mod verify;
 
 pub use executor::{ExecContext, MigrationRecord, error_chain, execute_doctype, record_failure};
 pub use lock::{ForeignKeysOff, TxGuard, begin_immediate, is_busy};
+pub use progress::{Metrics, Phase, Progress, ProgressEvent, ProgressObserver};
 pub use verify::{check_result, differences};

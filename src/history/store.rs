@@ -41,6 +41,7 @@ const COLUMNS: &[(&str, &str)] = &[
     ("fingerprint_after", "TEXT"),
     ("schema_before", "TEXT"),
     ("schema_after", "TEXT"),
+    ("metrics", "TEXT"),
 ];
 
 /// One row of `tabMigrationHistory`. Serialized with the column names as
@@ -90,6 +91,8 @@ pub struct HistoryRow {
     pub schema_before: serde_json::Value,
     /// `sqlite_schema` rows of the table after.
     pub schema_after: serde_json::Value,
+    /// Time per phase, rows copied, bytes backed up.
+    pub metrics: serde_json::Value,
 }
 
 /// What is known about a migration when it starts.
@@ -130,6 +133,8 @@ pub struct Completion {
     pub schema_after: serde_json::Value,
     /// Backup files (JSON array text).
     pub backup_path: Option<String>,
+    /// Where the time went (JSON).
+    pub metrics: serde_json::Value,
 }
 
 fn q(name: &str) -> String {
@@ -227,7 +232,7 @@ pub fn start(conn: &Connection, m: &NewMigration) -> Result<MigrationId> {
 pub fn complete(conn: &Connection, id: MigrationId, c: &Completion) -> Result<()> {
     set_status(conn, id, MigrationStatus::Completed)?;
     const SQL: &str = "UPDATE \"tabMigrationHistory\" SET execution_time = ?2, affected_rows = ?3, \
-         fingerprint_after = ?4, schema_after = ?5, backup_path = ?6 WHERE id = ?1";
+         fingerprint_after = ?4, schema_after = ?5, backup_path = ?6, metrics = ?7 WHERE id = ?1";
     conn.execute(
         SQL,
         params![
@@ -236,7 +241,8 @@ pub fn complete(conn: &Connection, id: MigrationId, c: &Completion) -> Result<()
             c.affected_rows,
             c.fingerprint_after,
             json_text(&c.schema_after),
-            c.backup_path
+            c.backup_path,
+            json_text(&c.metrics)
         ],
     )
     .map(drop)
@@ -277,7 +283,7 @@ pub fn set_status(conn: &Connection, id: MigrationId, to: MigrationStatus) -> Re
 
 const SELECT: &str = "SELECT id, batch_id, doctype, table_name, version, timestamp, sql, rollback_sql, changes, \
      status, applied_by, execution_time, affected_rows, backup_path, error, rollback_info, target_fingerprint, \
-     fingerprint_before, fingerprint_after, schema_before, schema_after FROM \"tabMigrationHistory\"";
+     fingerprint_before, fingerprint_after, schema_before, schema_after, metrics FROM \"tabMigrationHistory\"";
 
 fn parse_json(text: Option<String>) -> serde_json::Value {
     text.and_then(|t| serde_json::from_str(&t).ok())
@@ -316,6 +322,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
         fingerprint_after: r.get(18)?,
         schema_before: parse_json(r.get(19)?),
         schema_after: parse_json(r.get(20)?),
+        metrics: parse_json(r.get(21)?),
     })
 }
 
@@ -351,6 +358,26 @@ pub fn latest_completed(conn: &Connection, doctype: &str) -> Result<Option<Histo
     conn.query_row(&sql, [doctype], from_row)
         .optional()
         .map_err(|e| Error::sql(&sql, e))
+}
+
+/// `(target_fingerprint, fingerprint_after)` of a completed migration.
+pub type RecordedFingerprints = (Option<String>, Option<String>);
+
+/// For each DocType, the `(target_fingerprint, fingerprint_after)` of its
+/// latest completed migration: what the start-up fast path compares with.
+/// One query; empty when the history table does not exist.
+pub fn latest_fingerprints(
+    conn: &Connection,
+) -> Result<std::collections::HashMap<String, RecordedFingerprints>> {
+    if !table_exists(conn)? {
+        return Ok(Default::default());
+    }
+    const SQL: &str = "SELECT doctype, target_fingerprint, fingerprint_after FROM \"tabMigrationHistory\" \
+         WHERE id IN (SELECT max(id) FROM \"tabMigrationHistory\" WHERE status = 'completed' GROUP BY doctype)";
+    let mut stmt = conn.prepare(SQL).map_err(|e| Error::sql(SQL, e))?;
+    stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| Error::sql(SQL, e))
 }
 
 /// The current time as stored in history rows.

@@ -31,6 +31,7 @@ pub fn plan_table(
         target: target.clone(),
         fingerprint_before,
         null_fills: null_fills.to_vec(),
+        backups: Vec::new(),
     };
     if diff.is_empty() {
         return Ok(plan);
@@ -79,6 +80,7 @@ pub fn plan_drop_table(
         },
         fingerprint_before,
         null_fills: Vec::new(),
+        backups: Vec::new(),
     }
 }
 

@@ -53,9 +53,30 @@ pub struct DocTypePlan {
     /// caller chose, for columns that become NOT NULL.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub null_fills: Vec<(String, String)>,
+    /// Backups taken before the steps run (empty when the policy needs none).
+    pub backups: Vec<crate::backup::PlannedBackup>,
 }
 
 impl DocTypePlan {
+    /// A plan with nothing to do, for a DocType confirmed up to date.
+    pub fn up_to_date(
+        doctype: &str,
+        target: TableSpec,
+        fingerprint_before: Option<String>,
+    ) -> Self {
+        DocTypePlan {
+            doctype: doctype.to_string(),
+            table: target.name.clone(),
+            changes: Vec::new(),
+            orphans: Vec::new(),
+            steps: Vec::new(),
+            target,
+            fingerprint_before,
+            null_fills: Vec::new(),
+            backups: Vec::new(),
+        }
+    }
+
     /// Whether the DocType is already up to date.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
@@ -89,6 +110,10 @@ impl DocTypePlan {
 pub struct MigrationPlan {
     /// One entry per DocType that has a table, in a deterministic order.
     pub doctypes: Vec<DocTypePlan>,
+    /// DocTypes confirmed up to date by fingerprints alone (the start-up
+    /// fast path), without introspecting their tables.
+    #[serde(skip)]
+    pub confirmed_by_fingerprint: usize,
 }
 
 impl MigrationPlan {

@@ -97,7 +97,7 @@ pub struct RollbackOptions {
     /// How long to wait for the write lock in total.
     pub lock_timeout: Duration,
     /// The backups to verify and restore from. `None`: the applier's
-    /// (default: `<db>.backups` beside the database, without a key).
+    /// (`MigrationApplier::backup_manager`: its backup directory and key).
     pub backups: Option<Arc<BackupManager>>,
 }
 

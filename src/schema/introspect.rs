@@ -84,23 +84,44 @@ impl SchemaSnapshot {
     /// is altered, inside or outside the engine.
     pub fn table_fingerprint(&self, table: &str) -> Option<String> {
         self.table(table)?;
-        let mut h = Sha256::new();
-        for o in self
-            .objects
-            .iter()
-            .filter(|o| o.tbl_name.eq_ignore_ascii_case(table))
-        {
-            for part in [
-                o.kind.as_str(),
-                o.name.as_str(),
-                o.sql.as_deref().unwrap_or(""),
-            ] {
-                h.update(part.as_bytes());
-                h.update([0]);
-            }
-        }
-        Some(hex(&h.finalize()))
+        Some(fingerprint_of(
+            self.objects
+                .iter()
+                .filter(|o| o.tbl_name.eq_ignore_ascii_case(table)),
+        ))
     }
+
+    /// [`SchemaSnapshot::table_fingerprint`] of every table at once, keyed by
+    /// lowercase table name: one pass over the snapshot instead of one per table.
+    pub fn table_fingerprints(&self) -> std::collections::HashMap<String, String> {
+        let mut groups: std::collections::HashMap<String, Vec<&SchemaObject>> = Default::default();
+        for o in &self.objects {
+            groups
+                .entry(o.tbl_name.to_ascii_lowercase())
+                .or_default()
+                .push(o);
+        }
+        groups
+            .into_iter()
+            .filter(|(_, objs)| objs.iter().any(|o| o.kind == "table"))
+            .map(|(t, objs)| (t, fingerprint_of(objs.into_iter())))
+            .collect()
+    }
+}
+
+fn fingerprint_of<'a>(objects: impl Iterator<Item = &'a SchemaObject>) -> String {
+    let mut h = Sha256::new();
+    for o in objects {
+        for part in [
+            o.kind.as_str(),
+            o.name.as_str(),
+            o.sql.as_deref().unwrap_or(""),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+    }
+    hex(&h.finalize())
 }
 
 fn read_objects<P: rusqlite::Params>(

@@ -107,6 +107,9 @@ pub fn check(
         });
     }
     let mut destructive_with_data = Vec::new();
+    if p.changes.iter().any(|c| c.kind == ChangeKind::DropTable) && rows > 0 {
+        destructive_with_data.push(String::new());
+    }
     let mut nulls_filled: Vec<(String, u64)> = Vec::new();
     for c in &p.changes {
         let Some(col) = c.column.as_deref() else {
@@ -215,16 +218,31 @@ pub fn check(
         }
     }
     out.extend(unique_checks(conn, p, &live, rows)?);
-    for col in destructive_with_data {
-        out.push(finding(
+    // With a backup planned, rollback can give the data back: no RB001.
+    let unprotected = if p.backups.is_empty() {
+        destructive_with_data
+    } else {
+        Vec::new()
+    };
+    for col in unprotected {
+        let what = if col.is_empty() {
+            format!("table {:?}", p.table)
+        } else {
+            format!("{col:?}")
+        };
+        let mut f = finding(
             Rule::Rb001,
             Severity::High,
             loss_blocks,
             &col,
             None,
-            format!("no backup is taken of {col:?}, so a rollback cannot restore what this migration destroys"),
-            "allow data loss only after backing up the database file".into(),
-        ));
+            format!("no backup is taken of {what} (backup policy: never), so a rollback cannot restore what this migration destroys"),
+            "use a backup policy other than never, or allow data loss only after backing up the database file".into(),
+        );
+        if col.is_empty() {
+            f.column = None;
+        }
+        out.push(f);
     }
     Ok(out)
 }

@@ -2,13 +2,11 @@
 //! snapshots of a database (schema and every value with its storage class).
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use doctype_migrate::{
-    ApplyReport, BackupManager, BackupStrategy, ChangeKind, DocType, MigrationApplier, Result,
-    RollbackOptions, default_dir_for,
+    ApplyReport, BackupManager, DocType, MigrationApplier, Result, RollbackOptions, default_dir_for,
 };
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
@@ -32,42 +30,17 @@ pub fn options(backups: &Arc<BackupManager>) -> RollbackOptions {
     }
 }
 
-/// `sync_all` with a full-table backup of every table the plan rebuilds or
-/// drops, recorded in the history row's `backup_path` (a JSON array), as the
-/// applier's default backup policy does.
+/// `sync_all` through the real applier path, which takes the backups its
+/// policy asks for (by default before destructive and rebuild steps) and
+/// records them in the history row's `backup_path`. `backups` is the
+/// manager for the same directory (the default beside the database).
 pub fn sync_with_backups(
     applier: &mut MigrationApplier,
     backups: &BackupManager,
     doctypes: &[DocType],
 ) -> Result<ApplyReport> {
-    let plan = applier.plan(doctypes)?;
-    let mut taken: HashMap<String, PathBuf> = HashMap::new();
-    for dt in plan.pending() {
-        let drops = dt.changes.iter().any(|c| c.kind == ChangeKind::DropTable);
-        if dt.rebuilds() || drops {
-            let info = backups.backup_table(
-                applier.connection(),
-                &dt.table,
-                BackupStrategy::FullTable,
-                None,
-            )?;
-            taken.insert(dt.doctype.clone(), info.path);
-        }
-    }
-    let report = applier.sync_all(doctypes)?;
-    for m in &report.migrations {
-        if let (Some(id), Some(path)) = (m.id, taken.get(&m.doctype)) {
-            let json = serde_json::to_string(&[path]).unwrap();
-            applier
-                .connection()
-                .execute(
-                    "UPDATE \"tabMigrationHistory\" SET backup_path = ?2 WHERE id = ?1",
-                    rusqlite::params![id.0, json],
-                )
-                .unwrap();
-        }
-    }
-    Ok(report)
+    let _ = backups;
+    applier.sync_all(doctypes)
 }
 
 /// A value with its storage class, compared bit for bit.

@@ -1,0 +1,433 @@
+//! The engine against hand-written SQL on the same machine, in one run.
+//!
+//! ```text
+//! cargo run --release --example bench [-- --rows N --doctypes N --json PATH]
+//! ```
+//!
+//! Builds its own data: a business-like DocType with 21 columns (7 standard
+//! plus 14 fields) and two secondary indexes, filled with `--rows` rows
+//! (default 1,000,000), and `--doctypes` small DocTypes (default 1,000).
+//! Prints a table of engine versus baseline with ratios and the targets, and
+//! writes the figures as JSON (default `target/bench.json`).
+//!
+//! 1. A type change on one column through the engine (backups off) versus
+//!    the hand-written 12-step rebuild for the same change.
+//! 2. The same with a compressed, encrypted backup versus the hand-written
+//!    SQL plus plain gzip (same level) of the database file.
+//! 3. A no-op apply of the DocTypes versus opening the database and reading
+//!    sqlite_schema.
+//! 4. The first apply of the DocTypes versus executing the same CREATE
+//!    statements in one transaction.
+//! 5. Peak resident memory of the process during (2).
+
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use doctype_migrate::{BackupPolicy, DocType, Field, FieldType, MigrationApplier};
+use rusqlite::Connection;
+use serde_json::json;
+
+const FIELDS: [(&str, FieldType); 14] = [
+    ("item_code", FieldType::Data),
+    ("item_name", FieldType::Data),
+    ("description", FieldType::Text),
+    ("qty_text", FieldType::Data),
+    ("rate", FieldType::Currency),
+    ("amount", FieldType::Currency),
+    ("uom", FieldType::Data),
+    ("warehouse", FieldType::Link),
+    ("posting_date", FieldType::Date),
+    ("status", FieldType::Select),
+    ("is_active", FieldType::Check),
+    ("weight", FieldType::Float),
+    ("notes", FieldType::SmallText),
+    ("batch_no", FieldType::Data),
+];
+
+fn business_doctype(qty: FieldType) -> DocType {
+    let mut dt = DocType::new("Bench Item");
+    for (name, ft) in FIELDS {
+        let ft = if name == "qty_text" { qty } else { ft };
+        let mut f = Field::new(name, ft);
+        f.search_index = matches!(name, "item_code" | "warehouse");
+        dt = dt.field(f);
+    }
+    dt
+}
+
+fn small_doctypes(n: usize) -> Vec<DocType> {
+    (0..n)
+        .map(|i| {
+            let mut dt = DocType::new(format!("Small {i:04}"));
+            for f in 0..8 {
+                let ft = [
+                    FieldType::Data,
+                    FieldType::Int,
+                    FieldType::Currency,
+                    FieldType::Check,
+                ][f % 4];
+                dt = dt.field(Field::new(format!("field_{f}"), ft));
+            }
+            dt
+        })
+        .collect()
+}
+
+struct Args {
+    rows: u64,
+    doctypes: usize,
+    json: PathBuf,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rows: 1_000_000,
+        doctypes: 1000,
+        json: PathBuf::from("target/bench.json"),
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < v.len() {
+        let next = v.get(i + 1).cloned().unwrap_or_default();
+        match v[i].as_str() {
+            "--rows" => a.rows = next.parse().expect("--rows takes a number"),
+            "--doctypes" => a.doctypes = next.parse().expect("--doctypes takes a number"),
+            "--json" => a.json = PathBuf::from(next),
+            other => panic!("unknown argument {other}; see the doc comment of examples/bench.rs"),
+        }
+        i += 2;
+    }
+    a
+}
+
+fn main() {
+    let args = args();
+    let dir = tempfile::tempdir().expect("temp dir");
+    println!("building {} rows x 21 columns ...", args.rows);
+    let base = dir.path().join("base.db");
+    build_base(&base, args.rows);
+    let size_mb = std::fs::metadata(&base).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    println!("base database: {size_mb:.0} MB");
+    let key = dir.path().join("bench.key");
+    std::fs::write(&key, [42u8; 32]).expect("key file");
+
+    // (1) type change, backups off.
+    let db1 = copy(&base, dir.path(), "engine1.db");
+    let engine1 = time(|| engine_type_change(&db1, BackupPolicy::Never, None));
+    let hand1_db = copy(&base, dir.path(), "hand1.db");
+    let hand1 = time(|| hand_written_rebuild(&hand1_db));
+    check_same_data(&db1, &hand1_db);
+
+    // (2) with a compressed, encrypted backup; peak RSS measured around it.
+    let db2 = copy(&base, dir.path(), "engine2.db");
+    reset_peak_rss();
+    let rss_before = peak_rss_kib();
+    let engine2 =
+        time(|| engine_type_change(&db2, BackupPolicy::DestructiveAndRebuild, Some(&key)));
+    let rss_peak = peak_rss_kib();
+    let hand2_db = copy(&base, dir.path(), "hand2.db");
+    let hand2 = time(|| {
+        gzip_file(&hand2_db, &dir.path().join("hand2.db.gz"));
+        hand_written_rebuild(&hand2_db);
+    });
+
+    // (3) no-op apply and (4) first apply of many DocTypes.
+    let small = small_doctypes(args.doctypes);
+    let creates = {
+        let probe = MigrationApplier::builder(dir.path().join("probe.db"))
+            .read_only(true)
+            .build()
+            .unwrap();
+        let plan = probe.dry_run(&small).unwrap().plan;
+        plan.doctypes
+            .iter()
+            .flat_map(|d| d.forward_sql())
+            .collect::<Vec<_>>()
+    };
+    let mut first_engine = Vec::new();
+    let mut first_base = Vec::new();
+    let mut noop_engine = Vec::new();
+    let mut noop_base = Vec::new();
+    for round in 0..5 {
+        let e = dir.path().join(format!("many_engine_{round}.db"));
+        first_engine.push(time(|| {
+            let report = MigrationApplier::builder(&e)
+                .create_if_missing(true)
+                .build()
+                .unwrap()
+                .sync_all(&small)
+                .unwrap();
+            assert_eq!(report.migrations.len(), small.len());
+        }));
+        let b = dir.path().join(format!("many_base_{round}.db"));
+        first_base.push(time(|| {
+            let mut conn = Connection::open(&b).unwrap();
+            let tx = conn.transaction().unwrap();
+            for sql in &creates {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.commit().unwrap();
+        }));
+        noop_engine.push(time(|| {
+            let report = MigrationApplier::open(&e)
+                .unwrap()
+                .sync_all(&small)
+                .unwrap();
+            assert!(report.fast_path && report.migrations.is_empty());
+        }));
+        noop_base.push(time(|| {
+            let conn = Connection::open(&e).unwrap();
+            let n: i64 = conn
+                .query_row("SELECT count(sql) FROM sqlite_schema", [], |r| r.get(0))
+                .unwrap();
+            assert!(n > 0);
+        }));
+    }
+
+    let rows = vec![
+        row(
+            "1",
+            "type change, 1 column, backups off",
+            engine1,
+            hand1,
+            1.15,
+            "hand-written 12-step SQL",
+        ),
+        row(
+            "2",
+            "type change + gzip/AES backup",
+            engine2,
+            hand2,
+            1.3,
+            "hand-written SQL + gzip of the file",
+        ),
+        row(
+            "3",
+            &format!("no-op apply, {} DocTypes", args.doctypes),
+            median(&noop_engine),
+            median(&noop_base),
+            3.0,
+            "open + read sqlite_schema",
+        ),
+        row(
+            "4",
+            &format!("first apply, {} DocTypes", args.doctypes),
+            median(&first_engine),
+            median(&first_base),
+            1.5,
+            "same CREATEs in one transaction",
+        ),
+    ];
+    let peak_mb = rss_peak.saturating_sub(rss_before) as f64 / 1024.0;
+    println!();
+    println!("| # | measurement | engine | baseline | ratio | target | met |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.3} s | {:.3} s ({}) | {:.2}x | <= {:.2}x | {} |",
+            r["id"].as_str().unwrap(),
+            r["what"].as_str().unwrap(),
+            r["engine_s"].as_f64().unwrap(),
+            r["baseline_s"].as_f64().unwrap(),
+            r["baseline"].as_str().unwrap(),
+            r["ratio"].as_f64().unwrap(),
+            r["target"].as_f64().unwrap(),
+            if r["met"].as_bool().unwrap() {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+    }
+    println!(
+        "| 5 | peak RSS growth during (2) | {peak_mb:.1} MB (process peak {:.1} MB) | | | < 64 MB | {} |",
+        rss_peak as f64 / 1024.0,
+        if peak_mb < 64.0 { "yes" } else { "no" }
+    );
+    let report = json!({
+        "rows": args.rows,
+        "doctypes": args.doctypes,
+        "database_mb": size_mb,
+        "measurements": rows,
+        "peak_rss_growth_mb": peak_mb,
+        "peak_rss_mb": rss_peak as f64 / 1024.0,
+        "peak_rss_target_mb": 64,
+    });
+    if let Some(parent) = args.json.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    std::fs::write(&args.json, serde_json::to_string_pretty(&report).unwrap()).expect("write JSON");
+    println!("\nfigures written to {}", args.json.display());
+}
+
+fn row(
+    id: &str,
+    what: &str,
+    engine: Duration,
+    base: Duration,
+    target: f64,
+    baseline: &str,
+) -> serde_json::Value {
+    let ratio = engine.as_secs_f64() / base.as_secs_f64().max(1e-9);
+    json!({
+        "id": id, "what": what, "engine_s": engine.as_secs_f64(), "baseline_s": base.as_secs_f64(),
+        "baseline": baseline, "ratio": ratio, "target": target, "met": ratio <= target,
+    })
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn copy(src: &Path, dir: &Path, name: &str) -> PathBuf {
+    let dst = dir.join(name);
+    std::fs::copy(src, &dst).expect("copy database");
+    dst
+}
+
+fn build_base(path: &Path, rows: u64) {
+    MigrationApplier::builder(path)
+        .create_if_missing(true)
+        .build()
+        .unwrap()
+        .sync_all(&[business_doctype(FieldType::Data)])
+        .unwrap();
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+        .unwrap();
+    let sql = format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+         INSERT INTO \"tabBench Item\" (name, creation, modified, modified_by, owner, docstatus, idx,
+             item_code, item_name, description, qty_text, rate, amount, uom, warehouse, posting_date,
+             status, is_active, weight, notes, batch_no)
+         SELECT printf('ITEM-%08d', i), '2026-01-01 10:00:00', '2026-01-02 11:00:00', 'admin@example.com',
+             'admin@example.com', 0, i % 50, printf('CODE-%06d', i % 200000), 'Item number ' || i,
+             'A reasonably long description of item ' || i || ' for the benchmark table',
+             CAST(i % 1000 AS TEXT), (i % 997) * 1.25, (i % 991) * 3.5, 'Nos', 'Stores - ' || (i % 40),
+             date('2026-01-01', '+' || (i % 365) || ' days'), 'Active', i % 2, (i % 113) / 7.0,
+             'note ' || (i % 17), 'B' || (i % 5000)
+         FROM n"
+    );
+    conn.execute_batch(&sql).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = DELETE;").unwrap();
+}
+
+fn engine_type_change(db: &Path, policy: BackupPolicy, key: Option<&Path>) {
+    let mut b = MigrationApplier::builder(db).backup_policy(policy);
+    if let Some(k) = key {
+        b = b.backup_key_file(k);
+    }
+    let report = b
+        .build()
+        .unwrap()
+        .sync_all(&[business_doctype(FieldType::Int)])
+        .unwrap();
+    assert_eq!(report.migrations.len(), 1, "one migration");
+}
+
+/// sqlite.org/lang_altertable.html section 7, written by hand for this change.
+fn hand_written_rebuild(db: &Path) {
+    let conn = Connection::open(db).unwrap();
+    let cols: Vec<String> = [
+        "name",
+        "creation",
+        "modified",
+        "modified_by",
+        "owner",
+        "docstatus",
+        "idx",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(FIELDS.iter().map(|(n, _)| n.to_string()))
+    .collect();
+    let select: Vec<String> = cols
+        .iter()
+        .map(|c| {
+            if c == "qty_text" {
+                "COALESCE(CAST(\"qty_text\" AS INTEGER), 0)".into()
+            } else {
+                format!("\"{c}\"")
+            }
+        })
+        .collect();
+    let quoted: Vec<String> = cols.iter().map(|c| format!("\"{c}\"")).collect();
+    let sql = format!(
+        "PRAGMA foreign_keys = OFF;
+         BEGIN;
+         CREATE TABLE \"new_tabBench Item\" (\"name\" VARCHAR(140) NOT NULL PRIMARY KEY, \"creation\" TEXT,
+             \"modified\" TEXT, \"modified_by\" VARCHAR(140), \"owner\" VARCHAR(140),
+             \"docstatus\" INTEGER NOT NULL DEFAULT 0, \"idx\" INTEGER NOT NULL DEFAULT 0,
+             \"item_code\" VARCHAR(140), \"item_name\" VARCHAR(140), \"description\" TEXT,
+             \"qty_text\" INTEGER NOT NULL DEFAULT 0, \"rate\" REAL NOT NULL DEFAULT 0,
+             \"amount\" REAL NOT NULL DEFAULT 0, \"uom\" VARCHAR(140), \"warehouse\" VARCHAR(140),
+             \"posting_date\" TEXT, \"status\" VARCHAR(140), \"is_active\" INTEGER NOT NULL DEFAULT 0,
+             \"weight\" REAL NOT NULL DEFAULT 0, \"notes\" TEXT, \"batch_no\" VARCHAR(140));
+         INSERT INTO \"new_tabBench Item\" (rowid, {cols}) SELECT rowid, {select} FROM \"tabBench Item\";
+         DROP TABLE \"tabBench Item\";
+         ALTER TABLE \"new_tabBench Item\" RENAME TO \"tabBench Item\";
+         CREATE INDEX \"h_item_code\" ON \"tabBench Item\" (\"item_code\");
+         CREATE INDEX \"h_warehouse\" ON \"tabBench Item\" (\"warehouse\");
+         COMMIT;",
+        cols = quoted.join(", "),
+        select = select.join(", ")
+    );
+    conn.execute_batch(&sql).unwrap();
+}
+
+fn check_same_data(a: &Path, b: &Path) {
+    let sum = |p: &Path| -> (i64, i64) {
+        Connection::open(p)
+            .unwrap()
+            .query_row("SELECT count(*), sum(qty_text) FROM \"tabBench Item\" WHERE typeof(qty_text) = 'integer'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        sum(a),
+        sum(b),
+        "engine and baseline must produce the same data"
+    );
+}
+
+fn gzip_file(src: &Path, dst: &Path) {
+    let mut input = BufReader::with_capacity(1 << 20, File::open(src).unwrap());
+    let mut enc =
+        flate2::write::GzEncoder::new(File::create(dst).unwrap(), flate2::Compression::new(1));
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = input.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        enc.write_all(&buf[..n]).unwrap();
+    }
+    enc.finish().unwrap().sync_all().unwrap();
+}
+
+/// Resets the kernel's peak-RSS counter (Linux: write 5 to clear_refs).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
