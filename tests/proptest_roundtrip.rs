@@ -1,6 +1,7 @@
 //! Property: for a random DocType v1 with random rows and a random v2,
-//! applying v2 (data loss allowed, orphan columns dropped, full-table
-//! backups of rebuilt tables) and rolling it back gives back exactly the
+//! applying v2 through the real applier (data loss allowed, orphan columns
+//! dropped, the default backup policy: column backups for destructive column
+//! changes, full backups for other rebuilds) and rolling it back gives back exactly the
 //! database before: the same `sqlite_schema` entries and every row of every
 //! table with the same values and storage classes. Then v2 is applied again
 //! and rolled back again, with the same result.

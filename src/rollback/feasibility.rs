@@ -559,7 +559,15 @@ fn lost_data(row: &HistoryRow, changes: &[Change]) -> Lost {
             };
             let name = match c.kind {
                 ChangeKind::DropColumn => col.to_string(),
-                ChangeKind::ChangeType | ChangeKind::ChangeNullability => original(col),
+                ChangeKind::ChangeType => original(col),
+                // Only becoming NOT NULL changes values (NULLs are filled).
+                ChangeKind::ChangeNullability
+                    if c.to
+                        .as_deref()
+                        .is_some_and(|t| t.eq_ignore_ascii_case("NOT NULL")) =>
+                {
+                    original(col)
+                }
                 _ => continue,
             };
             if !columns.iter().any(|x| x.eq_ignore_ascii_case(&name)) {
