@@ -278,7 +278,7 @@ fn run_case(c: &Case, counts: &Counts) -> Result<(), TestCaseError> {
     }
     let before = snapshot(&db.conn());
     let v2 = doctype(&v2_fields(&c.v1, &c.actions, &c.added));
-    let report = match sync_with_backups(&mut applier, &backups, &[v2.clone()]) {
+    let report = match sync_with_backups(&mut applier, &backups, std::slice::from_ref(&v2)) {
         Ok(r) => r,
         Err(Error::Blocked { findings })
             if findings

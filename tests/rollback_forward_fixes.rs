@@ -15,13 +15,13 @@ fn unique_new_column_with_a_constant_default_on_two_rows_is_mf001() {
     let db = TestDb::new();
     let mut a = db.applier();
     let v1 = DocType::new("Item").field(Field::new("title", FieldType::Data));
-    a.sync_all(&[v1.clone()]).unwrap();
+    a.sync_all(std::slice::from_ref(&v1)).unwrap();
     db.conn()
         .execute_batch("INSERT INTO \"tabItem\" (name) VALUES ('a'), ('b')")
         .unwrap();
     let before = db.bytes();
     let v2 = v1.clone().field(Field::new("n", FieldType::Int).unique());
-    match a.sync_all(&[v2.clone()]) {
+    match a.sync_all(std::slice::from_ref(&v2)) {
         Err(Error::Blocked { findings }) => {
             let f = findings.iter().find(|f| f.blocking).unwrap();
             assert_eq!(f.rule, Rule::Mf001, "{f}");
@@ -42,7 +42,7 @@ fn unique_new_column_with_a_constant_default_on_one_row_applies() {
     let db = TestDb::new();
     let mut a = db.applier();
     let v1 = DocType::new("Item").field(Field::new("title", FieldType::Data));
-    a.sync_all(&[v1.clone()]).unwrap();
+    a.sync_all(std::slice::from_ref(&v1)).unwrap();
     db.conn()
         .execute_batch("INSERT INTO \"tabItem\" (name) VALUES ('a')")
         .unwrap();

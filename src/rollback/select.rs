@@ -108,6 +108,6 @@ pub fn select(
         row,
         cascaded: true,
     }));
-    selected.sort_by(|a, b| b.row.id.cmp(&a.row.id));
+    selected.sort_by_key(|s| std::cmp::Reverse(s.row.id));
     Ok((selected, reasons))
 }
