@@ -518,3 +518,33 @@ fn foreign_keys_on_children_are_not_touched() {
         .unwrap();
     assert_eq!(on, 1, "the caller's setting is restored");
 }
+
+#[test]
+fn encrypted_backups_need_the_key_and_the_applier_supplies_its_own() {
+    let db = TestDb::new();
+    let key = db.dir.path().join("backup.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let mut a = MigrationApplier::builder(&db.path)
+        .create_if_missing(true)
+        .allow_data_loss(true)
+        .drop_orphan_columns(true)
+        .backup_key_file(&key)
+        .build()
+        .unwrap();
+    a.sync_all(&[v1()]).unwrap();
+    seed(&db);
+    let before = snapshot(&db.conn());
+    let id = a.sync_all(&[v2()]).unwrap().migrations[0].id.unwrap();
+
+    // A manager without the key cannot verify the backup.
+    let keyless = manager(&db.path);
+    let reasons = refused(a.rollback_migration(id, &options(&keyless)));
+    assert!(
+        matches!(&reasons[..], [Reason::BackupInvalid { error, .. }] if error.contains("encrypted")),
+        "{reasons:?}"
+    );
+    // Without explicit backups the rollback uses the applier's (with its key).
+    let opts = doctype_migrate::RollbackOptions::default();
+    a.rollback_migration(id, &opts).unwrap();
+    assert_eq!(snapshot(&db.conn()), before);
+}
