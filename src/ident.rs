@@ -55,7 +55,9 @@ pub fn check_fieldname(name: &str) -> Result<(), String> {
     }
     let mut chars = name.chars();
     let first = chars.next().unwrap_or('_');
-    if !(first.is_ascii_alphabetic() || first == '_') {
+    // A non-ASCII first character ('名', 'Ü') is a letter to the reader:
+    // the charset check below names it instead.
+    if first.is_ascii() && !(first.is_ascii_alphabetic() || first == '_') {
         return Err(format!(
             "fieldname {name:?} must start with a letter or underscore"
         ));
@@ -84,7 +86,7 @@ pub fn check_doctype_name(name: &str) -> Result<(), String> {
             name.len()
         ));
     }
-    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+    if name.starts_with(|c: char| c.is_ascii() && !c.is_ascii_alphabetic()) {
         return Err(format!("DocType name {name:?} must start with a letter"));
     }
     if name.ends_with(' ') {
@@ -159,6 +161,10 @@ mod tests {
         assert!(check_doctype_name("Sales ").is_err());
         assert!(check_doctype_name("Sales;Order").is_err());
         assert!(check_doctype_name("x\"").is_err());
+        let err = check_doctype_name("Überweisung").unwrap_err();
+        assert!(err.contains("contains 'Ü'"), "{err}");
+        let err = check_fieldname("名前").unwrap_err();
+        assert!(err.contains("contains '名'"), "{err}");
         assert!(check_doctype_name(&"A".repeat(62)).is_err());
     }
 }

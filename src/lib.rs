@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod applier;
+pub mod audit;
 pub mod backup;
 pub mod diff;
 pub mod doctype;
@@ -29,6 +30,7 @@ pub use applier::{
     ApplierBuilder, ApplierOptions, ApplyReport, BackupKey, DryRunReport, MigrationApplier,
     NullFill, RenameHint, migrate_on_start,
 };
+pub use audit::{AuditEntry, AuditLog, RunMarker, StaleRun};
 pub use backup::{
     BackupInfo, BackupManager, BackupManagerBuilder, BackupPolicy, BackupStrategy, PlannedBackup,
     PrunePolicy, RestoreTarget, default_dir_for,

@@ -548,3 +548,31 @@ fn encrypted_backups_need_the_key_and_the_applier_supplies_its_own() {
     a.rollback_migration(id, &opts).unwrap();
     assert_eq!(snapshot(&db.conn()), before);
 }
+
+#[test]
+fn rollbacks_and_refusals_are_audited() {
+    use doctype_migrate::audit::{Action, Level, default_path_for, read_entries};
+    let db = TestDb::new();
+    let backups = manager(&db.path);
+    let mut a = applier(&db);
+    a.sync_all(&[v1()]).unwrap();
+    seed(&db);
+    let id = a.sync_all(&[v2()]).unwrap().migrations[0].id.unwrap();
+    a.rollback_migration(id, &options(&backups)).unwrap();
+    let _ = a.rollback_migration(id, &options(&backups)).unwrap_err();
+    let entries = read_entries(&default_path_for(&db.path)).unwrap();
+    let rollbacks: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == Action::Rollback && e.details.get("kind").is_some())
+        .collect();
+    assert_eq!(rollbacks.len(), 2, "{rollbacks:?}");
+    assert_eq!(rollbacks[0].migration_id, Some(id));
+    assert_eq!(rollbacks[0].level, Level::Info);
+    assert_eq!(rollbacks[1].level, Level::Warn);
+    assert_eq!(rollbacks[1].details["refusals"][0]["code"], "wrong_status");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == Action::Restore && e.migration_id == Some(id))
+    );
+}

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::audit::AuditLog;
 use crate::backup::BackupPolicy;
 use crate::error::{Error, Result};
+use crate::execution::retry_busy;
 use crate::execution::{Progress, ProgressObserver};
 use crate::ident::check_fieldname;
 
@@ -83,6 +85,11 @@ pub struct ApplierOptions {
     pub verify_backups: bool,
     /// Receives progress events (phases, rows copied, backups written).
     pub progress: Progress,
+    /// Where the JSON Lines audit log goes: `None` = beside the database
+    /// (`<db>.audit.jsonl`). See [`ApplierBuilder::no_audit_log`].
+    pub audit_log: Option<PathBuf>,
+    /// Write no audit log at all.
+    pub audit_disabled: bool,
     /// SQLite busy timeout for each statement.
     pub busy_timeout: Duration,
     /// How long to wait for the write lock in total before giving up.
@@ -106,6 +113,8 @@ impl Default for ApplierOptions {
             backup_compression_level: None,
             verify_backups: true,
             progress: Progress::default(),
+            audit_log: None,
+            audit_disabled: false,
             busy_timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(60),
             applied_by: default_applied_by(),
@@ -249,6 +258,20 @@ impl ApplierBuilder {
         self
     }
 
+    /// Appends the audit log (JSON Lines) to this file instead of the
+    /// default `<database>.audit.jsonl` beside the database.
+    pub fn audit_log(mut self, path: impl AsRef<Path>) -> Self {
+        self.options.audit_log = Some(path.as_ref().to_path_buf());
+        self.options.audit_disabled = false;
+        self
+    }
+
+    /// Writes no audit log.
+    pub fn no_audit_log(mut self) -> Self {
+        self.options.audit_disabled = true;
+        self
+    }
+
     /// Sends progress events to `observer`.
     pub fn progress(mut self, observer: std::sync::Arc<dyn ProgressObserver>) -> Self {
         self.options.progress = Progress::new(observer);
@@ -312,10 +335,28 @@ impl ApplierBuilder {
         let conn = open(&self.path, self.mode)?;
         conn.busy_timeout(self.options.busy_timeout)
             .map_err(|source| Error::open(&self.path, source))?;
+        // Opening is lazy: read the schema once so that a file that is not a
+        // database fails here, with its path, before anything else. Another
+        // process's long write may hold the file busy: wait within the lock bound.
+        retry_busy(&self.path, self.options.lock_timeout, || {
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(|source| Error::open(&self.path, source))
+        })?;
+        let audit = if self.options.audit_disabled || self.mode == OpenMode::ReadOnly {
+            AuditLog::disabled()
+        } else {
+            match &self.options.audit_log {
+                Some(p) => AuditLog::new(p.clone()),
+                None => AuditLog::beside(&self.path),
+            }
+        };
         Ok(MigrationApplier {
             conn,
             path: self.path,
             options: self.options,
+            audit: std::sync::Arc::new(audit),
         })
     }
 }
@@ -356,11 +397,5 @@ fn open(path: &Path, mode: OpenMode) -> Result<Connection> {
         .map_err(open_err)?,
         OpenMode::CreateIfMissing => Connection::open(path).map_err(open_err)?,
     };
-    // Opening is lazy: read the schema once so that a file that is not a
-    // database fails here, with its path, before anything else.
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map_err(open_err)?;
     Ok(conn)
 }

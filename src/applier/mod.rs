@@ -10,19 +10,21 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::audit::{Action, AuditLog, Level, RunMarker, clean_temp_files, stale_runs};
 use crate::backup::{BackupManager, default_dir_for, planned_backups};
 use crate::diff::{DiffOptions, diff_table};
 use crate::doctype::{Conflict, DocType, conflicts, load_path, validate_set};
 use crate::error::{Error, Result};
 use crate::execution::{
     ExecContext, ForeignKeysOff, MigrationRecord, Phase, ProgressEvent, TxGuard, begin_immediate,
-    execute_doctype, record_failure,
+    error_chain, execute_doctype, read_snapshot, record_failure, retry_busy,
 };
 use crate::history::{HistoryRow, MigrationId, store};
 use crate::plan::{DocTypePlan, MigrationPlan, plan_drop_table, plan_table};
 use crate::rollback::{self, RollbackOptions, RollbackPlan, RollbackReport, RollbackTarget};
 use crate::schema::{SchemaSnapshot, foreign_keys_enabled, introspect_table, target_spec};
 use crate::validation::{Finding, Rule, Severity, ValidationPolicy, sort_findings, validate_plan};
+use serde_json::json;
 
 /// Applies DocTypes to one SQLite database.
 ///
@@ -48,6 +50,7 @@ pub struct MigrationApplier {
     conn: Connection,
     path: PathBuf,
     options: ApplierOptions,
+    audit: std::sync::Arc<AuditLog>,
 }
 
 /// The result of a dry run: the complete plan and its findings.
@@ -75,6 +78,9 @@ pub struct ApplyReport {
     /// Nothing to do, confirmed from fingerprints alone (no table was
     /// introspected): the start-up fast path.
     pub fast_path: bool,
+    /// Things the operator should know that did not stop the run: an
+    /// earlier run that was interrupted, an audit log that could not be written.
+    pub warnings: Vec<String>,
 }
 
 impl MigrationApplier {
@@ -103,7 +109,7 @@ impl MigrationApplier {
     /// Reads only.
     pub fn plan(&self, doctypes: &[DocType]) -> Result<MigrationPlan> {
         validate_set(doctypes)?;
-        plan_on(&self.conn, doctypes, &self.options)
+        self.read(|| plan_on(&self.conn, doctypes, &self.options))
     }
 
     /// The complete plan with its findings. Never writes the database file.
@@ -114,8 +120,15 @@ impl MigrationApplier {
     /// are left out of the plan.
     pub fn dry_run(&self, doctypes: &[DocType]) -> Result<DryRunReport> {
         let (clean, mut findings) = split_conflicts(doctypes);
-        let plan = plan_on(&self.conn, &clean, &self.options)?;
-        findings.extend(validate_plan(&self.conn, &plan, &clean, &self.policy())?);
+        // Plan and validation read one snapshot: a commit by another process
+        // in between would make the plan look wrong (SQL001 on a table that
+        // appeared meanwhile).
+        let (plan, more) = self.read(|| {
+            let plan = plan_on(&self.conn, &clean, &self.options)?;
+            let findings = validate_plan(&self.conn, &plan, &clean, &self.policy())?;
+            Ok((plan, findings))
+        })?;
+        findings.extend(more);
         sort_findings(&mut findings);
         Ok(DryRunReport {
             blocked: findings.iter().any(|f| f.blocking),
@@ -142,7 +155,63 @@ impl MigrationApplier {
     /// Applies a set of DocTypes as one batch: validate, lock, re-plan under
     /// the lock, execute each DocType in its own savepoint with its history
     /// row, verify, commit. All-or-nothing unless `continue_on_error`.
+    ///
+    /// Every action is appended to the audit log; a run that an earlier
+    /// process started and never finished is reported in `warnings` and the
+    /// audit log, and its marker cleared.
     pub fn sync_all(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
+        let started = std::time::Instant::now();
+        let mut warnings = self.notice_interrupted_runs();
+        let result = self.sync_inner(doctypes);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &result {
+            Ok(r) if r.migrations.is_empty() => self.audit_note(
+                Action::RunFinished,
+                Level::Info,
+                json!({"outcome": "up_to_date", "fast_path": r.fast_path, "ms": ms}),
+            ),
+            Ok(r) => self.audit_note(
+                Action::RunFinished,
+                Level::Info,
+                json!({"outcome": "committed", "batch_id": r.batch_id, "migrations": r.migrations.len(),
+                    "failed": r.failed().count(), "ms": ms}),
+            ),
+            Err(e) => self.audit_note(
+                Action::RunFinished,
+                Level::Error,
+                json!({"outcome": "failed", "error": error_chain(e), "ms": ms}),
+            ),
+        }
+        if self.audit.failures() > 0 {
+            if let Some(e) = self.audit.last_error() {
+                warnings.push(format!("audit log not written: {e}"));
+            }
+        }
+        result.map(|mut r| {
+            r.warnings = warnings;
+            r
+        })
+    }
+
+    fn audit_note(&self, action: Action, level: Level, details: serde_json::Value) {
+        self.audit.record(action, level, None, None, details);
+    }
+
+    /// Reports runs that started and never finished (their markers were
+    /// left behind) and clears them.
+    fn notice_interrupted_runs(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for stale in stale_runs(&self.path) {
+            self.audit_note(Action::InterruptedRunDetected, Level::Warn, stale.details());
+            warnings.push(stale.describe());
+            if let Err(e) = stale.clear() {
+                warnings.push(format!("could not clear an interrupted run's marker: {e}"));
+            }
+        }
+        warnings
+    }
+
+    fn sync_inner(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
         let (_, cf003) = split_conflicts(doctypes);
         refuse_if_blocked(cf003)?;
         validate_set(doctypes)?;
@@ -154,18 +223,34 @@ impl MigrationApplier {
             })
         };
         batch_phase(Phase::Plan);
-        let preplan = plan_with(&self.conn, doctypes, &self.options, Mode::Fast)?;
+        // The pre-lock plan reads one snapshot, retried while the database is busy.
+        let preplan = self.read(|| plan_with(&self.conn, doctypes, &self.options, Mode::Fast))?;
         if preplan.is_empty() {
             let mut report = ApplyReport::empty();
             report.fast_path = preplan.confirmed_by_fingerprint == preplan.doctypes.len();
             return Ok(report);
         }
-        refuse_if_blocked(validate_plan(
-            &self.conn,
-            &preplan,
-            doctypes,
-            &self.policy(),
-        )?)?;
+        let pending: Vec<&str> = preplan.pending().map(|p| p.doctype.as_str()).collect();
+        self.audit_note(
+            Action::Plan,
+            Level::Info,
+            json!({"doctypes": doctypes.len(), "pending": pending, "rebuilds": preplan.rebuilds()}),
+        );
+        // A marker beside the database says a run is under way; if this
+        // process dies, the next run finds it (see notice_interrupted_runs).
+        let marker = match RunMarker::begin(&self.path) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.audit_note(
+                    Action::Failure,
+                    Level::Warn,
+                    json!({"run_marker": e.to_string()}),
+                );
+                None
+            }
+        };
+        // Validation runs once, under the lock, on the plan that will run:
+        // a blocked plan only holds the lock for the time it takes to say so.
 
         let conn = &self.conn;
         let mut fk_guard = if preplan.rebuilds() {
@@ -174,6 +259,7 @@ impl MigrationApplier {
             None
         };
         batch_phase(Phase::Lock);
+        let lock_clock = std::time::Instant::now();
         let (guard, plan) = loop {
             begin_immediate(conn, &self.path, self.options.lock_timeout)?;
             let guard = TxGuard::new(conn);
@@ -186,16 +272,42 @@ impl MigrationApplier {
             }
             break (guard, plan);
         };
+        self.audit_note(
+            Action::LockTaken,
+            Level::Info,
+            json!({"waited_ms": lock_clock.elapsed().as_secs_f64() * 1000.0}),
+        );
+        self.remove_stale_backup_temp_files();
         if plan.is_empty() {
             guard.rollback()?;
+            self.audit_note(
+                Action::Rollback,
+                Level::Info,
+                json!({"scope": "transaction", "reason": "another process migrated meanwhile"}),
+            );
             return Ok(ApplyReport::empty());
         }
         batch_phase(Phase::Validate);
         let validate_clock = std::time::Instant::now();
         let findings = validate_plan(conn, &plan, doctypes, &self.policy())?;
         let validate_ms = validate_clock.elapsed().as_secs_f64() * 1000.0;
-        if findings.iter().any(|f| f.blocking) {
+        let blocking = findings.iter().filter(|f| f.blocking).count();
+        self.audit_note(
+            Action::Validate,
+            if blocking > 0 {
+                Level::Warn
+            } else {
+                Level::Info
+            },
+            json!({"findings": findings.len(), "blocking": blocking, "ms": validate_ms}),
+        );
+        if blocking > 0 {
             guard.rollback()?;
+            self.audit_note(
+                Action::Rollback,
+                Level::Warn,
+                json!({"scope": "transaction", "reason": "blocked by validation"}),
+            );
             return Err(Error::Blocked { findings });
         }
         store::ensure_table(conn)?;
@@ -206,6 +318,7 @@ impl MigrationApplier {
             verify_backups: self.options.verify_backups,
             progress: progress.clone(),
             validate_ms,
+            audit: self.audit.clone(),
         };
         let manager = if plan.pending().any(|p| !p.backups.is_empty()) {
             Some(self.backup_manager()?)
@@ -227,6 +340,11 @@ impl MigrationApplier {
                 }
                 Err(e) => {
                     guard.rollback()?;
+                    self.audit_note(
+                        Action::Rollback,
+                        Level::Error,
+                        json!({"scope": "transaction", "reason": format!("DocType {:?} failed", dt_plan.doctype)}),
+                    );
                     remove_files(taken.drain(..));
                     return Err(Error::DocTypeFailed {
                         doctype: dt_plan.doctype.clone(),
@@ -241,12 +359,21 @@ impl MigrationApplier {
             return Err(e);
         }
         drop(fk_guard);
+        self.audit_note(
+            Action::Commit,
+            Level::Info,
+            json!({"batch_id": ctx.batch_id, "migrations": migrations.len()}),
+        );
+        if let Some(m) = marker {
+            let _ = m.finish();
+        }
         Ok(ApplyReport {
             blocked: false,
             batch_id: Some(ctx.batch_id),
             migrations,
             findings,
             fast_path: false,
+            warnings: Vec::new(),
         })
     }
 
@@ -268,6 +395,44 @@ impl MigrationApplier {
             None => b,
         };
         b.build()
+    }
+
+    /// Runs reads before the write lock in one snapshot, retried while
+    /// another process holds the database busy, within `lock_timeout`.
+    fn read<T>(&self, mut read: impl FnMut() -> Result<T>) -> Result<T> {
+        retry_busy(&self.path, self.options.lock_timeout, || {
+            read_snapshot(&self.conn, &mut read)
+        })
+    }
+
+    /// Removes temporary files a killed backup left in the backup directory.
+    /// Only called under the write lock, when no other run can be writing one.
+    fn remove_stale_backup_temp_files(&self) {
+        let dir = self
+            .options
+            .backup_dir
+            .clone()
+            .unwrap_or_else(|| default_dir_for(&self.path));
+        if !dir.is_dir() {
+            return;
+        }
+        match clean_temp_files(&dir, ".tmp", std::time::Duration::ZERO) {
+            Ok(removed) => {
+                for p in removed {
+                    self.audit_note(Action::TempFileRemoved, Level::Warn, json!({"path": p}));
+                }
+            }
+            Err(e) => self.audit_note(
+                Action::Failure,
+                Level::Warn,
+                json!({"temp_cleanup": e.to_string()}),
+            ),
+        }
+    }
+
+    /// The audit log this applier appends to.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
     }
 
     fn policy(&self) -> ValidationPolicy {
@@ -346,7 +511,72 @@ impl MigrationApplier {
                 &default
             }
         };
-        rollback::run(&self.conn, &self.path, target, options, backups)
+        let result = rollback::run(&self.conn, &self.path, target, options, backups);
+        self.audit_rollback(target, &result);
+        result
+    }
+
+    /// Audit entries for a rollback: one `rollback` entry per migration
+    /// undone and one `restore` per backup restored; a refusal (warn) or a
+    /// failure (error) otherwise. Never fails the rollback.
+    fn audit_rollback(&self, target: &RollbackTarget, result: &Result<RollbackReport>) {
+        let target_json = serde_json::to_value(target).unwrap_or_default();
+        match result {
+            Ok(report) => {
+                for r in &report.rolled_back {
+                    for restore in &r.restores {
+                        self.audit.record(
+                            Action::Restore,
+                            Level::Info,
+                            Some(r.id),
+                            Some(&r.doctype),
+                            serde_json::to_value(restore).unwrap_or_default(),
+                        );
+                    }
+                    self.audit.record(
+                        Action::Rollback,
+                        Level::Info,
+                        Some(r.id),
+                        Some(&r.doctype),
+                        serde_json::json!({
+                            "kind": "migration_rolled_back",
+                            "target": target_json,
+                            "table": r.table,
+                            "cascaded": r.cascaded,
+                            "statements": r.statements.len(),
+                            "rows_restored": r.restores.iter().map(|x| x.rows).sum::<u64>(),
+                            "execution_time_ms": r.execution_time_ms,
+                        }),
+                    );
+                }
+            }
+            Err(Error::RollbackRefused { plan }) => {
+                self.audit.record(
+                    Action::Rollback,
+                    Level::Warn,
+                    None,
+                    None,
+                    serde_json::json!({
+                        "kind": "rollback_refused",
+                        "target": target_json,
+                        "refusals": plan.refusals,
+                    }),
+                );
+            }
+            Err(e) => {
+                self.audit.record(
+                    Action::Failure,
+                    Level::Error,
+                    None,
+                    None,
+                    serde_json::json!({
+                        "kind": "rollback_failed",
+                        "target": target_json,
+                        "error": crate::execution::error_chain(e),
+                    }),
+                );
+            }
+        }
     }
 
     /// The backups a rollback uses when its options name none: this
@@ -364,6 +594,7 @@ impl ApplyReport {
             migrations: Vec::new(),
             findings: Vec::new(),
             fast_path: false,
+            warnings: Vec::new(),
         }
     }
 

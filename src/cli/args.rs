@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args as ClapArgs, Parser, Subcommand};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 use super::EXIT_ERROR;
 
@@ -30,6 +30,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show tabMigrationHistory, oldest first.
     History(HistoryArgs),
+    /// List, verify, restore and prune table backups.
+    Backup(BackupArgs),
     /// Roll back migrations, data included: one (--id), the latest
     /// (--last, of one DocType with --doctype) or a batch (--batch).
     /// Feasibility is checked first; exits 2 when refused (nothing written).
@@ -62,6 +64,9 @@ pub struct PlanArgs {
     /// Plan as if data-loss findings were allowed (as `apply --allow-data-loss`).
     #[arg(long)]
     pub allow_data_loss: bool,
+    /// Backup options, as `apply` would use them (for the planned backups preview).
+    #[command(flatten)]
+    pub backup: BackupOptions,
 }
 
 /// `apply` arguments.
@@ -80,6 +85,9 @@ pub struct ApplyArgs {
     /// Drop columns the DocTypes no longer declare (default: keep them as orphans).
     #[arg(long)]
     pub drop_orphan_columns: bool,
+    /// Where backups go, how they are encrypted and when they are taken.
+    #[command(flatten)]
+    pub backup: BackupOptions,
 }
 
 /// `history` arguments.
@@ -94,6 +102,189 @@ pub struct HistoryArgs {
     /// Print a JSON array of tabMigrationHistory rows instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The key that encrypts new backups or opens encrypted ones: a key file or
+/// a passphrase read from an environment variable (never from the command
+/// line, where other users could see it).
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct KeyOptions {
+    /// Backup key file: 32 raw bytes or 64 hex digits.
+    #[arg(long, value_name = "FILE", conflicts_with = "passphrase_env")]
+    pub key_file: Option<PathBuf>,
+    /// Name of the environment variable holding the backup passphrase
+    /// (stretched with argon2id). The variable must be set and non-empty.
+    #[arg(long, value_name = "VAR")]
+    pub passphrase_env: Option<String>,
+}
+
+/// When backups are taken by `apply`, the values of `--backup-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// Before destructive steps and rebuilds (the default).
+    Destructive,
+    /// Before every change to an existing table.
+    Always,
+    /// Never (destructive changes then carry an RB001 finding).
+    Never,
+}
+
+/// Backup options of `plan` and `apply`.
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct BackupOptions {
+    /// Backup directory (default: `<database file name>.backups` beside the database).
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Backup encryption key.
+    #[command(flatten)]
+    pub key: KeyOptions,
+    /// When to back up a table before migrating it (default: destructive).
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub backup_policy: Option<PolicyArg>,
+    /// gzip level of backups, 0-9 (default: 1, fast).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub backup_level: Option<u32>,
+}
+
+/// `backup` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct BackupArgs {
+    /// What to do with the backups.
+    #[command(subcommand)]
+    pub command: BackupCommand,
+}
+
+/// The `backup` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// List every backup in the backup directory (unreadable files as warnings).
+    List(BackupListArgs),
+    /// Verify backups (decrypt, decompress, checksum, row count) without
+    /// restoring. Exits 0 only when every backup passes.
+    Verify(BackupVerifyArgs),
+    /// Restore a backup into its original table or a new one, in one transaction.
+    Restore(BackupRestoreArgs),
+    /// Delete old backups, keeping those a completed migration still names
+    /// (unless --force).
+    Prune(BackupPruneArgs),
+}
+
+/// `backup list` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct BackupListArgs {
+    /// SQLite database file (locates the default backup directory).
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// Backup directory (default: `<database file name>.backups` beside the database).
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Print a JSON array of backups instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `backup verify` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct BackupVerifyArgs {
+    /// SQLite database file (locates the default backup directory).
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// Backup directory (default: `<database file name>.backups` beside the database).
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Key for encrypted backups.
+    #[command(flatten)]
+    pub key: KeyOptions,
+    /// Backup files to verify (default: every backup in the directory).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Print a JSON array of results instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `backup restore` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct BackupRestoreArgs {
+    /// SQLite database file (must exist).
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// The backup file to restore.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Restore into this new table (which must not exist) instead of the
+    /// table the backup was taken from.
+    #[arg(long, value_name = "NEW_TABLE")]
+    pub into: Option<String>,
+    /// Key for an encrypted backup.
+    #[command(flatten)]
+    pub key: KeyOptions,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `backup prune` arguments.
+#[derive(Debug, ClapArgs)]
+#[command(group(clap::ArgGroup::new("rule").required(true).args(["keep", "older_than"])))]
+pub struct BackupPruneArgs {
+    /// SQLite database file (must exist: its history says which backups are protected).
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// Backup directory (default: `<database file name>.backups` beside the database).
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Keep the newest N backups of each table (N >= 1), delete older ones.
+    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    pub keep: Option<u64>,
+    /// Delete backups older than this: a number and a unit, s, m, h, d or w
+    /// (e.g. 30d, 12h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    pub older_than: Option<chrono::Duration>,
+    /// Also delete backups that completed (still rollbackable) migrations name.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `--keep N`: a whole number of at least 1, so that the newest
+/// backup of each table (perhaps one a running migration just wrote)
+/// always stays.
+pub fn parse_keep(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1: the newest backup of each table is always kept".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
+}
+
+/// Parses an age such as `30d`, `12h`, `90m`, `45s` or `2w`.
+pub fn parse_age(text: &str) -> Result<chrono::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit; use s, m, h, d or w (e.g. 30d)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a number (e.g. 30d)"))?;
+    let seconds_per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}; use s, m, h, d or w"
+            ));
+        }
+    };
+    n.checked_mul(seconds_per)
+        .and_then(chrono::Duration::try_seconds)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 /// `rollback` arguments.
@@ -129,15 +320,12 @@ pub struct RollbackArgs {
     /// Print JSON (see the README) instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Backup directory (default: <db>.backups beside the database).
+    /// Backup directory (default: `<database file name>.backups` beside the database).
     #[arg(long, value_name = "DIR")]
     pub backup_dir: Option<PathBuf>,
-    /// Key for encrypted backups: a file with 32 raw bytes or 64 hex digits.
-    #[arg(long, value_name = "FILE", conflicts_with = "passphrase_env")]
-    pub key_file: Option<PathBuf>,
-    /// Passphrase for encrypted backups, read from this environment variable.
-    #[arg(long, value_name = "VAR")]
-    pub passphrase_env: Option<String>,
+    /// Key that opens encrypted backups.
+    #[command(flatten)]
+    pub key: KeyOptions,
 }
 
 impl Args {
@@ -163,5 +351,21 @@ impl Args {
                 ExitCode::SUCCESS
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_have_a_number_and_a_unit() {
+        assert_eq!(parse_age("30d"), Ok(chrono::Duration::days(30)));
+        assert_eq!(parse_age("12h"), Ok(chrono::Duration::hours(12)));
+        assert_eq!(parse_age("0s"), Ok(chrono::Duration::zero()));
+        assert_eq!(parse_age("2w"), Ok(chrono::Duration::weeks(2)));
+        for bad in ["", "30", "d", "-1d", "1.5d", "3y", "99999999999999999999d"] {
+            assert!(parse_age(bad).is_err(), "{bad:?} should be rejected");
+        }
     }
 }

@@ -6,23 +6,25 @@ use std::path::{Path, PathBuf};
 use doctype_migrate::{DocType, Error, MigrationApplier, load_paths, schema::target_spec};
 
 use super::args::{ApplyArgs, HistoryArgs, PlanArgs};
+use super::backup;
 use super::output::{self, PlanView};
 use super::{CliError, EXIT_BLOCKED, EXIT_ERROR, Outcome};
 
 /// `plan`: a dry run on a read-only connection.
 pub fn plan(args: &PlanArgs) -> Result<Outcome, CliError> {
     let doctypes = load_doctypes(&args.inputs.doctypes)?;
-    let applier = MigrationApplier::builder(&args.inputs.db)
+    let builder = MigrationApplier::builder(&args.inputs.db)
         .read_only(true)
         .allow_data_loss(args.allow_data_loss)
-        .drop_orphan_columns(args.drop_orphan_columns)
-        .build()?;
+        .drop_orphan_columns(args.drop_orphan_columns);
+    let applier = backup::configure(builder, &args.inputs.db, &args.backup)?.build()?;
     let report = applier.dry_run(&doctypes)?;
     let view = PlanView::new(&report);
     let stdout = if args.inputs.json {
         output::plan_json(&view)?
     } else {
-        output::plan_text(&view)
+        let planned = view.doctypes.iter().map(|d| d.backups.len()).sum();
+        output::plan_text(&view) + &backup::plan_note(&args.inputs.db, &args.backup, planned)
     };
     Ok(Outcome {
         stdout,
@@ -36,12 +38,14 @@ pub fn apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
     let doctypes = load_doctypes(&args.inputs.doctypes)?;
     let db = &args.inputs.db;
     let existed = db.exists();
-    let built = MigrationApplier::builder(db)
+    let builder = MigrationApplier::builder(db)
         .create_if_missing(true)
         .continue_on_error(args.continue_on_error)
         .allow_data_loss(args.allow_data_loss)
-        .drop_orphan_columns(args.drop_orphan_columns)
-        .build();
+        .drop_orphan_columns(args.drop_orphan_columns);
+    // Backup options (key file, passphrase variable) are checked before the
+    // database file is created or opened.
+    let built = backup::configure(builder, db, &args.backup)?.build();
     // The applier (and its connection) is dropped at the end of this match,
     // before a file this run created may be removed below.
     let result = match built {

@@ -5,6 +5,7 @@
 //! exit codes.
 
 mod args;
+mod backup;
 mod commands;
 mod output;
 mod rollback;
@@ -73,6 +74,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::Plan(a) => commands::plan(&a),
         Command::Apply(a) => commands::apply(&a),
         Command::History(a) => commands::history(&a),
+        Command::Backup(a) => backup::run(&a),
         Command::Rollback(a) => rollback::rollback(&a),
     };
     match result {

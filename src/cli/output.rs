@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use doctype_migrate::{
     ApplyReport, Change, DocTypePlan, DryRunReport, Finding, HistoryRow, MigrationRecord,
+    PlannedBackup,
 };
 use serde::Serialize;
 
@@ -31,6 +32,9 @@ pub struct DocTypeView<'a> {
     /// Whether a step rebuilds the table (text output only).
     #[serde(skip)]
     pub rebuilds: bool,
+    /// Backups `apply` would take before the steps (left out when none).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub backups: &'a [PlannedBackup],
 }
 
 /// Plan output: `{"blocked", "doctypes"}`. DocTypes with neither changes
@@ -76,6 +80,7 @@ impl<'a> PlanView<'a> {
                     findings: findings_of(&report.findings, &f.doctype),
                     orphans: NO_ORPHANS,
                     rebuilds: false,
+                    backups: &[],
                 });
             }
         }
@@ -98,6 +103,7 @@ fn view_of<'a>(plan: &'a DocTypePlan, findings: Vec<&'a Finding>) -> DocTypeView
         findings,
         orphans: &plan.orphans,
         rebuilds: plan.rebuilds(),
+        backups: &plan.backups,
     }
 }
 
@@ -151,6 +157,12 @@ pub fn plan_text(view: &PlanView<'_>) -> String {
             sql_lines(&mut out, &dt.forward_sql);
             let _ = writeln!(out, "  rollback SQL:");
             sql_lines(&mut out, &dt.rollback_sql);
+        }
+        if !dt.backups.is_empty() {
+            let _ = writeln!(out, "  backups taken first:");
+            for b in dt.backups {
+                let _ = writeln!(out, "    - {}", super::backup::planned_text(b));
+            }
         }
         if !dt.orphans.is_empty() {
             let _ = writeln!(
@@ -273,6 +285,9 @@ pub fn apply_text(report: &ApplyReport) -> String {
                 let _ = writeln!(out, "\n    error: {}", one_line(e));
             }
             None => out.push('\n'),
+        }
+        for b in &m.backups {
+            let _ = writeln!(out, "    backup: {}", b.display());
         }
     }
     if !report.findings.is_empty() {

@@ -3,13 +3,13 @@
 //! refused by feasibility (nothing written), 1 on errors.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use doctype_migrate::rollback::{RollbackOptions, RollbackPlan, RollbackTarget, RolledBack};
-use doctype_migrate::{BackupManager, Error, MigrationApplier, MigrationId, default_dir_for};
+use doctype_migrate::{Error, MigrationApplier, MigrationId};
 use serde::Serialize;
 
-use super::args::RollbackArgs;
+use super::args::{BackupOptions, RollbackArgs};
+use super::backup::configure;
 use super::{CliError, EXIT_BLOCKED, Outcome};
 
 /// The JSON document `rollback --json` prints, in every outcome except an
@@ -49,42 +49,28 @@ pub fn rollback(args: &RollbackArgs) -> Result<Outcome, CliError> {
     let options = RollbackOptions {
         cascade: args.cascade,
         allow_data_loss: args.allow_data_loss,
-        backups: Some(Arc::new(backup_manager(args)?)),
         ..RollbackOptions::default()
     };
+    // The applier's backup manager (directory and key, as for `apply`)
+    // verifies and restores the backups.
+    let backups = BackupOptions {
+        backup_dir: args.backup_dir.clone(),
+        key: args.key.clone(),
+        ..BackupOptions::default()
+    };
     if args.dry_run {
-        let applier = MigrationApplier::builder(&args.db)
-            .read_only(true)
-            .build()?;
+        let builder = MigrationApplier::builder(&args.db).read_only(true);
+        let applier = configure(builder, &args.db, &backups)?.build()?;
         let plan = applier.rollback_plan(&target, &options)?;
         return render(args, &plan, &[], true);
     }
-    let mut applier = MigrationApplier::open(&args.db)?;
+    let builder = MigrationApplier::builder(&args.db);
+    let mut applier = configure(builder, &args.db, &backups)?.build()?;
     match applier.rollback(&target, &options) {
         Ok(report) => render(args, &report.plan, &report.rolled_back, false),
         Err(Error::RollbackRefused { plan }) => render(args, &plan, &[], false),
         Err(e) => Err(e.into()),
     }
-}
-
-fn backup_manager(args: &RollbackArgs) -> Result<BackupManager, CliError> {
-    let dir = args
-        .backup_dir
-        .clone()
-        .unwrap_or_else(|| default_dir_for(&args.db));
-    let mut b = BackupManager::builder().dir(dir);
-    if let Some(f) = &args.key_file {
-        b = b.key_file(f);
-    }
-    if let Some(var) = &args.passphrase_env {
-        let pass = std::env::var(var).map_err(|_| {
-            CliError::Message(format!(
-                "--passphrase-env {var}: the environment variable is not set (or not UTF-8)"
-            ))
-        })?;
-        b = b.passphrase(pass);
-    }
-    Ok(b.build()?)
 }
 
 fn render(

@@ -16,6 +16,6 @@ pub use standard::{
     standard_columns,
 };
 pub use validate::{
-    Conflict, MAX_LENGTH, RESERVED_DOCTYPE_NAMES, conflicts, doctype_conflicts, validate_doctype,
-    validate_set,
+    Conflict, MAX_COLUMNS, MAX_LENGTH, RESERVED_DOCTYPE_NAMES, conflicts, doctype_conflicts,
+    validate_doctype, validate_set,
 };

@@ -29,6 +29,10 @@ pub const RESERVED_DOCTYPE_NAMES: [&str; 1] = ["MigrationHistory"];
 /// Longest accepted `length` of a field.
 pub const MAX_LENGTH: u32 = 65535;
 
+/// Most columns a table may have: SQLite's default `SQLITE_MAX_COLUMN`
+/// (the bundled SQLite keeps it). Standard columns count.
+pub const MAX_COLUMNS: usize = 2000;
+
 /// One problem in a DocType definition or between DocTypes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
@@ -110,7 +114,39 @@ pub fn doctype_conflicts(dt: &DocType) -> Vec<Conflict> {
     for (i, index) in dt.indexes.iter().enumerate() {
         check_index(dt, i, index, &std_cols, &mut out);
     }
+    check_width(dt, &std_cols, &mut out);
     out
+}
+
+/// A table wider than SQLite allows would fail deep in planning with a raw
+/// "too many columns"; say so up front, with the numbers.
+fn check_width(dt: &DocType, std_cols: &[StandardColumn], out: &mut Vec<Conflict>) {
+    if !dt.has_table() {
+        return;
+    }
+    let own = dt
+        .fields
+        .iter()
+        .filter(|f| f.has_column())
+        .filter(|f| {
+            !std_cols
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(&f.fieldname))
+        })
+        .count();
+    let total = own + std_cols.len();
+    if total > MAX_COLUMNS {
+        out.push(Conflict::new(
+            dt,
+            None,
+            format!(
+                "table {:?} would have {total} columns ({own} fields + {} standard columns); \
+                 SQLite allows at most {MAX_COLUMNS} columns per table (SQLITE_MAX_COLUMN)",
+                dt.table_name(),
+                std_cols.len()
+            ),
+        ));
+    }
 }
 
 fn first_error(conflicts: Vec<Conflict>) -> Result<()> {
@@ -430,6 +466,29 @@ mod tests {
 
     fn data(name: &str) -> Field {
         Field::new(name, FieldType::Data)
+    }
+
+    #[test]
+    fn tables_wider_than_sqlite_allows_are_refused_with_the_numbers() {
+        let std = standard_columns(&DocType::new("Wide")).len();
+        let wide = |n: usize| {
+            (0..n).fold(DocType::new("Wide"), |dt, i| {
+                dt.field(data(&format!("f{i}")))
+            })
+        };
+        assert!(messages(&wide(MAX_COLUMNS - std)).is_empty());
+        only(
+            &wide(MAX_COLUMNS - std + 1),
+            &format!(
+                "would have 2001 columns ({} fields + {std} standard columns); SQLite allows at most 2000",
+                2001 - std
+            ),
+        );
+        // Fields without a column do not count.
+        let breaks = (0..3000).fold(wide(10), |dt, i| {
+            dt.field(Field::new(format!("sb{i}"), FieldType::SectionBreak))
+        });
+        assert!(messages(&breaks).is_empty());
     }
 
     #[test]

@@ -3,18 +3,20 @@
 //! and verification before it is released.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::audit::{Action, AuditLog, Level};
 use crate::backup::BackupManager;
-use crate::diff::Change;
+use crate::diff::{Change, ChangeKind};
 use crate::error::{Error, Result};
 use crate::history::{MigrationId, MigrationStatus, store};
 use crate::ident::quote;
 use crate::plan::{DocTypePlan, REBUILD_TEMP_PREFIX};
-use crate::schema::{SchemaSnapshot, introspect_table, referencing_tables};
+use crate::schema::{SchemaSnapshot, referencing_tables, table_spec};
 
 use super::progress::{Metrics, Phase, Progress, ProgressEvent};
 use super::verify::check_result;
@@ -62,6 +64,8 @@ pub struct ExecContext {
     pub progress: Progress,
     /// Time spent validating the batch, in milliseconds (recorded in metrics).
     pub validate_ms: f64,
+    /// The audit log; writing it never fails a migration.
+    pub audit: Arc<AuditLog>,
 }
 
 /// Runs one DocType's plan in its own savepoint. On error the savepoint is
@@ -87,8 +91,22 @@ pub fn execute_doctype(
             Ok(record)
         }
         Err(e) => {
+            ctx.audit.record(
+                Action::Failure,
+                Level::Error,
+                None,
+                Some(&plan.doctype),
+                serde_json::json!({"table": plan.table, "error": error_chain(&e)}),
+            );
             exec(conn, &format!("ROLLBACK TO {savepoint}"))?;
             exec(conn, &format!("RELEASE {savepoint}"))?;
+            ctx.audit.record(
+                Action::Rollback,
+                Level::Warn,
+                None,
+                Some(&plan.doctype),
+                serde_json::json!({"scope": "savepoint", "table": plan.table}),
+            );
             Err(e)
         }
     }
@@ -170,6 +188,14 @@ fn run(
             manager.verify(&info.path)?;
         }
         metrics.bytes_backed_up += info.bytes;
+        ctx.audit.record(
+            Action::BackupWritten,
+            Level::Info,
+            Some(id),
+            Some(&plan.doctype),
+            serde_json::json!({"path": info.path, "table": info.table, "rows": info.table_row_count,
+                "bytes": info.bytes, "sha256": info.sha256, "verified": ctx.verify_backups}),
+        );
         ctx.progress.emit(ProgressEvent::BackupWritten {
             doctype: &plan.doctype,
             table: &planned.table,
@@ -195,14 +221,24 @@ fn run(
     );
     let mut affected = 0i64;
     for sql in plan.forward_sql() {
+        let step_clock = Instant::now();
+        let mut rows = None;
         if sql.starts_with(&copy_prefix) {
             let copied = copy_rows(conn, &sql, plan, &ctx.progress)
                 .map_err(|e| e.in_context(&plan.doctype, &plan.table))?;
             affected += copied as i64;
-            continue;
+            rows = Some(copied);
+        } else {
+            conn.execute_batch(&sql)
+                .map_err(|e| Error::sql(&sql, e).in_context(&plan.doctype, &plan.table))?;
         }
-        conn.execute_batch(&sql)
-            .map_err(|e| Error::sql(&sql, e).in_context(&plan.doctype, &plan.table))?;
+        ctx.audit.record(
+            Action::Step,
+            Level::Info,
+            Some(id),
+            Some(&plan.doctype),
+            serde_json::json!({"sql": sql, "rows": rows, "ms": ms_since(step_clock)}),
+        );
     }
     metrics.execute_ms = ms_since(clock);
     metrics.rows_copied = affected as u64;
@@ -219,8 +255,7 @@ fn run(
             ),
         });
     }
-    let snapshot = SchemaSnapshot::read_table(conn, &plan.table)?;
-    let live = introspect_table(conn, &snapshot, &plan.table)?;
+    let live = table_spec(conn, &plan.table)?;
     let problems = check_result(plan, live.as_ref());
     if !problems.is_empty() {
         return Err(Error::Verification {
@@ -229,7 +264,15 @@ fn run(
             message: problems.join("; "),
         });
     }
+    let snapshot = SchemaSnapshot::read_table(conn, &plan.table)?;
     metrics.verify_ms = ms_since(clock);
+    ctx.audit.record(
+        Action::Verify,
+        Level::Info,
+        Some(id),
+        Some(&plan.doctype),
+        serde_json::json!({"table": plan.table, "ok": true, "ms": metrics.verify_ms}),
+    );
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     store::complete(
         conn,
@@ -263,7 +306,16 @@ fn new_migration(
     plan: &DocTypePlan,
     ctx: &ExecContext,
 ) -> Result<store::NewMigration> {
-    let before = SchemaSnapshot::read_table(conn, &plan.table)?;
+    // A table being created has no objects yet: skip the sqlite_schema scan.
+    let creates = plan
+        .changes
+        .iter()
+        .any(|c| c.kind == ChangeKind::CreateTable);
+    let before = if creates {
+        SchemaSnapshot::default()
+    } else {
+        SchemaSnapshot::read_table(conn, &plan.table)?
+    };
     Ok(store::NewMigration {
         batch_id: Some(ctx.batch_id.clone()),
         doctype: plan.doctype.clone(),

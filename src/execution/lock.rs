@@ -36,6 +36,63 @@ pub fn begin_immediate(conn: &Connection, path: &Path, max_wait: Duration) -> Re
     }
 }
 
+/// Runs `op`, retrying it with the same backoff as [`begin_immediate`]
+/// while it fails because the database is busy, for at most `max_wait` in
+/// total; past the bound the error is [`Error::LockTimeout`]. For the reads
+/// before the write lock (open, plan, validate): in rollback-journal mode a
+/// writer holding EXCLUSIVE (a long rebuild that spilled its cache) blocks
+/// readers longer than one busy timeout, and concurrent starts must wait for
+/// it rather than fail with "database is locked".
+pub fn retry_busy<T>(
+    path: &Path,
+    max_wait: Duration,
+    mut op: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let start = Instant::now();
+    let mut attempts = 0u32;
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        attempts += 1;
+        match op() {
+            Err(e) if error_is_busy(&e) && start.elapsed() < max_wait => {
+                let left = max_wait.saturating_sub(start.elapsed());
+                thread::sleep(backoff.min(left));
+                backoff = (backoff * 2).min(Duration::from_millis(250));
+            }
+            Err(e) if error_is_busy(&e) => {
+                return Err(Error::LockTimeout {
+                    path: path.to_path_buf(),
+                    waited_ms: start.elapsed().as_millis() as u64,
+                    attempts,
+                });
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs `read` inside one read transaction, so that everything it reads
+/// comes from one snapshot of the database (a plan and its validation must
+/// see the same schema: another process may commit between two
+/// autocommit reads). The transaction is ended before returning.
+pub fn read_snapshot<T>(conn: &Connection, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    conn.execute_batch("BEGIN DEFERRED")
+        .map_err(|e| Error::sql("BEGIN DEFERRED", e))?;
+    let guard = TxGuard::new(conn);
+    let value = read()?;
+    guard.rollback()?;
+    Ok(value)
+}
+
+/// Whether a library error was caused by SQLITE_BUSY or SQLITE_LOCKED.
+pub fn error_is_busy(e: &Error) -> bool {
+    match e {
+        Error::Sql { source, .. } | Error::Open { source, .. } => is_busy(source),
+        Error::DocTypeFailed { source, .. } => error_is_busy(source),
+        _ => false,
+    }
+}
+
 /// Whether an error is SQLITE_BUSY or SQLITE_LOCKED.
 pub fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(

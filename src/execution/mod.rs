@@ -7,6 +7,8 @@ mod progress;
 mod verify;
 
 pub use executor::{ExecContext, MigrationRecord, error_chain, execute_doctype, record_failure};
-pub use lock::{ForeignKeysOff, TxGuard, begin_immediate, is_busy};
+pub use lock::{
+    ForeignKeysOff, TxGuard, begin_immediate, error_is_busy, is_busy, read_snapshot, retry_busy,
+};
 pub use progress::{Metrics, Phase, Progress, ProgressEvent, ProgressObserver};
 pub use verify::{check_result, differences};

@@ -3,11 +3,11 @@
 
 use crate::diff::ChangeKind;
 use crate::plan::DocTypePlan;
-use crate::schema::{LiveTable, TableSpec, normalize_type};
+use crate::schema::{TableSpec, normalize_type};
 
 /// What is wrong with the table after a DocType's plan ran (`None`: the
 /// table does not exist); empty when the result is what the plan promised.
-pub fn check_result(plan: &DocTypePlan, live: Option<&LiveTable>) -> Vec<String> {
+pub fn check_result(plan: &DocTypePlan, live: Option<&TableSpec>) -> Vec<String> {
     let drops = plan.changes.iter().any(|c| c.kind == ChangeKind::DropTable);
     match (live, drops) {
         (None, true) => Vec::new(),
@@ -19,10 +19,10 @@ pub fn check_result(plan: &DocTypePlan, live: Option<&LiveTable>) -> Vec<String>
 
 /// Differences between the live table and what the plan promised; empty
 /// when they match.
-pub fn differences(target: &TableSpec, orphans: &[String], live: &LiveTable) -> Vec<String> {
+pub fn differences(target: &TableSpec, orphans: &[String], live: &TableSpec) -> Vec<String> {
     let mut out = Vec::new();
     for t in &target.columns {
-        let Some(l) = live.spec.column(&t.name) else {
+        let Some(l) = live.column(&t.name) else {
             out.push(format!("column {:?} is missing", t.name));
             continue;
         };
@@ -52,7 +52,7 @@ pub fn differences(target: &TableSpec, orphans: &[String], live: &LiveTable) -> 
             ));
         }
     }
-    for l in &live.spec.columns {
+    for l in &live.columns {
         let expected = target.column(&l.name).is_some()
             || orphans.iter().any(|o| o.eq_ignore_ascii_case(&l.name));
         if !expected {
@@ -60,7 +60,7 @@ pub fn differences(target: &TableSpec, orphans: &[String], live: &LiveTable) -> 
         }
     }
     for t in &target.indexes {
-        match live.spec.index(&t.name) {
+        match live.index(&t.name) {
             Some(l)
                 if l.unique == t.unique
                     && l.columns.len() == t.columns.len()
@@ -72,7 +72,7 @@ pub fn differences(target: &TableSpec, orphans: &[String], live: &LiveTable) -> 
             None => out.push(format!("index {:?} is missing", t.name)),
         }
     }
-    for l in live.spec.indexes.iter().filter(|i| i.is_managed()) {
+    for l in live.indexes.iter().filter(|i| i.is_managed()) {
         if target.index(&l.name).is_none() {
             out.push(format!(
                 "managed index {:?} should have been dropped",

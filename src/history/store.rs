@@ -380,6 +380,37 @@ pub fn latest_fingerprints(
         .map_err(|e| Error::sql(SQL, e))
 }
 
+/// Backup files named by `completed` history rows: the backups that
+/// still-rollbackable migrations need, which pruning must keep unless forced.
+///
+/// Paths are returned as recorded (sorted, without duplicates). A
+/// `backup_path` that is not a JSON array of strings is taken as one path,
+/// so that an unexpected value protects too much rather than too little.
+/// Empty when the history table does not exist.
+pub fn backup_paths_in_use(conn: &Connection) -> Result<Vec<std::path::PathBuf>> {
+    if !table_exists(conn)? {
+        return Ok(Vec::new());
+    }
+    const SQL: &str = "SELECT backup_path FROM \"tabMigrationHistory\" \
+         WHERE status = 'completed' AND backup_path IS NOT NULL ORDER BY id";
+    let mut stmt = conn.prepare(SQL).map_err(|e| Error::sql(SQL, e))?;
+    let texts: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| Error::sql(SQL, e))?;
+    let mut paths: Vec<std::path::PathBuf> = Vec::new();
+    for text in texts {
+        match serde_json::from_str::<Vec<std::path::PathBuf>>(&text) {
+            Ok(list) => paths.extend(list),
+            Err(_) if !text.trim().is_empty() => paths.push(text.into()),
+            Err(_) => {}
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
 /// The current time as stored in history rows.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -441,6 +472,35 @@ mod tests {
             get(&conn, MigrationId(99)),
             Err(Error::MigrationNotFound(_))
         ));
+    }
+
+    #[test]
+    fn backup_paths_in_use_come_from_completed_rows_only() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert!(backup_paths_in_use(&conn).unwrap().is_empty());
+        ensure_table(&conn).unwrap();
+        let done = |paths: Option<&str>| {
+            let id = start(&conn, &sample()).unwrap();
+            let c = Completion {
+                backup_path: paths.map(String::from),
+                ..Default::default()
+            };
+            complete(&conn, id, &c).unwrap();
+            id
+        };
+        done(Some(r#"["/b/one.dmbak", "/b/two.dmbak"]"#));
+        done(None);
+        let undone = done(Some(r#"["/b/three.dmbak"]"#));
+        set_status(&conn, undone, MigrationStatus::RolledBack).unwrap();
+        done(Some("/b/legacy.dmbak"));
+        let failed = start(&conn, &sample()).unwrap();
+        fail(&conn, failed, "boom", 0.0).unwrap();
+        let got = backup_paths_in_use(&conn).unwrap();
+        let want: Vec<std::path::PathBuf> = ["/b/legacy.dmbak", "/b/one.dmbak", "/b/two.dmbak"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -235,45 +235,7 @@ pub fn introspect_table(
     let sql = obj.sql.clone().unwrap_or_default();
     let autoincrement = sql.to_ascii_uppercase().contains("AUTOINCREMENT");
 
-    const COLS: &str = "SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid";
-    let mut stmt = conn.prepare_cached(COLS).map_err(|e| Error::sql(COLS, e))?;
-    let raw: Vec<(String, String, bool, Option<String>, i64, i64)> = stmt
-        .query_map([&name], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(|e| Error::sql(COLS, e).in_context("", &name))?;
-    let mut columns = Vec::new();
-    let mut live_columns = Vec::new();
-    for (col, decl, not_null, default, pk, hidden) in raw {
-        if hidden == 1 {
-            continue; // hidden columns of virtual tables
-        }
-        let collation = conn
-            .column_metadata(None::<&str>, name.as_str(), col.as_str())
-            .ok()
-            .and_then(|m| m.1.map(|c| c.to_string_lossy().into_owned()))
-            .filter(|c| !c.eq_ignore_ascii_case("BINARY"));
-        live_columns.push(LiveColumn {
-            name: col.clone(),
-            collation,
-            generated: hidden >= 2,
-        });
-        columns.push(ColumnSpec {
-            name: col,
-            decl_type: normalize_type(&decl),
-            not_null,
-            default,
-            primary_key: pk > 0,
-        });
-    }
+    let (columns, live_columns) = read_columns(conn, &name)?;
 
     let indexes = read_indexes(conn, snapshot, &name)?;
     let foreign_keys = read_foreign_keys(conn, &name)?;
@@ -297,6 +259,71 @@ pub fn introspect_table(
         triggers,
         views,
         foreign_keys,
+    }))
+}
+
+/// Columns of a table from `pragma_table_xinfo`, with collations.
+fn read_columns(conn: &Connection, name: &str) -> Result<(Vec<ColumnSpec>, Vec<LiveColumn>)> {
+    const COLS: &str = "SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid";
+    let mut stmt = conn.prepare_cached(COLS).map_err(|e| Error::sql(COLS, e))?;
+    let raw: Vec<(String, String, bool, Option<String>, i64, i64)> = stmt
+        .query_map([name], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| Error::sql(COLS, e).in_context("", name))?;
+    let mut columns = Vec::new();
+    let mut live_columns = Vec::new();
+    for (col, decl, not_null, default, pk, hidden) in raw {
+        if hidden == 1 {
+            continue; // hidden columns of virtual tables
+        }
+        let collation = conn
+            .column_metadata(None::<&str>, name, col.as_str())
+            .ok()
+            .and_then(|m| m.1.map(|c| c.to_string_lossy().into_owned()))
+            .filter(|c| !c.eq_ignore_ascii_case("BINARY"));
+        live_columns.push(LiveColumn {
+            name: col.clone(),
+            collation,
+            generated: hidden >= 2,
+        });
+        columns.push(ColumnSpec {
+            name: col,
+            decl_type: normalize_type(&decl),
+            not_null,
+            default,
+            primary_key: pk > 0,
+        });
+    }
+
+    Ok((columns, live_columns))
+}
+
+/// Columns and indexes of a table from the pragmas alone, without reading
+/// `sqlite_schema` (whose lookups are full scans): what verification needs.
+/// `None` when the table does not exist. `autoincrement` is not read.
+pub fn table_spec(conn: &Connection, table: &str) -> Result<Option<TableSpec>> {
+    let (columns, _) = read_columns(conn, table)?;
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    let indexes = read_indexes(conn, &SchemaSnapshot::default(), table)?
+        .into_iter()
+        .map(|i| i.spec)
+        .collect();
+    Ok(Some(TableSpec {
+        name: table.to_string(),
+        columns,
+        indexes,
+        autoincrement: false,
     }))
 }
 

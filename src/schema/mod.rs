@@ -8,7 +8,7 @@ mod spec;
 pub(crate) use introspect::hex;
 pub use introspect::{
     ForeignKey, LiveColumn, LiveIndex, LiveTable, SchemaObject, SchemaSnapshot,
-    foreign_keys_enabled, introspect_table, referencing_tables,
+    foreign_keys_enabled, introspect_table, referencing_tables, table_spec,
 };
 pub use map::{DEFAULT_VARCHAR_LENGTH, managed_index_name, target_spec};
 pub use spec::{

@@ -1,0 +1,759 @@
+//! The `backup` subcommands (`list`, `verify`, `restore`, `prune`) and the
+//! backup options `plan` and `apply` share (`--backup-dir`, `--key-file`,
+//! `--passphrase-env`, `--backup-policy`, `--backup-level`).
+//!
+//! The library's [`BackupManager`] does the work; this layer resolves the
+//! directory and key, chooses the transaction, protects the backups that
+//! history still names, and renders results as text or JSON.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use doctype_migrate::execution::{TxGuard, begin_immediate};
+use doctype_migrate::history::store;
+use doctype_migrate::{
+    ApplierBuilder, ApplierOptions, BackupInfo, BackupManager, BackupManagerBuilder, BackupPolicy,
+    BackupStrategy, Error, MigrationApplier, PlannedBackup, PrunePolicy, RestoreTarget,
+    default_dir_for,
+};
+use serde::Serialize;
+
+use super::args::{
+    BackupArgs, BackupCommand, BackupListArgs, BackupOptions, BackupPruneArgs, BackupRestoreArgs,
+    BackupVerifyArgs, KeyOptions, PolicyArg,
+};
+use super::{CliError, EXIT_ERROR, Outcome};
+
+/// Runs a `backup` subcommand.
+pub fn run(args: &BackupArgs) -> Result<Outcome, CliError> {
+    match &args.command {
+        BackupCommand::List(a) => list(a),
+        BackupCommand::Verify(a) => verify(a),
+        BackupCommand::Restore(a) => restore(a),
+        BackupCommand::Prune(a) => prune(a),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Options shared with `plan` and `apply`.
+
+/// A backup key, resolved from [`KeyOptions`].
+enum Key {
+    None,
+    File(PathBuf),
+    Passphrase(String),
+}
+
+/// Reads the key options. The passphrase comes from the named environment
+/// variable, which must be set and non-empty; its value is never printed.
+fn resolve_key(opts: &KeyOptions) -> Result<Key, CliError> {
+    if let Some(path) = &opts.key_file {
+        return Ok(Key::File(path.clone()));
+    }
+    let Some(var) = &opts.passphrase_env else {
+        return Ok(Key::None);
+    };
+    if var.is_empty() || var.contains(['=', '\0']) {
+        return Err(CliError::Message(format!(
+            "--passphrase-env {var:?} is not a valid environment variable name"
+        )));
+    }
+    match std::env::var_os(var) {
+        None => Err(CliError::Message(format!(
+            "environment variable {var} is not set (--passphrase-env names the variable \
+             that holds the backup passphrase, not the passphrase itself)"
+        ))),
+        Some(v) if v.is_empty() => Err(CliError::Message(format!(
+            "environment variable {var} is empty; it must hold the backup passphrase"
+        ))),
+        Some(v) => v.into_string().map(Key::Passphrase).map_err(|_| {
+            CliError::Message(format!(
+                "environment variable {var} does not hold valid UTF-8; the backup passphrase must be text"
+            ))
+        }),
+    }
+}
+
+/// A manager builder for `dir` with `key`.
+fn manager_builder(dir: &Path, key: &Key) -> BackupManagerBuilder {
+    let b = BackupManager::builder().dir(dir);
+    match key {
+        Key::None => b,
+        Key::File(p) => b.key_file(p),
+        Key::Passphrase(p) => b.passphrase(p.as_str()),
+    }
+}
+
+/// The backup directory: `--backup-dir` or the default beside the
+/// database, made absolute so that history rows name files that can be
+/// found from any working directory.
+fn backup_dir(db: &Path, given: Option<&Path>) -> PathBuf {
+    let dir = given.map_or_else(|| default_dir_for(db), Path::to_path_buf);
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+/// Applies `--backup-dir`, the key options, `--backup-policy` and
+/// `--backup-level` to an applier builder. The key is checked now (the key
+/// file read, the passphrase variable looked up), before the database is
+/// opened, so a bad key never leaves a half-done run behind.
+pub fn configure(
+    builder: ApplierBuilder,
+    db: &Path,
+    opts: &BackupOptions,
+) -> Result<ApplierBuilder, CliError> {
+    let key = resolve_key(&opts.key)?;
+    let dir = backup_dir(db, opts.backup_dir.as_deref());
+    // Building a manager writes nothing; it reads and checks the key file.
+    manager_builder(&dir, &key).build()?;
+    let mut builder = builder.backup_dir(&dir);
+    builder = match &key {
+        Key::None => builder,
+        Key::File(p) => builder.backup_key_file(p),
+        Key::Passphrase(p) => builder.backup_passphrase(p),
+    };
+    if let Some(policy) = opts.backup_policy {
+        builder = builder.backup_policy(match policy {
+            PolicyArg::Destructive => BackupPolicy::DestructiveAndRebuild,
+            PolicyArg::Always => BackupPolicy::Always,
+            PolicyArg::Never => BackupPolicy::Never,
+        });
+    }
+    if let Some(level) = opts.backup_level {
+        builder = builder.backup_compression_level(level);
+    }
+    Ok(builder)
+}
+
+/// The line `plan` prints after its summary when the plan takes backups:
+/// where they would go and whether they would be encrypted.
+pub fn plan_note(db: &Path, opts: &BackupOptions, planned: usize) -> String {
+    if planned == 0 {
+        return String::new();
+    }
+    let how = if opts.key.key_file.is_some() {
+        "encrypted with the key file"
+    } else if opts.key.passphrase_env.is_some() {
+        "encrypted with the passphrase"
+    } else {
+        "not encrypted"
+    };
+    format!(
+        "Backups: {planned} would be taken into {} ({how}).\n",
+        backup_dir(db, opts.backup_dir.as_deref()).display()
+    )
+}
+
+/// `columns(a, b)` or `full`.
+pub fn strategy_text(s: &BackupStrategy) -> String {
+    match s {
+        BackupStrategy::FullTable => "full".into(),
+        BackupStrategy::Columns(cols) => format!("columns({})", cols.join(", ")),
+    }
+}
+
+/// One planned backup as a text line item.
+pub fn planned_text(b: &PlannedBackup) -> String {
+    format!("{} {}", b.table, strategy_text(&b.strategy))
+}
+
+// ---------------------------------------------------------------------------
+// Helpers.
+
+/// The library error's reason without the path it already names (the CLI
+/// prints the path next to it).
+fn reason(e: &Error) -> String {
+    match e {
+        Error::Backup { message, .. } => message.clone(),
+        Error::Io { source, .. } => source.to_string(),
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(s) = source {
+                let _ = write!(text, ": {s}");
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, CliError> {
+    serde_json::to_string_pretty(value)
+        .map(|mut s| {
+            s.push('\n');
+            s
+        })
+        .map_err(|e| CliError::Message(format!("cannot render JSON: {e}")))
+}
+
+fn warn(text: &str) {
+    super::write_stderr(&format!("warning: {text}\n"));
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
+fn require_db(db: &Path) -> Result<(), CliError> {
+    if db.is_file() {
+        Ok(())
+    } else {
+        Err(CliError::Message(format!(
+            "database {} does not exist",
+            db.display()
+        )))
+    }
+}
+
+fn size_text(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// The strategy column of `list`: `full`, `columns(a)`, plus `+incr` for
+/// an incremental backup.
+fn kind_text(info: &BackupInfo) -> String {
+    let mut s = strategy_text(&info.strategy);
+    if info.base.is_some() {
+        s.push_str(" +incr");
+    }
+    s
+}
+
+fn created_text(info: &BackupInfo) -> String {
+    info.created_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A left-aligned text table (numbers right-aligned where `numeric`).
+fn table(header: &[&str], rows: &[Vec<String>], numeric: &[bool]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cols: &[String]| {
+        let parts: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pad = " ".repeat(widths[i].saturating_sub(c.chars().count()));
+                if numeric.get(i).copied().unwrap_or(false) {
+                    format!("{pad}{c}")
+                } else {
+                    format!("{c}{pad}")
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", parts.join("  ").trim_end());
+    };
+    line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    for row in rows {
+        line(row);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// list
+
+/// `backup list`: every readable backup; unreadable files as warnings.
+fn list(args: &BackupListArgs) -> Result<Outcome, CliError> {
+    let dir = backup_dir(&args.db, args.backup_dir.as_deref());
+    let manager = BackupManager::builder().dir(&dir).build()?;
+    let infos = manager.list()?;
+    for (path, e) in manager.list_unreadable()? {
+        warn(&format!(
+            "unreadable backup {}: {}",
+            path.display(),
+            reason(&e)
+        ));
+    }
+    let stdout = if args.json {
+        to_json(&infos)?
+    } else {
+        list_text(&dir, &infos)
+    };
+    Ok(Outcome {
+        stdout,
+        error: None,
+        code: 0,
+    })
+}
+
+fn list_text(dir: &Path, infos: &[BackupInfo]) -> String {
+    if infos.is_empty() {
+        return format!("No backups in {}.\n", dir.display());
+    }
+    let rows: Vec<Vec<String>> = infos
+        .iter()
+        .map(|i| {
+            let mut flags = Vec::new();
+            if i.compressed {
+                flags.push("gzip");
+            }
+            if i.encrypted {
+                flags.push("encrypted");
+            }
+            vec![
+                i.table.clone(),
+                kind_text(i),
+                i.row_count.to_string(),
+                created_text(i),
+                i.migration_id
+                    .map_or_else(|| "-".into(), |m| format!("#{}", m.0)),
+                if flags.is_empty() {
+                    "-".into()
+                } else {
+                    flags.join(",")
+                },
+                size_text(i.bytes),
+                i.path.display().to_string(),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "table",
+            "strategy",
+            "rows",
+            "created_at",
+            "migration",
+            "flags",
+            "size",
+            "path",
+        ],
+        &rows,
+        &[false, false, true, false, false, false, true, false],
+    );
+    let _ = writeln!(out, "{} backup(s) in {}.", infos.len(), dir.display());
+    out
+}
+
+// ---------------------------------------------------------------------------
+// verify
+
+/// One result of `backup verify --json`.
+#[derive(Debug, Serialize)]
+struct VerifyResult {
+    /// The file.
+    path: PathBuf,
+    /// Whether it passed.
+    ok: bool,
+    /// Why it failed (wrong key, corrupted, truncated, ...), or null.
+    error: Option<String>,
+    /// The backup's manifest, when it passed.
+    backup: Option<BackupInfo>,
+}
+
+/// `backup verify`: named files, or every backup in the directory.
+fn verify(args: &BackupVerifyArgs) -> Result<Outcome, CliError> {
+    let key = resolve_key(&args.key)?;
+    let dir = backup_dir(&args.db, args.backup_dir.as_deref());
+    let manager = manager_builder(&dir, &key).build()?;
+    let mut results: Vec<VerifyResult> = Vec::new();
+    let check = |path: PathBuf| -> VerifyResult {
+        match manager.verify(&path) {
+            Ok(info) => VerifyResult {
+                path,
+                ok: true,
+                error: None,
+                backup: Some(info),
+            },
+            Err(e) => VerifyResult {
+                path,
+                ok: false,
+                error: Some(reason(&e)),
+                backup: None,
+            },
+        }
+    };
+    if args.files.is_empty() {
+        for info in manager.list()? {
+            results.push(check(info.path));
+        }
+        for (path, e) in manager.list_unreadable()? {
+            results.push(VerifyResult {
+                path,
+                ok: false,
+                error: Some(reason(&e)),
+                backup: None,
+            });
+        }
+    } else {
+        for f in &args.files {
+            results.push(check(f.clone()));
+        }
+    }
+    let failed: Vec<&VerifyResult> = results.iter().filter(|r| !r.ok).collect();
+    let stdout = if args.json {
+        to_json(&results)?
+    } else {
+        verify_text(&dir, args.files.is_empty(), &results)
+    };
+    let error = (!failed.is_empty()).then(|| {
+        let names: Vec<String> = failed
+            .iter()
+            .map(|r| {
+                r.path.file_name().map_or_else(
+                    || r.path.display().to_string(),
+                    |n| n.to_string_lossy().into(),
+                )
+            })
+            .collect();
+        format!(
+            "{} of {} backup(s) failed verification: {}",
+            failed.len(),
+            results.len(),
+            names.join(", ")
+        )
+    });
+    Ok(Outcome {
+        stdout,
+        code: if error.is_some() { EXIT_ERROR } else { 0 },
+        error,
+    })
+}
+
+fn verify_text(dir: &Path, whole_dir: bool, results: &[VerifyResult]) -> String {
+    if results.is_empty() && whole_dir {
+        return format!("No backups in {}; nothing to verify.\n", dir.display());
+    }
+    let mut out = String::new();
+    for r in results {
+        match (&r.backup, &r.error) {
+            (Some(i), _) => {
+                let enc = if i.encrypted { ", encrypted" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "ok      {} ({} {}, {} row(s){enc})",
+                    r.path.display(),
+                    i.table,
+                    kind_text(i),
+                    i.row_count
+                );
+            }
+            (None, e) => {
+                let _ = writeln!(
+                    out,
+                    "FAILED  {}: {}",
+                    r.path.display(),
+                    e.as_deref().unwrap_or("failed")
+                );
+            }
+        }
+    }
+    let failed = results.iter().filter(|r| !r.ok).count();
+    let _ = writeln!(
+        out,
+        "{} backup(s) checked: {} ok, {failed} failed.",
+        results.len(),
+        results.len() - failed
+    );
+    out
+}
+
+// ---------------------------------------------------------------------------
+// restore
+
+/// `backup restore --json`.
+#[derive(Debug, Serialize)]
+struct RestoreJson<'a> {
+    /// The backup file.
+    path: &'a Path,
+    /// The table the backup was taken from.
+    table: &'a str,
+    /// What the backup holds.
+    strategy: &'a BackupStrategy,
+    /// The table restored into.
+    target: &'a str,
+    /// Rows inserted (full backup) or updated (column backup).
+    rows: u64,
+}
+
+/// `backup restore`: one transaction taken with `BEGIN IMMEDIATE`; the
+/// manager verifies the whole backup (and its chain) before it touches the
+/// target, and any failure rolls the transaction back.
+fn restore(args: &BackupRestoreArgs) -> Result<Outcome, CliError> {
+    let key = resolve_key(&args.key)?;
+    if args.into.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(CliError::Message("--into needs a table name".into()));
+    }
+    require_db(&args.db)?;
+    if !args.file.is_file() {
+        return Err(CliError::Message(format!(
+            "backup file {} does not exist",
+            args.file.display()
+        )));
+    }
+    let dir = args
+        .file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let manager = manager_builder(dir, &key).build()?;
+    // The manifest (header checksum checked) tells the source table.
+    let info = manager
+        .list()?
+        .into_iter()
+        .find(|i| same_file(&i.path, &args.file));
+    let info = match info {
+        Some(i) => i,
+        None => {
+            // Unreadable: report the reason the scan found, or verify's.
+            let why = manager
+                .list_unreadable()?
+                .into_iter()
+                .find(|(p, _)| same_file(p, &args.file))
+                .map(|(_, e)| e)
+                .unwrap_or_else(|| match manager.verify(&args.file) {
+                    Err(e) => e,
+                    Ok(_) => Error::Backup {
+                        path: args.file.clone(),
+                        message: "not a backup file (expected a .dmbak file)".into(),
+                    },
+                });
+            return Err(why.into());
+        }
+    };
+    let target = match &args.into {
+        Some(t) => RestoreTarget::NewTable(t.clone()),
+        None => RestoreTarget::Original,
+    };
+    let applier = MigrationApplier::builder(&args.db).build()?;
+    let conn = applier.connection();
+    begin_immediate(conn, &args.db, ApplierOptions::default().lock_timeout)?;
+    let guard = TxGuard::new(conn);
+    let rows = match manager.restore(conn, &args.file, target) {
+        Ok(n) => n,
+        Err(e) => {
+            guard.rollback()?;
+            return Err(e.into());
+        }
+    };
+    guard.commit()?;
+    let into = args.into.as_deref().unwrap_or(&info.table);
+    let stdout = if args.json {
+        to_json(&RestoreJson {
+            path: &args.file,
+            table: &info.table,
+            strategy: &info.strategy,
+            target: into,
+            rows,
+        })?
+    } else {
+        let what = match &info.strategy {
+            BackupStrategy::FullTable => "row(s) inserted",
+            BackupStrategy::Columns(_) => "row(s) updated",
+        };
+        format!(
+            "Restored {} ({} backup of {}) into {into}: {rows} {what}.\n",
+            args.file.display(),
+            strategy_text(&info.strategy),
+            info.table
+        )
+    };
+    Ok(Outcome {
+        stdout,
+        error: None,
+        code: 0,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// prune
+
+/// `backup prune --json`.
+#[derive(Debug, Serialize)]
+struct PruneJson {
+    /// Files deleted.
+    deleted: Vec<PathBuf>,
+    /// Files deleted although a completed migration named them (`--force`).
+    deleted_protected: Vec<PathBuf>,
+    /// Files the rule selected but that were kept because a completed
+    /// migration names them (without `--force`).
+    kept_protected: Vec<PathBuf>,
+    /// Files the rule selected but that were kept because a kept
+    /// incremental backup is based on them.
+    kept_as_base: Vec<PathBuf>,
+}
+
+/// `backup prune`: deletes by age or keeps the newest N per table, never
+/// deleting a backup a `completed` history row names unless `--force`.
+fn prune(args: &BackupPruneArgs) -> Result<Outcome, CliError> {
+    let policy = match (args.keep, args.older_than) {
+        (Some(n), None) => PrunePolicy::KeepNewest(usize::try_from(n).unwrap_or(usize::MAX)),
+        (None, Some(age)) => PrunePolicy::OlderThan(age),
+        _ => {
+            return Err(CliError::Message(
+                "give exactly one of --keep N and --older-than DURATION".into(),
+            ));
+        }
+    };
+    require_db(&args.db)?;
+    let dir = backup_dir(&args.db, args.backup_dir.as_deref());
+    let in_use = {
+        let applier = MigrationApplier::builder(&args.db)
+            .read_only(true)
+            .build()?;
+        store::backup_paths_in_use(applier.connection())?
+    };
+    // History may name files by a path relative to another working
+    // directory: a file of this directory with the same name is protected too.
+    let mut protected: Vec<PathBuf> = in_use.clone();
+    protected.extend(
+        in_use
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| dir.join(n)),
+    );
+    let manager = BackupManager::builder().dir(&dir).build()?;
+    let before = manager.list()?;
+    for (path, e) in manager.list_unreadable()? {
+        warn(&format!(
+            "unreadable backup {} is never pruned: {}",
+            path.display(),
+            reason(&e)
+        ));
+    }
+    let selected = select(&before, &policy, chrono::Utc::now());
+    let deleted = manager.prune(policy, &protected, args.force)?;
+    let is_protected = |p: &Path| protected.iter().any(|q| same_file(p, q));
+    let is_deleted = |p: &Path| deleted.iter().any(|d| d == p);
+    let mut report = PruneJson {
+        deleted_protected: deleted
+            .iter()
+            .filter(|p| is_protected(p))
+            .cloned()
+            .collect(),
+        deleted: deleted.clone(),
+        kept_protected: Vec::new(),
+        kept_as_base: Vec::new(),
+    };
+    for p in selected.iter().filter(|p| !is_deleted(p)) {
+        if !args.force && is_protected(p) {
+            report.kept_protected.push(p.clone());
+        } else {
+            report.kept_as_base.push(p.clone());
+        }
+    }
+    let stdout = if args.json {
+        to_json(&report)?
+    } else {
+        prune_text(&dir, &report)
+    };
+    Ok(Outcome {
+        stdout,
+        error: None,
+        code: 0,
+    })
+}
+
+/// The backups `policy` selects before protection (the same rule as the
+/// library's prune), so the report can say what was kept and why.
+fn select(
+    infos: &[BackupInfo],
+    policy: &PrunePolicy,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<PathBuf> {
+    match policy {
+        PrunePolicy::KeepNewest(n) => {
+            // `list` sorts by table, then creation time.
+            let mut out = Vec::new();
+            let mut start = 0;
+            while start < infos.len() {
+                let end = infos[start..]
+                    .iter()
+                    .position(|i| i.table != infos[start].table)
+                    .map_or(infos.len(), |k| start + k);
+                let drop = (end - start).saturating_sub(*n);
+                out.extend(infos[start..start + drop].iter().map(|i| i.path.clone()));
+                start = end;
+            }
+            out
+        }
+        PrunePolicy::OlderThan(age) => infos
+            .iter()
+            .filter(|i| i.created_at < now - *age)
+            .map(|i| i.path.clone())
+            .collect(),
+    }
+}
+
+fn prune_text(dir: &Path, r: &PruneJson) -> String {
+    let mut out = String::new();
+    let mut section = |title: &str, paths: &[PathBuf]| {
+        if !paths.is_empty() {
+            let _ = writeln!(out, "{title}:");
+            for p in paths {
+                let _ = writeln!(out, "  {}", p.display());
+            }
+        }
+    };
+    section("Deleted", &r.deleted);
+    section(
+        "Deleted although a completed migration names them (--force)",
+        &r.deleted_protected,
+    );
+    section(
+        "Kept: named by a completed migration (rollback needs them; --force deletes them)",
+        &r.kept_protected,
+    );
+    section(
+        "Kept: the base of a kept incremental backup",
+        &r.kept_as_base,
+    );
+    let _ = writeln!(
+        out,
+        "Pruned {}: {} deleted, {} kept because protected.",
+        dir.display(),
+        r.deleted.len(),
+        r.kept_protected.len() + r.kept_as_base.len()
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_ls_h() {
+        assert_eq!(size_text(0), "0 B");
+        assert_eq!(size_text(1023), "1023 B");
+        assert_eq!(size_text(1536), "1.5 KiB");
+        assert_eq!(size_text(5 * 1024 * 1024), "5.0 MiB");
+    }
+
+    #[test]
+    fn a_missing_or_empty_passphrase_variable_is_an_error_that_names_it() {
+        let opts = |v: &str| KeyOptions {
+            key_file: None,
+            passphrase_env: Some(v.into()),
+        };
+        let unset = "DM_TEST_SURELY_UNSET_PASSPHRASE_VAR";
+        let Err(CliError::Message(m)) = resolve_key(&opts(unset)) else {
+            panic!("an unset variable must be an error");
+        };
+        assert!(m.contains(unset) && m.contains("not set"), "{m}");
+        for bad in ["", "A=B"] {
+            assert!(resolve_key(&opts(bad)).is_err(), "{bad:?}");
+        }
+        assert!(matches!(resolve_key(&KeyOptions::default()), Ok(Key::None)));
+    }
+}
