@@ -159,6 +159,14 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
+    /// A rollback was refused by its feasibility check (see
+    /// [`crate::rollback::Reason`]). Nothing was written.
+    #[error("rollback refused: {}", plan.summary())]
+    RollbackRefused {
+        /// The rollback plan, with the reasons it was refused.
+        plan: Box<crate::rollback::RollbackPlan>,
+    },
+
     /// A backup file could not be written, read, verified or restored.
     #[error("backup {path}: {message}")]
     Backup {

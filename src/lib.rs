@@ -8,7 +8,8 @@
 //! The modules follow the pipeline: [`doctype`] (parse, validate) →
 //! [`schema`] (target spec, introspection) → [`diff`] → [`plan`] →
 //! [`validation`] → [`execution`] (lock, savepoints, verify) → [`history`].
-//! [`applier`] drives them; [`backup`] keeps what destructive steps change.
+//! [`applier`] drives them; [`backup`] keeps what destructive steps change;
+//! [`rollback`] undoes migrations, data included.
 #![warn(missing_docs)]
 
 pub mod applier;
@@ -21,6 +22,7 @@ pub mod execution;
 pub mod history;
 pub mod ident;
 pub mod plan;
+pub mod rollback;
 pub mod schema;
 pub mod validation;
 
@@ -39,6 +41,9 @@ pub use error::{Error, Result};
 pub use execution::{Metrics, MigrationRecord, Phase, ProgressEvent, ProgressObserver};
 pub use history::{HistoryRow, MigrationId, MigrationStatus};
 pub use plan::{DocTypePlan, MigrationPlan, PlanStep, StepKind};
+pub use rollback::{
+    Reason, RollbackOptions, RollbackPlan, RollbackReport, RollbackTarget, RolledBack,
+};
 pub use schema::{ColumnSpec, IndexSpec, TableSpec};
 pub use validation::{Finding, Rule, Severity, ValidationPolicy};
 

@@ -19,8 +19,9 @@ use crate::execution::{
     ExecContext, ForeignKeysOff, MigrationRecord, Phase, ProgressEvent, TxGuard, begin_immediate,
     error_chain, execute_doctype, read_snapshot, record_failure, retry_busy,
 };
-use crate::history::{HistoryRow, store};
+use crate::history::{HistoryRow, MigrationId, store};
 use crate::plan::{DocTypePlan, MigrationPlan, plan_drop_table, plan_table};
+use crate::rollback::{self, RollbackOptions, RollbackPlan, RollbackReport, RollbackTarget};
 use crate::schema::{SchemaSnapshot, foreign_keys_enabled, introspect_table, target_spec};
 use crate::validation::{Finding, Rule, Severity, ValidationPolicy, sort_findings, validate_plan};
 use serde_json::json;
@@ -438,6 +439,150 @@ impl MigrationApplier {
         ValidationPolicy {
             allow_data_loss: self.options.allow_data_loss,
         }
+    }
+
+    /// Rolls back one migration (see [`crate::rollback`]): feasibility
+    /// first, then the rollback SQL, restores from backups, verification and
+    /// history, in one transaction. A refusal is
+    /// [`Error::RollbackRefused`] and writes nothing.
+    pub fn rollback_migration(
+        &mut self,
+        id: MigrationId,
+        options: &RollbackOptions,
+    ) -> Result<RollbackReport> {
+        self.rollback(&RollbackTarget::Migration { id }, options)
+    }
+
+    /// Rolls back the newest completed migration of `doctype`, or with
+    /// `None` the newest completed migration of any DocType.
+    pub fn rollback_last(
+        &mut self,
+        doctype: Option<&str>,
+        options: &RollbackOptions,
+    ) -> Result<RollbackReport> {
+        let target = RollbackTarget::Last {
+            doctype: doctype.map(str::to_string),
+        };
+        self.rollback(&target, options)
+    }
+
+    /// Rolls back every completed migration of one batch (one `sync_all`
+    /// call), newest first, in one transaction.
+    pub fn rollback_batch(
+        &mut self,
+        batch_id: &str,
+        options: &RollbackOptions,
+    ) -> Result<RollbackReport> {
+        let target = RollbackTarget::Batch {
+            batch_id: batch_id.to_string(),
+        };
+        self.rollback(&target, options)
+    }
+
+    /// The dry run of a rollback: the feasibility report and plan. Verifies
+    /// backups; never writes the database.
+    pub fn rollback_plan(
+        &self,
+        target: &RollbackTarget,
+        options: &RollbackOptions,
+    ) -> Result<RollbackPlan> {
+        let default;
+        let backups = match &options.backups {
+            Some(b) => b.as_ref(),
+            None => {
+                default = self.rollback_backups()?;
+                &default
+            }
+        };
+        rollback::plan(&self.conn, target, options, backups)
+    }
+
+    /// [`MigrationApplier::rollback_migration`] and friends for any target.
+    pub fn rollback(
+        &mut self,
+        target: &RollbackTarget,
+        options: &RollbackOptions,
+    ) -> Result<RollbackReport> {
+        let default;
+        let backups = match &options.backups {
+            Some(b) => b.as_ref(),
+            None => {
+                default = self.rollback_backups()?;
+                &default
+            }
+        };
+        let result = rollback::run(&self.conn, &self.path, target, options, backups);
+        self.audit_rollback(target, &result);
+        result
+    }
+
+    /// Audit entries for a rollback: one `rollback` entry per migration
+    /// undone and one `restore` per backup restored; a refusal (warn) or a
+    /// failure (error) otherwise. Never fails the rollback.
+    fn audit_rollback(&self, target: &RollbackTarget, result: &Result<RollbackReport>) {
+        let target_json = serde_json::to_value(target).unwrap_or_default();
+        match result {
+            Ok(report) => {
+                for r in &report.rolled_back {
+                    for restore in &r.restores {
+                        self.audit.record(
+                            Action::Restore,
+                            Level::Info,
+                            Some(r.id),
+                            Some(&r.doctype),
+                            serde_json::to_value(restore).unwrap_or_default(),
+                        );
+                    }
+                    self.audit.record(
+                        Action::Rollback,
+                        Level::Info,
+                        Some(r.id),
+                        Some(&r.doctype),
+                        serde_json::json!({
+                            "kind": "migration_rolled_back",
+                            "target": target_json,
+                            "table": r.table,
+                            "cascaded": r.cascaded,
+                            "statements": r.statements.len(),
+                            "rows_restored": r.restores.iter().map(|x| x.rows).sum::<u64>(),
+                            "execution_time_ms": r.execution_time_ms,
+                        }),
+                    );
+                }
+            }
+            Err(Error::RollbackRefused { plan }) => {
+                self.audit.record(
+                    Action::Rollback,
+                    Level::Warn,
+                    None,
+                    None,
+                    serde_json::json!({
+                        "kind": "rollback_refused",
+                        "target": target_json,
+                        "refusals": plan.refusals,
+                    }),
+                );
+            }
+            Err(e) => {
+                self.audit.record(
+                    Action::Failure,
+                    Level::Error,
+                    None,
+                    None,
+                    serde_json::json!({
+                        "kind": "rollback_failed",
+                        "target": target_json,
+                        "error": crate::execution::error_chain(e),
+                    }),
+                );
+            }
+        }
+    }
+
+    /// The backups a rollback uses when its options name none: this
+    /// applier's (see [`MigrationApplier::backup_manager`]).
+    fn rollback_backups(&self) -> Result<BackupManager> {
+        self.backup_manager()
     }
 }
 

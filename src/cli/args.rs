@@ -32,6 +32,10 @@ pub enum Command {
     History(HistoryArgs),
     /// List, verify, restore and prune table backups.
     Backup(BackupArgs),
+    /// Roll back migrations, data included: one (--id), the latest
+    /// (--last, of one DocType with --doctype) or a batch (--batch).
+    /// Feasibility is checked first; exits 2 when refused (nothing written).
+    Rollback(RollbackArgs),
 }
 
 /// Options shared by `plan` and `apply`.
@@ -281,6 +285,47 @@ pub fn parse_age(text: &str) -> Result<chrono::Duration, String> {
     n.checked_mul(seconds_per)
         .and_then(chrono::Duration::try_seconds)
         .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+/// `rollback` arguments.
+#[derive(Debug, ClapArgs)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["id", "last", "batch"])))]
+pub struct RollbackArgs {
+    /// SQLite database file (must exist).
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// Roll back this migration (its history id).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<i64>,
+    /// Roll back the newest completed migration (of --doctype, if given).
+    #[arg(long)]
+    pub last: bool,
+    /// With --last: only this DocType's migrations.
+    #[arg(long, value_name = "NAME", requires = "last")]
+    pub doctype: Option<String>,
+    /// Roll back every completed migration of this batch (one apply run).
+    #[arg(long, value_name = "ID")]
+    pub batch: Option<String>,
+    /// Roll back later migrations of the same DocTypes first, newest first.
+    #[arg(long)]
+    pub cascade: bool,
+    /// Print the rollback plan and its feasibility without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Proceed even though rows or values written since (in a table or
+    /// column the migration created) are dropped, or destroyed values have
+    /// no backup.
+    #[arg(long)]
+    pub allow_data_loss: bool,
+    /// Print JSON (see the README) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Backup directory (default: `<database file name>.backups` beside the database).
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Key that opens encrypted backups.
+    #[command(flatten)]
+    pub key: KeyOptions,
 }
 
 impl Args {

@@ -8,6 +8,7 @@ mod args;
 mod backup;
 mod commands;
 mod output;
+mod rollback;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -74,6 +75,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::Apply(a) => commands::apply(&a),
         Command::History(a) => commands::history(&a),
         Command::Backup(a) => backup::run(&a),
+        Command::Rollback(a) => rollback::rollback(&a),
     };
     match result {
         Ok(outcome) => {

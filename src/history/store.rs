@@ -259,6 +259,16 @@ pub fn fail(conn: &Connection, id: MigrationId, error: &str, execution_time: f64
         .map_err(|e| Error::sql(SQL, e))
 }
 
+/// Marks a completed migration `rolled_back` and records what the rollback
+/// did (`info`: JSON text) in `rollback_info`.
+pub fn record_rollback(conn: &Connection, id: MigrationId, info: &str) -> Result<()> {
+    set_status(conn, id, MigrationStatus::RolledBack)?;
+    const SQL: &str = "UPDATE \"tabMigrationHistory\" SET rollback_info = ?2 WHERE id = ?1";
+    conn.execute(SQL, params![id.0, info])
+        .map(drop)
+        .map_err(|e| Error::sql(SQL, e))
+}
+
 /// Moves a migration to `to`, refusing transitions the lifecycle forbids.
 pub fn set_status(conn: &Connection, id: MigrationId, to: MigrationStatus) -> Result<()> {
     let from = get(conn, id)?.status;
@@ -446,7 +456,15 @@ mod tests {
         assert_eq!(row.sql, ["CREATE TABLE x (a)"]);
         let err = fail(&conn, id, "boom", 0.0).unwrap_err();
         assert!(matches!(err, Error::InvalidTransition { .. }), "{err}");
-        set_status(&conn, id, MigrationStatus::RolledBack).unwrap();
+        record_rollback(&conn, id, "{\"by\":\"test\"}").unwrap();
+        assert_eq!(
+            get(&conn, id).unwrap().rollback_info.as_deref(),
+            Some("{\"by\":\"test\"}")
+        );
+        assert!(matches!(
+            record_rollback(&conn, id, "{}"),
+            Err(Error::InvalidTransition { .. })
+        ));
         let id2 = start(&conn, &sample()).unwrap();
         assert_eq!(get(&conn, id2).unwrap().version, 2);
         assert!(latest_completed(&conn, "Note").unwrap().is_none());

@@ -10,5 +10,6 @@ mod rebuild;
 mod types;
 
 pub use planner::{needs_rebuild, plan_drop_table, plan_table};
+pub(crate) use rebuild::copy_expr_filling;
 pub use rebuild::{REBUILD_TEMP_PREFIX, copy_expr};
 pub use types::{DocTypePlan, MigrationPlan, PlanStep, StepKind};

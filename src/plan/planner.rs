@@ -120,8 +120,21 @@ fn native_steps(diff: &TableDiff, target: &TableSpec, live: &LiveTable) -> Vec<P
         rollback: vec![rollback],
     };
     let mut steps = Vec::new();
-    // Renames first, then index drops, columns, index adds: the diff's order.
-    for change in &diff.changes {
+    // Index drops first, then renames, columns, index adds. Dropping before
+    // renaming matters for the rollback (the steps undone in reverse): a
+    // dropped index is recreated from its original SQL, which names the
+    // columns by their old names, so it must come back after the renames
+    // are undone.
+    let drops_first = diff
+        .changes
+        .iter()
+        .filter(|c| matches!(c.kind, ChangeKind::DropIndex | ChangeKind::DropUnique))
+        .chain(
+            diff.changes
+                .iter()
+                .filter(|c| !matches!(c.kind, ChangeKind::DropIndex | ChangeKind::DropUnique)),
+        );
+    for change in drops_first {
         let column = change.column.as_deref().unwrap_or_default();
         let index = change.index.as_deref().unwrap_or_default();
         match change.kind {

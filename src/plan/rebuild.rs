@@ -155,7 +155,12 @@ pub fn copy_expr(name: &str, src: &ColumnSpec, dst: &ColumnSpec) -> String {
 
 /// [`copy_expr`], filling NULLs with `fill` (a SQL literal) when the column
 /// becomes NOT NULL; the caller's fill wins over the column default.
-fn copy_expr_filling(name: &str, src: &ColumnSpec, dst: &ColumnSpec, fill: Option<&str>) -> String {
+pub(crate) fn copy_expr_filling(
+    name: &str,
+    src: &ColumnSpec,
+    dst: &ColumnSpec,
+    fill: Option<&str>,
+) -> String {
     let mut expr = quote(name);
     let (from, to) = (Affinity::of(&src.decl_type), Affinity::of(&dst.decl_type));
     if from != to {

@@ -7,7 +7,9 @@ use rusqlite::Connection;
 
 use crate::diff::{Change, ChangeKind};
 use crate::error::Result;
-use crate::plan::DocTypePlan;
+use crate::ident::quote;
+use crate::plan::{DocTypePlan, copy_expr_filling};
+use crate::schema::{SchemaSnapshot, introspect_table};
 
 use super::data::{Question, duplicates, measure};
 use super::finding::{Finding, Rule, Severity};
@@ -37,7 +39,12 @@ pub fn check(
     };
 
     let mut questions = Vec::new();
-    if p.changes.iter().any(|c| c.kind == ChangeKind::DropTable) {
+    // DL001 and MF001 (a new unique index over a column added with a
+    // constant default: every existing row holds that value) need the count.
+    if p.changes
+        .iter()
+        .any(|c| matches!(c.kind, ChangeKind::DropTable | ChangeKind::AddUnique))
+    {
         questions.push(Question::RowCount);
     }
     for c in &p.changes {
@@ -210,7 +217,7 @@ pub fn check(
             ));
         }
     }
-    out.extend(unique_checks(conn, p, &live)?);
+    out.extend(unique_checks(conn, p, &live, rows)?);
     // With a backup planned, rollback can give the data back: no RB001.
     let unprotected = if p.backups.is_empty() {
         destructive_with_data
@@ -240,11 +247,15 @@ pub fn check(
     Ok(out)
 }
 
-/// MF001: new unique indexes over columns that hold duplicates.
+/// MF001: new unique indexes over columns that hold duplicates. A column
+/// this plan adds holds its default in every existing row: NULL (never a
+/// duplicate, so the index cannot fail) or one constant value (the same in
+/// every row, so only the index's other columns can tell rows apart).
 fn unique_checks(
     conn: &Connection,
     p: &DocTypePlan,
     live: &dyn Fn(&str) -> String,
+    rows: u64,
 ) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     let added: Vec<&str> = p
@@ -253,42 +264,161 @@ fn unique_checks(
         .filter(|c| c.kind == ChangeKind::AddColumn)
         .filter_map(|c| c.column.as_deref())
         .collect();
-    for c in p.changes.iter().filter(|c| c.kind == ChangeKind::AddUnique) {
-        if c.columns
-            .iter()
-            .any(|col| added.iter().any(|a| a.eq_ignore_ascii_case(col)))
-        {
-            continue; // a column added by this plan holds no values yet
+    let added_default = |col: &str| -> Option<Option<String>> {
+        added.iter().find(|a| a.eq_ignore_ascii_case(col))?;
+        Some(
+            p.target
+                .column(col)
+                .and_then(|t| t.default.clone())
+                .filter(|d| !d.eq_ignore_ascii_case("NULL")),
+        )
+    };
+    // A rebuild converts values (CAST to the new affinity, NULLs filled when
+    // a column becomes NOT NULL) before its unique indexes are built, so
+    // distinct stored values can collide: '12' and '12.0' as INTEGER, NULL
+    // and 0 filled with 0. Those keys are checked as converted.
+    let converted: Vec<String> = p
+        .changes
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.kind,
+                ChangeKind::ChangeType | ChangeKind::ChangeNullability
+            )
+        })
+        .filter_map(|c| c.column.clone())
+        .collect();
+    let is_converted = |col: &str| converted.iter().any(|c| c.eq_ignore_ascii_case(col));
+    let live_spec = if p.rebuilds() && !converted.is_empty() {
+        let snapshot = SchemaSnapshot::read_table(conn, &p.table)?;
+        introspect_table(conn, &snapshot, &p.table)?.map(|t| t.spec)
+    } else {
+        None
+    };
+    let mut candidates: Vec<(Option<&str>, &[String])> = p
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::AddUnique)
+        .map(|c| (c.index.as_deref(), c.columns.as_slice()))
+        .collect();
+    if live_spec.is_some() {
+        for idx in p.target.indexes.iter().filter(|i| i.unique) {
+            let new = candidates
+                .iter()
+                .all(|(n, _)| !n.is_some_and(|n| n.eq_ignore_ascii_case(&idx.name)));
+            if new && idx.columns.iter().any(|c| is_converted(c)) {
+                candidates.push((Some(idx.name.as_str()), idx.columns.as_slice()));
+            }
         }
-        let key: Vec<String> = c.columns.iter().map(|col| live(col)).collect();
-        let report = duplicates(conn, &p.table, &key, 3)?;
-        if report.rows_in_duplicate_groups == 0 {
+    }
+    for (index, columns) in candidates {
+        let mut key: Vec<String> = Vec::new();
+        let mut exprs: Vec<String> = Vec::new();
+        let mut constants: Vec<String> = Vec::new();
+        let mut may_fail = true;
+        for col in columns {
+            match added_default(col) {
+                None => {
+                    let old = live(col);
+                    let conversion =
+                        live_spec
+                            .as_ref()
+                            .filter(|_| is_converted(col))
+                            .and_then(|l| {
+                                let src = l.column(&old)?;
+                                let dst = p.target.column(col)?;
+                                let fill = p
+                                    .null_fills
+                                    .iter()
+                                    .find(|(c, _)| c.eq_ignore_ascii_case(col))
+                                    .map(|(_, v)| v.as_str());
+                                Some(copy_expr_filling(&src.name, src, dst, fill))
+                            });
+                    exprs.push(conversion.unwrap_or_else(|| quote(&old)));
+                    key.push(old);
+                }
+                Some(None) => may_fail = false, // NULL in every row: never a duplicate
+                Some(Some(d)) => constants.push(format!("{col} = {d}")),
+            }
+        }
+        if !may_fail {
             continue;
         }
-        let examples: Vec<String> = report
-            .examples
-            .iter()
-            .map(|e| format!("{} ({} rows)", e.value, e.rows))
-            .collect();
+        let plain = exprs.iter().zip(&key).all(|(e, k)| *e == quote(k));
+        let (rows_in_groups, groups, examples) = if key.is_empty() {
+            // Only new columns with a constant default: every row is the same.
+            if rows < 2 {
+                continue;
+            }
+            (
+                rows,
+                1,
+                vec![format!("{} ({rows} rows)", constants.join(", "))],
+            )
+        } else if plain {
+            let report = duplicates(conn, &p.table, &key, 3)?;
+            let examples = report
+                .examples
+                .iter()
+                .map(|e| format!("{} ({} rows)", e.value, e.rows))
+                .collect();
+            (report.rows_in_duplicate_groups, report.groups, examples)
+        } else {
+            let (n, g) = converted_duplicates(conn, &p.table, &exprs)?;
+            (
+                n,
+                g,
+                vec![format!(
+                    "values that become equal when converted ({} rows)",
+                    n
+                )],
+            )
+        };
+        if rows_in_groups == 0 {
+            continue;
+        }
         out.push(Finding {
             rule: Rule::Mf001,
             severity: Severity::Critical,
             blocking: true,
             doctype: p.doctype.clone(),
             table: p.table.clone(),
-            column: Some(c.columns.join(", ")),
-            rows_affected: Some(report.rows_in_duplicate_groups),
+            column: Some(columns.join(", ")),
+            rows_affected: Some(rows_in_groups),
             message: format!(
                 "unique index {} cannot be created: {} row(s) in {} group(s) share a value, e.g. {}",
-                c.index.as_deref().unwrap_or("?"),
-                report.rows_in_duplicate_groups,
-                report.groups,
+                index.unwrap_or("?"),
+                rows_in_groups,
+                groups,
                 examples.join(", ")
             ),
             suggestion: "remove or change the duplicates, or drop `unique` from the field".into(),
         });
     }
     Ok(out)
+}
+
+/// Rows in duplicate groups, and groups, of `exprs` (SQL over the live
+/// table's columns) as a UNIQUE index would see them: NULL keys never collide.
+fn converted_duplicates(conn: &Connection, table: &str, exprs: &[String]) -> Result<(u64, u64)> {
+    let keys: Vec<String> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("{e} AS k{i}"))
+        .collect();
+    let group: Vec<String> = (0..exprs.len()).map(|i| format!("k{i}")).collect();
+    let not_null: Vec<String> = group.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+    let sql = format!(
+        "SELECT coalesce(sum(n), 0), count(*) FROM (SELECT count(*) AS n FROM (SELECT {} FROM {}) \
+         WHERE {} GROUP BY {} HAVING count(*) > 1)",
+        keys.join(", "),
+        quote(table),
+        not_null.join(" AND "),
+        group.join(", ")
+    );
+    conn.query_row(&sql, [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .map(|(n, g)| (n.max(0) as u64, g.max(0) as u64))
+        .map_err(|e| crate::error::Error::sql(&sql, e))
 }
 
 /// When a dropped column and an added one share a type, the drop may be a rename.
