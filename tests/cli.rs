@@ -283,7 +283,13 @@ fn history_json_rows_are_keyed_by_column_names_and_filter_by_doctype() {
             "timestamp",
             "changes",
             "ms",
-            "rows"
+            "rows",
+            "val_ms",
+            "bak_ms",
+            "exe_ms",
+            "ver_ms",
+            "copied",
+            "backup"
         ]
     );
     assert_eq!(text.lines().count(), 9);

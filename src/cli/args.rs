@@ -16,6 +16,9 @@ pub struct Args {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Options every subcommand accepts (quiet, verbosity, colour, timeouts).
+    #[command(flatten)]
+    pub global: super::global::GlobalArgs,
 }
 
 /// The subcommands.

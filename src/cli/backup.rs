@@ -22,6 +22,7 @@ use super::args::{
     BackupArgs, BackupCommand, BackupListArgs, BackupOptions, BackupPruneArgs, BackupRestoreArgs,
     BackupVerifyArgs, KeyOptions, PolicyArg,
 };
+use super::global::{settings, with_timeouts};
 use super::{CliError, EXIT_ERROR, Outcome};
 
 /// Runs a `backup` subcommand.
@@ -535,9 +536,12 @@ fn restore(args: &BackupRestoreArgs) -> Result<Outcome, CliError> {
         Some(t) => RestoreTarget::NewTable(t.clone()),
         None => RestoreTarget::Original,
     };
-    let applier = MigrationApplier::builder(&args.db).build()?;
+    let applier = with_timeouts(MigrationApplier::builder(&args.db)).build()?;
     let conn = applier.connection();
-    begin_immediate(conn, &args.db, ApplierOptions::default().lock_timeout)?;
+    let lock_timeout = settings()
+        .lock_timeout
+        .unwrap_or(ApplierOptions::default().lock_timeout);
+    begin_immediate(conn, &args.db, lock_timeout)?;
     let guard = TxGuard::new(conn);
     let rows = match manager.restore(conn, &args.file, target) {
         Ok(n) => n,
@@ -608,9 +612,7 @@ fn prune(args: &BackupPruneArgs) -> Result<Outcome, CliError> {
     require_db(&args.db)?;
     let dir = backup_dir(&args.db, args.backup_dir.as_deref());
     let in_use = {
-        let applier = MigrationApplier::builder(&args.db)
-            .read_only(true)
-            .build()?;
+        let applier = with_timeouts(MigrationApplier::builder(&args.db).read_only(true)).build()?;
         store::backup_paths_in_use(applier.connection())?
     };
     // History may name files by a path relative to another working

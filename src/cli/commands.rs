@@ -2,29 +2,47 @@
 //! opens the database, so bad input never creates or touches the file.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use doctype_migrate::{DocType, Error, MigrationApplier, load_paths, schema::target_spec};
 
 use super::args::{ApplyArgs, HistoryArgs, PlanArgs};
 use super::backup;
+use super::global::{settings, with_timeouts};
 use super::output::{self, PlanView};
+use super::progress::{self, CliProgress};
+use super::style::Palette;
 use super::{CliError, EXIT_BLOCKED, EXIT_ERROR, Outcome};
 
 /// `plan`: a dry run on a read-only connection.
 pub fn plan(args: &PlanArgs) -> Result<Outcome, CliError> {
     let doctypes = load_doctypes(&args.inputs.doctypes)?;
+    let shown = CliProgress::new(settings().progress);
     let builder = MigrationApplier::builder(&args.inputs.db)
         .read_only(true)
         .allow_data_loss(args.allow_data_loss)
         .drop_orphan_columns(args.drop_orphan_columns);
+    let builder = progress::attach(with_timeouts(builder), shown.as_ref());
+    tracing::info!("opening {} read-only", args.inputs.db.display());
     let applier = backup::configure(builder, &args.inputs.db, &args.backup)?.build()?;
     let report = applier.dry_run(&doctypes)?;
+    if let Some(shown) = &shown {
+        shown.finish();
+    }
     let view = PlanView::new(&report);
+    tracing::info!(
+        "plan: {} DocType(s) shown, {} up to date, blocked: {}",
+        view.doctypes.len(),
+        view.up_to_date,
+        view.blocked
+    );
     let stdout = if args.inputs.json {
         output::plan_json(&view)?
     } else {
         let planned = view.doctypes.iter().map(|d| d.backups.len()).sum();
-        output::plan_text(&view) + &backup::plan_note(&args.inputs.db, &args.backup, planned)
+        let palette = Palette::new(settings().color_stdout);
+        output::plan_text_styled(&view, palette)
+            + &backup::plan_note(&args.inputs.db, &args.backup, planned)
     };
     Ok(Outcome {
         stdout,
@@ -38,24 +56,42 @@ pub fn apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
     let doctypes = load_doctypes(&args.inputs.doctypes)?;
     let db = &args.inputs.db;
     let existed = db.exists();
+    let shown = CliProgress::new(settings().progress);
     let builder = MigrationApplier::builder(db)
         .create_if_missing(true)
         .continue_on_error(args.continue_on_error)
         .allow_data_loss(args.allow_data_loss)
         .drop_orphan_columns(args.drop_orphan_columns);
+    let builder = progress::attach(with_timeouts(builder), shown.as_ref());
+    tracing::info!(
+        "opening {}{}",
+        db.display(),
+        if existed { "" } else { " (creating it)" }
+    );
     // Backup options (key file, passphrase variable) are checked before the
     // database file is created or opened.
     let built = backup::configure(builder, db, &args.backup)?.build();
     // The applier (and its connection) is dropped at the end of this match,
     // before a file this run created may be removed below.
+    let clock = Instant::now();
     let result = match built {
         Ok(mut applier) => applier.sync_all(&doctypes),
         Err(e) => Err(e),
     };
+    if let Some(shown) = &shown {
+        shown.finish();
+    }
     let json = args.inputs.json;
     match result {
         Ok(report) => {
             let failed: Vec<&str> = report.failed().map(|m| m.doctype.as_str()).collect();
+            tracing::info!(
+                "apply: {} migration(s), {} failed, {} finding(s), in {:.1} ms",
+                report.migrations.len(),
+                failed.len(),
+                report.findings.len(),
+                clock.elapsed().as_secs_f64() * 1000.0
+            );
             let stdout = if json {
                 output::apply_json(&report)?
             } else {
@@ -108,10 +144,10 @@ pub fn history(args: &HistoryArgs) -> Result<Outcome, CliError> {
             args.db.display()
         )));
     }
-    let applier = MigrationApplier::builder(&args.db)
-        .read_only(true)
-        .build()?;
+    tracing::info!("opening {} read-only", args.db.display());
+    let applier = with_timeouts(MigrationApplier::builder(&args.db).read_only(true)).build()?;
     let rows = applier.history(args.doctype.as_deref())?;
+    tracing::debug!("{} history row(s)", rows.len());
     let stdout = if args.json {
         output::history_json(&rows)?
     } else {
@@ -128,6 +164,11 @@ pub fn history(args: &HistoryArgs) -> Result<Outcome, CliError> {
 /// any problem in the input is reported before the database is opened.
 fn load_doctypes(paths: &[PathBuf]) -> Result<Vec<DocType>, CliError> {
     let doctypes = load_paths(paths)?;
+    tracing::info!(
+        "loaded {} DocType(s) from {} path(s)",
+        doctypes.len(),
+        paths.len()
+    );
     if doctypes.is_empty() {
         let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(CliError::Message(format!(
@@ -138,7 +179,15 @@ fn load_doctypes(paths: &[PathBuf]) -> Result<Vec<DocType>, CliError> {
     for dt in &doctypes {
         // validate_set already covers what target_spec checks; mapping here
         // as well guarantees planning cannot fail on input later.
-        target_spec(dt)?;
+        match target_spec(dt)? {
+            Some(spec) => tracing::debug!(
+                "DocType {:?} -> table {:?} ({} column(s))",
+                dt.name,
+                spec.name,
+                spec.columns.len()
+            ),
+            None => tracing::debug!("DocType {:?} has no table", dt.name),
+        }
     }
     Ok(doctypes)
 }

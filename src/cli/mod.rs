@@ -3,12 +3,19 @@
 //! ([`output`]). The library does all the work; this layer loads inputs,
 //! chooses how to open the database, renders results and maps outcomes to
 //! exit codes.
+//!
+//! Global options ([`global`]) decide colour ([`style`]), progress on
+//! stderr ([`progress`]) and log lines ([`logging`]).
 
 mod args;
 mod backup;
 mod commands;
+mod global;
+mod logging;
 mod output;
+mod progress;
 mod rollback;
+mod style;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -70,6 +77,9 @@ impl From<doctype_migrate::Error> for CliError {
 /// Runs the parsed command and returns the process exit code. Never panics
 /// on input; output that cannot be written (a closed pipe) is dropped.
 pub fn run(args: Args) -> ExitCode {
+    let settings = global::Settings::from_env(&args.global);
+    logging::init(&settings);
+    global::init(settings);
     let result = match args.command {
         Command::Plan(a) => commands::plan(&a),
         Command::Apply(a) => commands::apply(&a),

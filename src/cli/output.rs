@@ -5,12 +5,13 @@
 use std::fmt::Write as _;
 
 use doctype_migrate::{
-    ApplyReport, Change, DocTypePlan, DryRunReport, Finding, HistoryRow, MigrationRecord,
-    PlannedBackup,
+    ApplyReport, Change, ChangeKind, DocTypePlan, DryRunReport, Finding, HistoryRow,
+    MigrationRecord, PlannedBackup,
 };
 use serde::Serialize;
 
 use super::CliError;
+use super::style::{Palette, Tone};
 
 /// One DocType in plan output: its changes, SQL, orphans and findings.
 #[derive(Debug, Serialize)]
@@ -128,8 +129,16 @@ pub fn plan_json(view: &PlanView<'_>) -> Result<String, CliError> {
     to_json(view)
 }
 
-/// `plan` as text.
+/// `plan` as text, without colour.
+#[cfg(test)]
 pub fn plan_text(view: &PlanView<'_>) -> String {
+    plan_text_styled(view, Palette::plain())
+}
+
+/// `plan` as text, coloured with `palette`: changes as a diff (`+` added,
+/// `~` changed, `-` removed), SQL dimmed, findings by severity. Without
+/// colour the text is the same minus the escapes.
+pub fn plan_text_styled(view: &PlanView<'_>, palette: Palette) -> String {
     let mut out = String::new();
     let mut changes = 0;
     let mut statements = 0;
@@ -140,11 +149,18 @@ pub fn plan_text(view: &PlanView<'_>) -> String {
         statements += dt.forward_sql.len();
         findings += dt.findings.len();
         blocking += dt.findings.iter().filter(|f| f.blocking).count();
-        let _ = writeln!(out, "{} ({})", dt.doctype, dt.table);
+        palette.push(
+            &mut out,
+            Some(Tone::Heading),
+            &format!("{} ({})", dt.doctype, dt.table),
+        );
+        out.push('\n');
         if !dt.changes.is_empty() {
             let _ = writeln!(out, "  changes:");
             for c in dt.changes {
-                let _ = writeln!(out, "    - {c}");
+                out.push_str("    ");
+                palette.push(&mut out, Some(Tone::of_change(c.kind)), &change_line(c));
+                out.push('\n');
             }
         }
         if !dt.forward_sql.is_empty() {
@@ -154,9 +170,9 @@ pub fn plan_text(view: &PlanView<'_>) -> String {
                 ""
             };
             let _ = writeln!(out, "  forward SQL{how}:");
-            sql_lines(&mut out, &dt.forward_sql);
+            sql_lines_styled(&mut out, &dt.forward_sql, palette);
             let _ = writeln!(out, "  rollback SQL:");
-            sql_lines(&mut out, &dt.rollback_sql);
+            sql_lines_styled(&mut out, &dt.rollback_sql, palette);
         }
         if !dt.backups.is_empty() {
             let _ = writeln!(out, "  backups taken first:");
@@ -173,7 +189,7 @@ pub fn plan_text(view: &PlanView<'_>) -> String {
         }
         if !dt.findings.is_empty() {
             let _ = writeln!(out, "  findings:");
-            finding_lines(&mut out, &dt.findings);
+            finding_lines_styled(&mut out, &dt.findings, palette);
         }
         out.push('\n');
     }
@@ -189,29 +205,93 @@ pub fn plan_text(view: &PlanView<'_>) -> String {
         view.up_to_date
     );
     if view.blocked {
-        let _ = writeln!(out, "Blocked: apply would refuse this plan (exit code 2).");
+        palette.push(
+            &mut out,
+            Some(Tone::Severe),
+            "Blocked: apply would refuse this plan (exit code 2).",
+        );
+        out.push('\n');
     }
     out
 }
 
+/// One change as a diff line: `+ add_column email VARCHAR(140)`,
+/// `~ change_type qty VARCHAR(140) -> INTEGER`, `- drop_column notes TEXT`,
+/// `~ rename_column mobile_no -> mobile_number`.
+pub fn change_line(c: &Change) -> String {
+    let sign = match Tone::of_change(c.kind) {
+        Tone::Add => '+',
+        Tone::Remove => '-',
+        _ => '~',
+    };
+    let mut line = format!("{sign} {}", c.kind);
+    if c.kind == ChangeKind::RenameColumn {
+        let from = c.from.as_deref().unwrap_or("?");
+        let to = c.to.as_deref().or(c.column.as_deref()).unwrap_or("?");
+        let _ = write!(line, " {from} -> {to}");
+        return line;
+    }
+    if let Some(col) = &c.column {
+        let _ = write!(line, " {col}");
+    }
+    if let Some(index) = &c.index {
+        let _ = write!(line, " {index} ({})", c.columns.join(", "));
+    }
+    match (&c.from, &c.to) {
+        (Some(a), Some(b)) => {
+            let _ = write!(line, " {a} -> {b}");
+        }
+        // Something new: its value (type, default) alone reads best.
+        (None, Some(b)) if sign == '+' => {
+            let _ = write!(line, " {b}");
+        }
+        (None, Some(b)) => {
+            let _ = write!(line, " (none) -> {b}");
+        }
+        // Something removed: what it was.
+        (Some(a), None) if sign == '-' => {
+            let _ = write!(line, " {a}");
+        }
+        (Some(a), None) => {
+            let _ = write!(line, " {a} -> (none)");
+        }
+        (None, None) => {}
+    }
+    line
+}
+
+#[cfg(test)]
 fn sql_lines(out: &mut String, statements: &[String]) {
+    sql_lines_styled(out, statements, Palette::plain());
+}
+
+/// SQL statements, one line each (continuations indented), each ending
+/// with `;` as a SQL console would show them; dimmed with colour.
+fn sql_lines_styled(out: &mut String, statements: &[String], palette: Palette) {
     for sql in statements {
-        let mut lines = sql.lines();
-        if let Some(first) = lines.next() {
-            let _ = writeln!(out, "    {first}");
-        }
-        for line in lines {
-            let _ = writeln!(out, "      {line}");
-        }
-        // Mark the end of each statement, as a SQL console would.
-        if let Some(last) = out.strip_suffix('\n').map(str::len) {
-            out.truncate(last);
-            out.push_str(";\n");
+        let sql = sql.trim_end_matches('\n');
+        let mut lines = sql.lines().peekable();
+        let mut first = true;
+        while let Some(line) = lines.next() {
+            out.push_str(if first { "    " } else { "      " });
+            first = false;
+            if lines.peek().is_none() {
+                palette.push(out, Some(Tone::Dim), &format!("{line};"));
+            } else {
+                palette.push(out, Some(Tone::Dim), line);
+            }
+            out.push('\n');
         }
     }
 }
 
 fn finding_lines(out: &mut String, findings: &[&Finding]) {
+    finding_lines_styled(out, findings, Palette::plain());
+}
+
+/// Findings, most severe first as given; the `[rule severity]` tag is
+/// coloured by severity (critical and high red, medium yellow).
+fn finding_lines_styled(out: &mut String, findings: &[&Finding], palette: Palette) {
     for f in findings {
         let blocking = if f.blocking { ", blocking" } else { "" };
         let mut place = f.table.clone();
@@ -222,11 +302,13 @@ fn finding_lines(out: &mut String, findings: &[&Finding]) {
         if let Some(n) = f.rows_affected {
             let _ = write!(place, ", {n} row(s)");
         }
-        let _ = writeln!(
+        out.push_str("    - ");
+        palette.push(
             out,
-            "    - [{} {}{blocking}] {} ({place})",
-            f.rule, f.severity, f.message
+            Tone::of_severity(f.severity),
+            &format!("[{} {}{blocking}]", f.rule, f.severity),
         );
+        let _ = writeln!(out, " {} ({place})", f.message);
         if !f.suggestion.is_empty() {
             let _ = writeln!(out, "      suggestion: {}", f.suggestion);
         }
@@ -327,6 +409,45 @@ pub fn history_json(rows: &[HistoryRow]) -> Result<String, CliError> {
     to_json(rows)
 }
 
+/// The metrics columns of `history`: time in validate, backup, execute
+/// and verify (ms), rows copied and backup bytes written, from the row's
+/// `metrics` JSON; `-` where a row has none (recorded before metrics were).
+fn metrics_cells(metrics: &serde_json::Value) -> [String; 6] {
+    let ms = |key: &str| {
+        metrics
+            .get(key)
+            .and_then(serde_json::Value::as_f64)
+            .map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+    };
+    let count = |key: &str| metrics.get(key).and_then(serde_json::Value::as_u64);
+    [
+        ms("validate_ms"),
+        ms("backup_ms"),
+        ms("execute_ms"),
+        ms("verify_ms"),
+        count("rows_copied").map_or_else(|| "-".into(), |n| n.to_string()),
+        count("bytes_backed_up").map_or_else(|| "-".into(), compact_bytes),
+    ]
+}
+
+/// Bytes in at most a few characters, no spaces: `0`, `512B`, `1.5K`, `12.0M`, `3.2G`.
+pub fn compact_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["K", "M", "G", "T"];
+    if n == 0 {
+        return "0".into();
+    }
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1}{}", UNITS[unit])
+}
+
 /// `history` as a table.
 pub fn history_text(rows: &[HistoryRow]) -> String {
     if rows.is_empty() {
@@ -341,10 +462,17 @@ pub fn history_text(rows: &[HistoryRow]) -> String {
         "changes",
         "ms",
         "rows",
+        "val_ms",
+        "bak_ms",
+        "exe_ms",
+        "ver_ms",
+        "copied",
+        "backup",
     ];
-    let cells: Vec<[String; 8]> = rows
+    let cells: Vec<[String; 14]> = rows
         .iter()
         .map(|r| {
+            let [val, bak, exe, ver, copied, backup] = metrics_cells(&r.metrics);
             [
                 r.id.to_string(),
                 r.doctype.clone(),
@@ -356,6 +484,12 @@ pub fn history_text(rows: &[HistoryRow]) -> String {
                     .map_or_else(|| "-".into(), |ms| format!("{ms:.1}")),
                 r.affected_rows
                     .map_or_else(|| "-".into(), |n| n.to_string()),
+                val,
+                bak,
+                exe,
+                ver,
+                copied,
+                backup,
             ]
         })
         .collect();
@@ -366,7 +500,9 @@ pub fn history_text(rows: &[HistoryRow]) -> String {
         }
     }
     // Numbers right-aligned, text left-aligned.
-    let numeric = [true, false, true, false, false, true, true, true];
+    let numeric = [
+        true, false, true, false, false, true, true, true, true, true, true, true, true, true,
+    ];
     let mut out = String::new();
     let mut line = |cols: &[String]| {
         let parts: Vec<String> = cols

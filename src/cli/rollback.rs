@@ -46,11 +46,14 @@ pub fn rollback(args: &RollbackArgs) -> Result<Outcome, CliError> {
             doctype: args.doctype.clone(),
         }
     };
-    let options = RollbackOptions {
+    let mut options = RollbackOptions {
         cascade: args.cascade,
         allow_data_loss: args.allow_data_loss,
         ..RollbackOptions::default()
     };
+    if let Some(t) = crate::cli::global::settings().lock_timeout {
+        options.lock_timeout = t;
+    }
     // The applier's backup manager (directory and key, as for `apply`)
     // verifies and restores the backups.
     let backups = BackupOptions {
@@ -59,12 +62,13 @@ pub fn rollback(args: &RollbackArgs) -> Result<Outcome, CliError> {
         ..BackupOptions::default()
     };
     if args.dry_run {
-        let builder = MigrationApplier::builder(&args.db).read_only(true);
+        let builder =
+            crate::cli::global::with_timeouts(MigrationApplier::builder(&args.db).read_only(true));
         let applier = configure(builder, &args.db, &backups)?.build()?;
         let plan = applier.rollback_plan(&target, &options)?;
         return render(args, &plan, &[], true);
     }
-    let builder = MigrationApplier::builder(&args.db);
+    let builder = crate::cli::global::with_timeouts(MigrationApplier::builder(&args.db));
     let mut applier = configure(builder, &args.db, &backups)?.build()?;
     match applier.rollback(&target, &options) {
         Ok(report) => render(args, &report.plan, &report.rolled_back, false),
