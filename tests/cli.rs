@@ -127,7 +127,7 @@ fn apply_then_plan_and_apply_again_find_nothing_to_do() {
     let json = stdout_json(&out);
     assert_eq!(
         keys(&json),
-        ["blocked", "batch_id", "migrations", "findings"]
+        ["blocked", "batch_id", "migrations", "findings", "warnings"]
     );
     assert_eq!(json["blocked"], false);
     let migrations = json["migrations"].as_array().unwrap();

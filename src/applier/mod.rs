@@ -123,8 +123,17 @@ impl MigrationApplier {
         // Plan and validation read one snapshot: a commit by another process
         // in between would make the plan look wrong (SQL001 on a table that
         // appeared meanwhile).
+        let progress = &self.options.progress;
         let (plan, more) = self.read(|| {
+            progress.emit(ProgressEvent::Phase {
+                doctype: None,
+                phase: Phase::Plan,
+            });
             let plan = plan_on(&self.conn, &clean, &self.options)?;
+            progress.emit(ProgressEvent::Phase {
+                doctype: None,
+                phase: Phase::Validate,
+            });
             let findings = validate_plan(&self.conn, &plan, &clean, &self.policy())?;
             Ok((plan, findings))
         })?;
@@ -214,7 +223,6 @@ impl MigrationApplier {
     fn sync_inner(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
         let (_, cf003) = split_conflicts(doctypes);
         refuse_if_blocked(cf003)?;
-        validate_set(doctypes)?;
         let progress = self.options.progress.clone();
         let batch_phase = |phase| {
             progress.emit(ProgressEvent::Phase {

@@ -84,6 +84,11 @@ pub fn apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
     let json = args.inputs.json;
     match result {
         Ok(report) => {
+            // Warnings (an interrupted earlier run, an audit log that could
+            // not be written) go to stderr even with --quiet.
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
             let failed: Vec<&str> = report.failed().map(|m| m.doctype.as_str()).collect();
             tracing::info!(
                 "apply: {} migration(s), {} failed, {} finding(s), in {:.1} ms",

@@ -322,6 +322,7 @@ struct ApplyJson<'a> {
     batch_id: Option<&'a str>,
     migrations: &'a [MigrationRecord],
     findings: &'a [Finding],
+    warnings: &'a [String],
 }
 
 /// `apply --json`.
@@ -331,6 +332,7 @@ pub fn apply_json(report: &ApplyReport) -> Result<String, CliError> {
         batch_id: report.batch_id.as_deref(),
         migrations: &report.migrations,
         findings: &report.findings,
+        warnings: &report.warnings,
     })
 }
 
@@ -341,6 +343,7 @@ pub fn blocked_json(findings: &[Finding]) -> Result<String, CliError> {
         batch_id: None,
         migrations: &[],
         findings,
+        warnings: &[],
     })
 }
 

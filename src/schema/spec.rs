@@ -120,11 +120,41 @@ impl TableSpec {
             .find(|i| i.name.eq_ignore_ascii_case(name))
     }
 
-    /// SHA-256 of the spec's canonical JSON: equal specs, equal fingerprints.
+    /// SHA-256 over every field of the spec in a fixed order, each value
+    /// followed by a separator byte: equal specs, equal fingerprints. Hashed
+    /// directly (no JSON in between) because the start-up fast path computes
+    /// one per DocType on every start.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        super::hex(&Sha256::digest(&json))
+        let mut h = Sha256::new();
+        let mut put = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        put(b"table-spec-v1");
+        put(self.name.as_bytes());
+        put(&[self.autoincrement as u8]);
+        for c in &self.columns {
+            put(b"c");
+            put(c.name.as_bytes());
+            put(c.decl_type.as_bytes());
+            put(&[
+                c.not_null as u8,
+                c.primary_key as u8,
+                c.default.is_some() as u8,
+            ]);
+            put(c.default.as_deref().unwrap_or_default().as_bytes());
+        }
+        for i in &self.indexes {
+            put(b"i");
+            put(i.name.as_bytes());
+            put(&[i.unique as u8]);
+            for col in &i.columns {
+                put(col.as_bytes());
+            }
+            put(b"/");
+        }
+        super::hex(&h.finalize())
     }
 
     /// The `CREATE TABLE` statement for this spec (indexes not included).
@@ -214,6 +244,46 @@ impl Affinity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_follow_every_field() {
+        let col = |name: &str, default: Option<&str>| ColumnSpec {
+            name: name.into(),
+            decl_type: "TEXT".into(),
+            not_null: false,
+            default: default.map(Into::into),
+            primary_key: false,
+        };
+        let spec = TableSpec {
+            name: "tabX".into(),
+            columns: vec![col("a", None), col("b", Some("''"))],
+            indexes: vec![IndexSpec {
+                name: "dm_idx__tabX__a".into(),
+                columns: vec!["a".into()],
+                unique: false,
+            }],
+            autoincrement: false,
+        };
+        let fp = spec.fingerprint();
+        assert_eq!(fp, spec.clone().fingerprint());
+        let mut changed = spec.clone();
+        changed.columns[1].default = None;
+        assert_ne!(
+            changed.fingerprint(),
+            fp,
+            "a default of '' differs from none"
+        );
+        let mut changed = spec.clone();
+        changed.indexes[0].unique = true;
+        assert_ne!(changed.fingerprint(), fp);
+        let mut changed = spec.clone();
+        changed.columns.swap(0, 1);
+        assert_ne!(changed.fingerprint(), fp, "column order counts");
+        let mut changed = spec;
+        changed.columns[0].name = "ab".into();
+        changed.columns[1].name = String::new();
+        assert_ne!(changed.fingerprint(), fp, "lengths separate the values");
+    }
 
     #[test]
     fn types_normalize() {
