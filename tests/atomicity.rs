@@ -6,15 +6,6 @@ mod common;
 use common::*;
 use doctype_migrate::{Error, MigrationApplier, MigrationStatus};
 
-/// A table created outside the engine whose CHECK rejects what the DocType's
-/// type change would write: the rebuild's copy fails inside SQLite.
-const TRAP: &str = "CREATE TABLE \"tabGauge\" (
-    \"name\" VARCHAR(140) NOT NULL PRIMARY KEY, \"creation\" TEXT, \"modified\" TEXT,
-    \"modified_by\" VARCHAR(140), \"owner\" VARCHAR(140),
-    \"docstatus\" INTEGER NOT NULL DEFAULT 0, \"idx\" INTEGER NOT NULL DEFAULT 0,
-    \"reading\" VARCHAR(140) CHECK (typeof(\"reading\") = 'text'));
-    INSERT INTO \"tabGauge\" (name, reading) VALUES ('g1', '12'), ('g2', '13');";
-
 fn doctypes() -> Vec<doctype_migrate::DocType> {
     vec![
         doctype(r#"{"name": "Alpha", "fields": [{"fieldname": "a", "fieldtype": "Data"}]}"#),
@@ -25,7 +16,7 @@ fn doctypes() -> Vec<doctype_migrate::DocType> {
 
 #[test]
 fn all_or_nothing_commits_nothing_when_one_doctype_fails() {
-    let db = TestDb::with_sql(TRAP);
+    let db = TestDb::with_sql(GAUGE_TRAP);
     let before = db.schema();
     let err = db.applier().sync_all(&doctypes()).unwrap_err();
     match &err {
@@ -51,7 +42,7 @@ fn all_or_nothing_commits_nothing_when_one_doctype_fails() {
 
 #[test]
 fn continue_on_error_commits_the_others_and_records_the_failure() {
-    let db = TestDb::with_sql(TRAP);
+    let db = TestDb::with_sql(GAUGE_TRAP);
     let mut applier = MigrationApplier::builder(&db.path)
         .continue_on_error(true)
         .build()

@@ -8,13 +8,6 @@ use common::*;
 use doctype_migrate::audit::{default_path_for, read_entries};
 use doctype_migrate::{MigrationApplier, MigrationStatus};
 
-const TRAP: &str = "CREATE TABLE \"tabGauge\" (
-    \"name\" VARCHAR(140) NOT NULL PRIMARY KEY, \"creation\" TEXT, \"modified\" TEXT,
-    \"modified_by\" VARCHAR(140), \"owner\" VARCHAR(140),
-    \"docstatus\" INTEGER NOT NULL DEFAULT 0, \"idx\" INTEGER NOT NULL DEFAULT 0,
-    \"reading\" VARCHAR(140) CHECK (typeof(\"reading\") = 'text'));
-    INSERT INTO \"tabGauge\" (name, reading) VALUES ('g1', '12');";
-
 fn set() -> Vec<doctype_migrate::DocType> {
     vec![
         doctype(r#"{"name": "Alpha", "fields": [{"fieldname": "a", "fieldtype": "Data"}]}"#),
@@ -32,7 +25,7 @@ fn actions(db: &TestDb) -> Vec<String> {
 
 #[test]
 fn a_failed_all_or_nothing_run_logs_every_action_in_order() {
-    let db = TestDb::with_sql(TRAP);
+    let db = TestDb::with_sql(GAUGE_TRAP);
     let err = db.applier().sync_all(&set()).unwrap_err();
     assert!(err.to_string().contains("Gauge"));
     let got = actions(&db);
@@ -67,7 +60,7 @@ fn a_failed_all_or_nothing_run_logs_every_action_in_order() {
 
 #[test]
 fn continue_on_error_logs_the_failure_and_the_commit() {
-    let db = TestDb::with_sql(TRAP);
+    let db = TestDb::with_sql(GAUGE_TRAP);
     let report = MigrationApplier::builder(&db.path)
         .continue_on_error(true)
         .build()

@@ -115,14 +115,7 @@ fn encrypted_backups_with_a_key_file_and_no_backups_for_safe_changes() {
 fn backups_of_a_rolled_back_batch_are_removed_and_policy_never_takes_none() {
     let db = seeded();
     // A second DocType fails at execution (CHECK trap), so the whole batch rolls back.
-    db.conn()
-        .execute_batch(
-            "CREATE TABLE \"tabGauge\" (\"name\" VARCHAR(140) NOT NULL PRIMARY KEY, \"creation\" TEXT, \"modified\" TEXT,
-               \"modified_by\" VARCHAR(140), \"owner\" VARCHAR(140), \"docstatus\" INTEGER NOT NULL DEFAULT 0,
-               \"idx\" INTEGER NOT NULL DEFAULT 0, \"reading\" VARCHAR(140) CHECK (typeof(\"reading\") = 'text'));
-             INSERT INTO \"tabGauge\" (name, reading) VALUES ('g', '1');",
-        )
-        .unwrap();
+    db.conn().execute_batch(GAUGE_TRAP).unwrap();
     let gauge =
         doctype(r#"{"name": "Gauge", "fields": [{"fieldname": "reading", "fieldtype": "Int"}]}"#);
     let v2 = V1.replace(

@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{TestDb, fixture};
+use common::{GAUGE_TRAP, TestDb, fixture};
 use serde_json::Value;
 
 fn bin() -> Command {
@@ -407,16 +407,6 @@ fn a_directory_without_doctypes_is_an_error() {
     );
     assert!(!db.path.exists());
 }
-
-/// A table created outside the engine whose CHECK rejects the values the
-/// DocType's type change writes: the failure happens inside SQLite, at
-/// execution, after validation passed.
-const GAUGE_TRAP: &str = "CREATE TABLE \"tabGauge\" (
-    \"name\" VARCHAR(140) NOT NULL PRIMARY KEY, \"creation\" TEXT, \"modified\" TEXT,
-    \"modified_by\" VARCHAR(140), \"owner\" VARCHAR(140),
-    \"docstatus\" INTEGER NOT NULL DEFAULT 0, \"idx\" INTEGER NOT NULL DEFAULT 0,
-    \"reading\" VARCHAR(140) CHECK (typeof(\"reading\") = 'text'));
-    INSERT INTO \"tabGauge\" (name, reading) VALUES ('g1', '12');";
 
 fn gauge_doctypes(dir: &Path) -> PathBuf {
     let d = dir.join("gauge_doctypes");

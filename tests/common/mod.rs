@@ -117,3 +117,14 @@ pub fn corpus() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/frappe-v16-doctypes");
     p.is_dir().then_some(p)
 }
+
+/// A table created outside the engine whose CHECK rejects what the Gauge
+/// DocType's type change (Data -> Int) writes: the rebuild's copy fails
+/// inside SQLite, at execution, after validation passed. The way to test
+/// what happens when a DocType fails mid-batch.
+pub const GAUGE_TRAP: &str = "CREATE TABLE \"tabGauge\" (
+    \"name\" VARCHAR(140) NOT NULL PRIMARY KEY, \"creation\" TEXT, \"modified\" TEXT,
+    \"modified_by\" VARCHAR(140), \"owner\" VARCHAR(140),
+    \"docstatus\" INTEGER NOT NULL DEFAULT 0, \"idx\" INTEGER NOT NULL DEFAULT 0,
+    \"reading\" VARCHAR(140) CHECK (typeof(\"reading\") = 'text'));
+    INSERT INTO \"tabGauge\" (name, reading) VALUES ('g1', '12'), ('g2', '13');";
