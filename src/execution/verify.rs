@@ -82,3 +82,79 @@ pub fn differences(target: &TableSpec, orphans: &[String], live: &TableSpec) -> 
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{ColumnSpec, IndexSpec};
+
+    fn col(name: &str, ty: &str) -> ColumnSpec {
+        ColumnSpec {
+            name: name.into(),
+            decl_type: ty.into(),
+            not_null: false,
+            default: None,
+            primary_key: false,
+        }
+    }
+
+    fn spec(columns: Vec<ColumnSpec>, indexes: Vec<IndexSpec>) -> TableSpec {
+        TableSpec {
+            name: "tabX".into(),
+            columns,
+            indexes,
+            autoincrement: false,
+        }
+    }
+
+    fn idx(name: &str, unique: bool) -> IndexSpec {
+        IndexSpec {
+            name: name.into(),
+            columns: vec!["a".into()],
+            unique,
+        }
+    }
+
+    #[test]
+    fn matching_tables_and_kept_orphans_pass() {
+        let target = spec(vec![col("a", "TEXT")], vec![idx("dm_idx__tabX__a", false)]);
+        let live = spec(
+            vec![col("A", "text"), col("old", "TEXT")],
+            vec![idx("dm_idx__tabX__a", false), idx("user_idx", true)],
+        );
+        assert!(differences(&target, &["old".into()], &live).is_empty());
+    }
+
+    #[test]
+    fn every_kind_of_mismatch_is_reported() {
+        let mut wanted = col("a", "INTEGER");
+        wanted.not_null = true;
+        wanted.default = Some("0".into());
+        let target = spec(
+            vec![wanted, col("b", "TEXT")],
+            vec![idx("dm_uq__tabX__a", true)],
+        );
+        let live = spec(
+            vec![col("a", "TEXT"), col("stray", "TEXT")],
+            vec![
+                idx("dm_uq__tabX__a", false),
+                idx("dm_idx__tabX__gone", false),
+            ],
+        );
+        let found = differences(&target, &[], &live).join("\n");
+        for expected in [
+            "column \"a\" has type TEXT instead of INTEGER",
+            "column \"a\" NOT NULL is false instead of true",
+            "column \"a\" has default None instead of Some(\"0\")",
+            "column \"b\" is missing",
+            "unexpected column \"stray\"",
+            "index \"dm_uq__tabX__a\" differs from its definition",
+            "managed index \"dm_idx__tabX__gone\" should have been dropped",
+        ] {
+            assert!(
+                found.contains(expected),
+                "missing {expected:?} in:\n{found}"
+            );
+        }
+    }
+}
