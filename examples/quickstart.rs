@@ -16,7 +16,7 @@
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
-use doctype_migrate::{DryRunReport, MigrationApplier, load_paths};
+use doctype_migrate::{DryRunReport, MigrationApplier, RollbackOptions, load_paths};
 use rusqlite::{Connection, params};
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -106,6 +106,26 @@ fn main() -> Result<(), Box<dyn Error>> {
         "  Customer {name}: mobile_number = {} (renamed from mobile_no, value kept)",
         mobile.as_deref().unwrap_or("NULL")
     );
+
+    drop(stmt);
+    step("7. roll back v2 (the whole batch), data included");
+    let batch = report.batch_id.clone().unwrap_or_default();
+    let undone = applier.rollback_batch(&batch, &RollbackOptions::default())?;
+    for r in &undone.rolled_back {
+        println!(
+            "  #{} {} ({}): rolled back, {} backup(s) restored",
+            r.id,
+            r.doctype,
+            r.table,
+            r.restores.len()
+        );
+    }
+    let (days, kind): (String, String) = applier.connection().query_row(
+        "SELECT shelf_life_in_days, typeof(shelf_life_in_days) FROM \"tabItem\" WHERE name = 'WIDGET'",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    println!("  Item WIDGET: shelf_life_in_days = {days:?} ({kind}) again, as in v1");
 
     println!(
         "\nDone. Try the CLI on the same database:\n  \
