@@ -440,18 +440,7 @@ fn apply_full_original(conn: &Connection, m: &Manifest, scratch: &Scratch) -> Re
     if !created {
         exec(conn, &format!("DELETE FROM main.{}", quote(&live.name)))?;
     }
-    let n = insert_from_scratch(conn, m, scratch, &live.name, live.rowid_alias, &names)?;
-    let pairs: Vec<(String, String)> = names
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.clone(), vcol(m, i)))
-        .collect();
-    let live_key = live_names(&live, &key_meta(m))?;
-    let join = join_condition(m, live.rowid_alias, &live_key, true)?;
-    let bad = typeof_mismatches(conn, &live.name, &join, scratch, &pairs)?;
-    if bad > 0 {
-        return Err(affinity_error(&live.name, bad));
-    }
+    let n = insert_checked(conn, m, scratch, &live, &names)?;
     for s in deferred_schema {
         check_schema_statement(&m.table, s, "CREATE")?;
         exec(conn, s)?;
@@ -465,6 +454,31 @@ fn key_meta(m: &Manifest) -> Vec<ColumnMeta> {
         .iter()
         .filter_map(|k| m.columns.iter().find(|c| &c.name == k).cloned())
         .collect()
+}
+
+/// Inserts the scratch rows into `live`, then checks that every value kept
+/// its storage class (a column type that would convert a stored value is an
+/// error, not a silent change). Returns the rows inserted.
+fn insert_checked(
+    conn: &Connection,
+    m: &Manifest,
+    scratch: &Scratch,
+    live: &tableinfo::TableInfo,
+    names: &[String],
+) -> Result<u64> {
+    let n = insert_from_scratch(conn, m, scratch, &live.name, live.rowid_alias, names)?;
+    let pairs: Vec<(String, String)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.clone(), vcol(m, i)))
+        .collect();
+    let live_key = live_names(live, &key_meta(m))?;
+    let join = join_condition(m, live.rowid_alias, &live_key, true)?;
+    let bad = typeof_mismatches(conn, &live.name, &join, scratch, &pairs)?;
+    if bad > 0 {
+        return Err(affinity_error(&live.name, bad));
+    }
+    Ok(n)
 }
 
 fn insert_from_scratch(
@@ -514,18 +528,7 @@ fn apply_full_new(conn: &Connection, m: &Manifest, scratch: &Scratch, name: &str
     exec(conn, &renamed)?;
     let live = tableinfo::inspect(conn, name)?;
     let names = live_names(&live, &m.columns)?;
-    let n = insert_from_scratch(conn, m, scratch, &live.name, live.rowid_alias, &names)?;
-    let pairs: Vec<(String, String)> = names
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.clone(), vcol(m, i)))
-        .collect();
-    let live_key = live_names(&live, &key_meta(m))?;
-    let join = join_condition(m, live.rowid_alias, &live_key, true)?;
-    let bad = typeof_mismatches(conn, &live.name, &join, scratch, &pairs)?;
-    if bad > 0 {
-        return Err(affinity_error(&live.name, bad));
-    }
+    let n = insert_checked(conn, m, scratch, &live, &names)?;
     Ok(n)
 }
 
