@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::fieldtype::FieldType;
+use super::layer::Layer;
+use super::quirks::quirk_warnings;
+use super::warning::Warning;
 
 /// A document type: the definition of one kind of document and its fields.
 ///
@@ -39,6 +42,14 @@ pub struct DocType {
     /// Where this DocType was loaded from: a file path, `<string>` or `<code>`.
     #[serde(skip)]
     pub origin: String,
+    /// The Property Setters that changed DocType-level properties, in the
+    /// order applied.
+    #[serde(skip)]
+    pub layers: Vec<Layer>,
+    /// What loading noted about this DocType (a Property Setter skipped, ...);
+    /// see [`DocType::warnings`] for all of its warnings.
+    #[serde(skip)]
+    pub load_warnings: Vec<Warning>,
 }
 
 /// One field of a DocType.
@@ -82,6 +93,11 @@ pub struct Field {
     /// renames instead of dropping and adding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renamed_from: Option<String>,
+    /// The customization layers behind this field: the Custom Field that
+    /// added it, the Property Setters that changed it, in the order applied.
+    /// Empty for a field as its DocType declares it.
+    #[serde(skip)]
+    pub layers: Vec<Layer>,
 }
 
 /// A DocType-level index (SODAF dialect).
@@ -111,7 +127,19 @@ impl DocType {
             fields: Vec::new(),
             indexes: Vec::new(),
             origin: "<code>".to_string(),
+            layers: Vec::new(),
+            load_warnings: Vec::new(),
         }
+    }
+
+    /// Every warning about this DocType: what loading it noted, then the
+    /// definition quirks the engine accepts as Frappe does (a fieldname
+    /// defined twice, a field named like a standard column, a non-numeric
+    /// default on a numeric field). Empty for a clean definition.
+    pub fn warnings(&self) -> Vec<Warning> {
+        let mut out = self.load_warnings.clone();
+        out.extend(quirk_warnings(self));
+        out
     }
 
     /// Adds a field (builder style).
@@ -160,7 +188,17 @@ impl Field {
             options: None,
             is_virtual: false,
             renamed_from: None,
+            layers: Vec::new(),
         }
+    }
+
+    /// The file this field's definition came from: the Custom Field
+    /// fixture that added it, if one did.
+    pub(crate) fn layer(&self) -> Option<&str> {
+        self.layers
+            .iter()
+            .find(|l| l.kind == super::layer::LayerKind::CustomField)
+            .map(|l| l.file.as_str())
     }
 
     /// Sets the default (builder style).

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::fieldtype::FieldType;
+use super::layer::{Record, apply_layers, looks_like_layer_file, records_from_value};
 use super::model::{DocType, Field, IndexDef};
 use super::validate::validate_set;
 use crate::error::{Error, Result};
@@ -58,42 +59,89 @@ pub fn load_file(path: &Path) -> Result<Vec<DocType>> {
 }
 
 /// Loads DocTypes from a file, or from every DocType JSON file under a
-/// directory.
+/// directory, with the customization layers (Custom Field and Property
+/// Setter fixtures) found there merged onto them.
 ///
 /// A directory is walked recursively in sorted order (so the result is
 /// deterministic), following symbolic links but visiting each directory
 /// once. Only `*.json` files whose top level looks like a DocType are read
-/// (an object with `"doctype": "DocType"`; an object without a `doctype`
-/// key that has a string `name` and an array `fields`, as SODAF writes
-/// them; or an array holding such objects); other JSON (records, `package.json`)
-/// is skipped. A `.json` file that is not valid JSON is an error, since it
-/// may have been meant as a DocType. A path given directly as a file is
-/// always parsed. Not validated; see [`load_paths`].
+/// as DocTypes (an object with `"doctype": "DocType"`; an object without a
+/// `doctype` key that has a string `name` and an array `fields`, as SODAF
+/// writes them; or an array holding such objects); files holding Custom
+/// Field or Property Setter records are read as layers; other JSON
+/// (records of other types, `package.json`) is skipped. A `.json` file that
+/// is not valid JSON is an error, since it may have been meant as a
+/// DocType. A path given directly as a file is always parsed. A layer aimed
+/// at a DocType that is not loaded is an error. Not validated; see
+/// [`load_paths`].
 pub fn load_path(path: &Path) -> Result<Vec<DocType>> {
+    let mut input = Input::default();
+    read_path(path, &mut input)?;
+    input.merge()
+}
+
+/// Loads every path with [`load_path`], in the order given, merges every
+/// layer onto its DocType (a fixture may sit in one path and its DocType in
+/// another), and validates the whole set with [`super::validate_set`]
+/// (names, fields, and two DocTypes claiming one table).
+///
+/// What real apps ship and Frappe accepts (a fieldname twice, `"length":
+/// 0`, a `"False"` Check default, ...) loads; each DocType's
+/// [`DocType::warnings`] says what was accepted and how.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<DocType>> {
+    let mut input = Input::default();
+    for path in paths {
+        read_path(path, &mut input)?;
+    }
+    let out = input.merge()?;
+    validate_set(&out)?;
+    Ok(out)
+}
+
+/// DocTypes and layer records read so far.
+#[derive(Default)]
+struct Input {
+    doctypes: Vec<DocType>,
+    layers: Vec<Record>,
+}
+
+impl Input {
+    fn merge(mut self) -> Result<Vec<DocType>> {
+        apply_layers(&mut self.doctypes, self.layers)?;
+        Ok(self.doctypes)
+    }
+}
+
+fn read_path(path: &Path, input: &mut Input) -> Result<()> {
     let meta = fs::metadata(path).map_err(|source| io_error(path, source))?;
     if !meta.is_dir() {
-        return load_file(path);
+        return read_file(path, input, true);
     }
     let mut files = Vec::new();
     let mut seen = HashSet::new();
     collect_json_files(path, &mut files, &mut seen)?;
-    let mut out = Vec::new();
     for file in files {
-        out.extend(load_if_doctype(&file)?);
+        read_file(&file, input, false)?;
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Loads every path with [`load_path`], concatenates the results in the
-/// order given, and validates the whole set with [`super::validate_set`]
-/// (names, fields, and two DocTypes claiming one table).
-pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<DocType>> {
-    let mut out = Vec::new();
-    for path in paths {
-        out.extend(load_path(path)?);
+/// Reads one file into `input`: layers if it holds Custom Field or Property
+/// Setter records, DocTypes if it looks like DocType JSON (or always, when
+/// `always` is set because the file was named directly).
+fn read_file(path: &Path, input: &mut Input, always: bool) -> Result<()> {
+    let text = fs::read_to_string(path).map_err(|e| io_error(path, e))?;
+    let origin = path.display().to_string();
+    let value: Value = serde_json::from_str(&text).map_err(|source| Error::Json {
+        origin: origin.clone(),
+        source,
+    })?;
+    if looks_like_layer_file(&value) {
+        input.layers.extend(records_from_value(&value, &origin)?);
+    } else if always || looks_like_doctype_file(&value) {
+        input.doctypes.extend(doctypes_from_value(&value, &origin)?);
     }
-    validate_set(&out)?;
-    Ok(out)
+    Ok(())
 }
 
 /// Whether a JSON value is DocType content as far as a directory walk is
@@ -154,20 +202,6 @@ fn collect_json_files(
         }
     }
     Ok(())
-}
-
-/// Parses `path` if its content is DocType JSON; an empty list otherwise.
-fn load_if_doctype(path: &Path) -> Result<Vec<DocType>> {
-    let text = fs::read_to_string(path).map_err(|e| io_error(path, e))?;
-    let origin = path.display().to_string();
-    let value: Value = serde_json::from_str(&text).map_err(|source| Error::Json {
-        origin: origin.clone(),
-        source,
-    })?;
-    if !looks_like_doctype_file(&value) {
-        return Ok(Vec::new());
-    }
-    doctypes_from_value(&value, &origin)
 }
 
 fn doctypes_from_value(value: &Value, origin: &str) -> Result<Vec<DocType>> {
@@ -306,7 +340,9 @@ fn field_properties(field: &mut Field, obj: &Map<String, Value>, ctx: &Ctx) -> R
     field.unique = flag(obj, "unique", ctx)?;
     field.search_index = aliased_flag(obj, "search_index", "indexed", ctx)?;
     field.default = default_value(obj, ctx)?;
-    field.length = size(obj, "length", ctx)?;
+    // Frappe writes `"length": 0` for "not set" (167 releases of real apps
+    // do); it means the default length, as in Frappe's own schema code.
+    field.length = size(obj, "length", ctx)?.filter(|&n| n != 0);
     field.precision = size(obj, "precision", ctx)?;
     field.options = non_empty(opt_string(obj, "options", ctx)?);
     field.is_virtual = flag(obj, "is_virtual", ctx)?;
@@ -413,6 +449,58 @@ fn prefix(err: Error, at: &str) -> Error {
         },
         other => other,
     }
+}
+
+/// Reads a Custom Field record's field properties, as a DocType field's.
+/// `label` names the record in errors.
+pub(super) fn field_from_record(
+    obj: &Map<String, Value>,
+    origin: &str,
+    doctype: &str,
+    label: &str,
+) -> Result<Field> {
+    let ctx = Ctx {
+        origin,
+        doctype,
+        field: Some(label),
+    };
+    let fieldtype = fieldtype(obj, &ctx)?;
+    let fieldname = non_empty(opt_string(obj, "fieldname", &ctx)?)
+        .ok_or_else(|| ctx.err("missing \"fieldname\""))?;
+    let mut field = Field::new(fieldname, fieldtype);
+    field_properties(&mut field, obj, &ctx)?;
+    Ok(field)
+}
+
+/// A string property of a layer record (see [`opt_string`]).
+pub(super) fn record_string(
+    obj: &Map<String, Value>,
+    key: &str,
+    origin: &str,
+    doctype: &str,
+    label: &str,
+) -> Result<Option<String>> {
+    let ctx = Ctx {
+        origin,
+        doctype,
+        field: Some(label),
+    };
+    opt_string(obj, key, &ctx)
+}
+
+/// The error for a bad layer record.
+pub(super) fn record_error(
+    origin: &str,
+    doctype: &str,
+    label: Option<&str>,
+    message: impl Into<String>,
+) -> Error {
+    Ctx {
+        origin,
+        doctype,
+        field: label,
+    }
+    .err(message)
 }
 
 /// A string property; `null` or absent is `None`. NUL bytes are refused.
@@ -593,7 +681,8 @@ mod tests {
                 {"fieldname":"a","fieldtype":"Data","length":"20","precision":"","default":""},
                 {"fieldname":"b","fieldtype":"Float","length":null,"precision":3,"default":1.5},
                 {"fieldname":"c","fieldtype":"Check","default":true},
-                {"fieldname":"d","fieldtype":"Int","default":-7}]}"#);
+                {"fieldname":"d","fieldtype":"Int","default":-7},
+                {"fieldname":"e","fieldtype":"Data","length":0,"options":"","default":null}]}"#);
         let f = &dt.fields;
         assert_eq!(
             (f[0].length, f[0].precision, f[0].default.as_deref()),
@@ -605,6 +694,11 @@ mod tests {
         );
         assert_eq!(f[2].default.as_deref(), Some("1"));
         assert_eq!(f[3].default.as_deref(), Some("-7"));
+        assert_eq!(
+            (f[4].length, f[4].options.as_deref(), f[4].default.as_deref()),
+            (None, None, None),
+            "falsy means unset"
+        );
         for bad in [
             r#""length":-1"#,
             r#""length":"ten""#,

@@ -61,17 +61,54 @@ pub const CHILD_COLUMNS: [StandardColumn; 3] = [
     },
 ];
 
-/// The column `track_seen` adds.
+/// The optional columns Frappe appends to every table that is not a child
+/// table, after the declared fields (`frappe.db.OPTIONAL_COLUMNS`): tags,
+/// comments, assignments and likes, kept as JSON text by the application.
+pub const OPTIONAL_COLUMNS: [StandardColumn; 4] = [
+    StandardColumn {
+        name: "_user_tags",
+        like: FieldType::Text,
+    },
+    StandardColumn {
+        name: "_comments",
+        like: FieldType::Text,
+    },
+    StandardColumn {
+        name: "_assign",
+        like: FieldType::Text,
+    },
+    StandardColumn {
+        name: "_liked_by",
+        like: FieldType::Text,
+    },
+];
+
+/// The column `track_seen` adds, after the optional columns.
 pub const SEEN_COLUMN: StandardColumn = StandardColumn {
     name: "_seen",
     like: FieldType::Text,
 };
 
-/// The standard columns of this DocType's table, in table order.
+/// The standard columns that lead this DocType's table, in table order:
+/// `name` to `idx`, then `parent`, `parentfield`, `parenttype` for child
+/// tables. A field of the same name cannot replace them.
 pub fn standard_columns(doctype: &DocType) -> Vec<StandardColumn> {
     let mut cols = STANDARD_COLUMNS.to_vec();
     if doctype.istable {
         cols.extend(CHILD_COLUMNS);
+    }
+    cols
+}
+
+/// The columns Frappe appends after the declared fields, in table order:
+/// [`OPTIONAL_COLUMNS`] for tables that are not child tables, then `_seen`
+/// with `track_seen`. A field declaring one of them keeps its position and
+/// takes this definition (Frappe's own convention: Communication declares
+/// `_user_tags` as Data and gets a Text column).
+pub fn trailing_columns(doctype: &DocType) -> Vec<StandardColumn> {
+    let mut cols = Vec::new();
+    if !doctype.istable {
+        cols.extend(OPTIONAL_COLUMNS);
     }
     if doctype.track_seen {
         cols.push(SEEN_COLUMN);
@@ -101,16 +138,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn child_and_seen_columns_are_added() {
+    fn child_optional_and_seen_columns_are_added() {
         let mut dt = DocType::new("Sales Order Item").child_table();
         let names: Vec<_> = standard_columns(&dt).iter().map(|c| c.name).collect();
         assert_eq!(names.len(), 10);
         assert!(names.contains(&"parenttype"));
+        assert!(trailing_columns(&dt).is_empty(), "child tables get none");
         dt.istable = false;
         dt.track_seen = true;
         let names: Vec<_> = standard_columns(&dt).iter().map(|c| c.name).collect();
-        assert_eq!(names.last(), Some(&"_seen"));
         assert!(!names.contains(&"parent"));
+        let trailing: Vec<_> = trailing_columns(&dt).iter().map(|c| c.name).collect();
+        assert_eq!(
+            trailing,
+            ["_user_tags", "_comments", "_assign", "_liked_by", "_seen"]
+        );
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! DocType → target [`TableSpec`]: the fieldtype map applied.
 
-use crate::doctype::{DocType, FieldType, Storage, is_dynamic_default, standard_columns};
-use crate::error::{Error, Result};
+use crate::doctype::{
+    ColumnSource, DocType, FieldType, Storage, index_fields, integer_default, is_dynamic_default,
+    real_default, table_columns,
+};
+use crate::error::Result;
 use crate::ident::quote_literal;
 
 use super::spec::{ColumnSpec, IndexSpec, TableSpec};
@@ -11,8 +14,12 @@ pub const DEFAULT_VARCHAR_LENGTH: u32 = 140;
 
 /// The table a DocType wants, or `None` for single and virtual DocTypes.
 ///
-/// The DocType should have passed validation; a default that does not fit a
-/// numeric column is still reported as an error rather than guessed at.
+/// The columns are those Frappe's schema code builds (see the README's
+/// type-mapping section): `name` to `idx`, one column per fieldname (the
+/// last definition, at the first one's position; a field named like a
+/// standard column leaves it as it is), then the child columns or the
+/// optional `_user_tags`, `_comments`, `_assign`, `_liked_by`, then `_seen`.
+/// Numeric defaults are written as Frappe's `cint`/`flt` read them.
 pub fn target_spec(doctype: &DocType) -> Result<Option<TableSpec>> {
     if !doctype.has_table() {
         return Ok(None);
@@ -20,33 +27,33 @@ pub fn target_spec(doctype: &DocType) -> Result<Option<TableSpec>> {
     let table = doctype.table_name();
     let autoincrement = doctype.is_autoincrement();
     let mut columns = Vec::new();
-    for std_col in standard_columns(doctype) {
-        let mut col = column_for(doctype, std_col.name, std_col.like, None, None, false)?;
-        if std_col.name == "name" {
-            col.primary_key = true;
-            col.not_null = !autoincrement;
-            col.default = None;
-            if autoincrement {
-                col.decl_type = "INTEGER".into();
+    for source in table_columns(doctype) {
+        let col = match source {
+            ColumnSource::Standard(std_col) if std_col.name == "name" => {
+                let mut col = column_for(std_col.name, std_col.like, None, None, false);
+                col.primary_key = true;
+                col.not_null = !autoincrement;
+                col.default = None;
+                if autoincrement {
+                    col.decl_type = "INTEGER".into();
+                }
+                col
             }
-        }
-        columns.push(col);
-    }
-    let mut indexes = Vec::new();
-    for field in doctype.fields.iter().filter(|f| f.has_column()) {
-        let redeclares_standard = columns
-            .iter()
-            .any(|c| c.name.eq_ignore_ascii_case(&field.fieldname));
-        if !redeclares_standard {
-            columns.push(column_for(
-                doctype,
+            ColumnSource::Standard(std_col) => {
+                column_for(std_col.name, std_col.like, None, None, false)
+            }
+            ColumnSource::Field(field) => column_for(
                 &field.fieldname,
                 field.fieldtype,
                 field.default.as_deref(),
                 field.length,
                 field.not_nullable,
-            )?);
-        }
+            ),
+        };
+        columns.push(col);
+    }
+    let mut indexes = Vec::new();
+    for field in index_fields(doctype) {
         if field.unique {
             indexes.push(IndexSpec {
                 name: managed_index_name(&table, true, &field.fieldname),
@@ -93,26 +100,22 @@ pub fn managed_index_name(table: &str, unique: bool, label: &str) -> String {
 }
 
 fn column_for(
-    doctype: &DocType,
     name: &str,
     fieldtype: FieldType,
     default: Option<&str>,
     length: Option<u32>,
     not_nullable: bool,
-) -> Result<ColumnSpec> {
+) -> ColumnSpec {
     let storage = fieldtype.storage().unwrap_or(Storage::Text);
     let static_default = default
         .map(str::trim)
         .filter(|d| !d.is_empty() && !is_dynamic_default(d));
-    let bad_default = |d: &str| Error::InvalidDocType {
-        origin: doctype.origin.clone(),
-        doctype: doctype.name.clone(),
-        field: Some(name.to_string()),
-        message: format!("default {d:?} is not a number, but {fieldtype} columns are numeric"),
-    };
     let (decl_type, not_null, default) = match storage {
         Storage::Varchar => (
-            format!("VARCHAR({})", length.unwrap_or(DEFAULT_VARCHAR_LENGTH)),
+            format!(
+                "VARCHAR({})",
+                length.filter(|&n| n != 0).unwrap_or(DEFAULT_VARCHAR_LENGTH)
+            ),
             not_nullable,
             static_default.map(quote_literal),
         ),
@@ -122,49 +125,26 @@ fn column_for(
             static_default.map(quote_literal),
         ),
         Storage::Integer => {
-            let value = match static_default {
-                Some(d) => integer_literal(d).ok_or_else(|| bad_default(d))?,
-                None => "0".to_string(),
-            };
+            let value = static_default.map_or_else(|| "0".to_string(), |d| integer_default(d).literal);
             ("INTEGER".to_string(), true, Some(value))
         }
         Storage::Real => {
-            let value = match static_default {
-                Some(d) => real_literal(d).ok_or_else(|| bad_default(d))?,
-                None => "0".to_string(),
-            };
+            let value = static_default.map_or_else(|| "0".to_string(), |d| real_default(d).literal);
             ("REAL".to_string(), true, Some(value))
         }
-        Storage::NullableReal => {
-            let value = static_default
-                .map(|d| real_literal(d).ok_or_else(|| bad_default(d)))
-                .transpose()?;
-            ("REAL".to_string(), not_nullable, value)
-        }
+        Storage::NullableReal => (
+            "REAL".to_string(),
+            not_nullable,
+            static_default.map(|d| real_default(d).literal),
+        ),
     };
-    Ok(ColumnSpec {
+    ColumnSpec {
         name: name.to_string(),
         decl_type,
         not_null,
         default,
         primary_key: false,
-    })
-}
-
-/// A numeric default rendered from its parsed value, never from the input text.
-fn integer_literal(d: &str) -> Option<String> {
-    if let Ok(i) = d.parse::<i64>() {
-        return Some(i.to_string());
     }
-    // Frappe writes Check defaults like "1.0" now and then.
-    let f: f64 = d.parse().ok()?;
-    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then(|| (f as i64).to_string())
-}
-
-fn real_literal(d: &str) -> Option<String> {
-    let f: f64 = d.parse().ok()?;
-    f.is_finite()
-        .then(|| format!("{f:?}").trim_end_matches(".0").to_string())
 }
 
 #[cfg(test)]
@@ -192,7 +172,7 @@ mod tests {
             None,
             "Today is dynamic"
         );
-        assert_eq!(spec.columns.len(), 7 + 4);
+        assert_eq!(spec.columns.len(), 7 + 4 + 4, "optional columns appended");
         assert!(spec.column("name").unwrap().primary_key);
     }
 
@@ -201,7 +181,12 @@ mod tests {
         let dt = DocType::new("Note")
             .field(Field::new("title", FieldType::Data).default_value("it's"))
             .field(Field::new("n", FieldType::Int).default_value("1; DROP TABLE x"));
-        assert!(target_spec(&dt).is_err());
+        let spec = target_spec(&dt).unwrap().unwrap();
+        assert_eq!(
+            spec.column("n").unwrap().default.as_deref(),
+            Some("0"),
+            "cint of a non-number is 0; the text never reaches SQL"
+        );
         let dt =
             DocType::new("Note").field(Field::new("title", FieldType::Data).default_value("it's"));
         let spec = target_spec(&dt).unwrap().unwrap();
