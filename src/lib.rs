@@ -36,7 +36,10 @@ pub use backup::{
     PrunePolicy, RestoreTarget, default_dir_for,
 };
 pub use diff::{Change, ChangeKind, TableDiff};
-pub use doctype::{Conflict, DocType, Field, FieldType, IndexDef, load_path, load_paths};
+pub use doctype::{
+    Conflict, DocType, Field, FieldType, IndexDef, Layer, LayerKind, Warning, WarningCode,
+    load_path, load_paths, warnings,
+};
 pub use error::{Error, Result};
 pub use execution::{Metrics, MigrationRecord, Phase, ProgressEvent, ProgressObserver};
 pub use history::{HistoryRow, MigrationId, MigrationStatus};

@@ -87,7 +87,7 @@ fn an_interrupted_run_is_reported_once_and_cleared() {
     let report = db.applier().sync_all(&set()[..1]).unwrap();
     assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
     assert!(
-        report.warnings[0].contains("4242"),
+        report.warnings[0].message.contains("4242"),
         "{}",
         report.warnings[0]
     );
@@ -119,7 +119,7 @@ fn an_unwritable_audit_log_warns_but_never_stops_a_migration() {
         report
             .warnings
             .iter()
-            .any(|w| w.contains("audit log not written")),
+            .any(|w| w.message.contains("audit log not written")),
         "{:?}",
         report.warnings
     );

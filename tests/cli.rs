@@ -73,7 +73,12 @@ fn plan_json_on_a_missing_database_is_deterministic_and_creates_nothing() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!db.path.exists(), "plan must not create the database");
     let json = stdout_json(&out);
-    assert_eq!(keys(&json), ["blocked", "doctypes"]);
+    assert_eq!(keys(&json), ["blocked", "doctypes", "warnings"]);
+    assert_eq!(
+        json["warnings"],
+        serde_json::json!([]),
+        "clean input warns of nothing"
+    );
     assert_eq!(json["blocked"], false);
     let doctypes = json["doctypes"].as_array().unwrap();
     let names: Vec<&str> = doctypes
@@ -335,8 +340,15 @@ const BAD_INPUTS: [(&str, &[&str]); 4] = [
         ],
     ),
     (
-        "duplicate_fieldname.json",
-        &["duplicate_fieldname.json", "field \"amount\""],
+        // The same name twice is accepted as Frappe accepts it (QK001);
+        // names that differ only in case would be two columns to Frappe,
+        // which the database refuses.
+        "case_only_duplicate_fieldname.json",
+        &[
+            "case_only_duplicate_fieldname.json",
+            "field \"Amount\"",
+            "differ only in case",
+        ],
     ),
 ];
 

@@ -60,6 +60,7 @@ fn rebuild_keeps_trigger_view_check_partial_index_and_autoincrement() {
             \"message\" VARCHAR(140) COLLATE NOCASE,
             \"level\" VARCHAR(140),
             \"priority\" VARCHAR(140),
+            \"_user_tags\" TEXT, \"_comments\" TEXT, \"_assign\" TEXT, \"_liked_by\" TEXT,
             CHECK (\"docstatus\" BETWEEN 0 AND 2)
          );
          CREATE INDEX log_partial ON \"tabLog\"(message) WHERE level = 'error';

@@ -55,7 +55,11 @@ fn create_table_then_second_sync_is_a_noop() {
             "customer_name",
             "credit_limit",
             "notes",
-            "status"
+            "status",
+            "_user_tags",
+            "_comments",
+            "_assign",
+            "_liked_by"
         ]
     );
     let before = db.bytes();

@@ -67,6 +67,11 @@ pub struct ApplierOptions {
     pub drop_orphan_tables: bool,
     /// Let data-loss findings (DL*) through. Default: they block.
     pub allow_data_loss: bool,
+    /// Refuse the DocType quirks Frappe accepts (a fieldname twice, a field
+    /// named like a standard column, a non-numeric default on a numeric
+    /// field) as blocking `ST001` findings, for app authors who want clean
+    /// DocTypes in CI. Default: accepted, with a warning.
+    pub strict: bool,
     /// Rename hints on top of the fields' `renamed_from`.
     pub renames: Vec<RenameHint>,
     /// Values to fill NULLs with before a column becomes NOT NULL (the
@@ -105,6 +110,7 @@ impl Default for ApplierOptions {
             drop_orphan_columns: false,
             drop_orphan_tables: false,
             allow_data_loss: false,
+            strict: false,
             renames: Vec::new(),
             null_fills: Vec::new(),
             backup_policy: BackupPolicy::default(),
@@ -192,6 +198,12 @@ impl ApplierBuilder {
     /// those tables; only with [`ApplierBuilder::allow_data_loss`] when they hold rows.
     pub fn drop_orphan_tables(mut self, yes: bool) -> Self {
         self.options.drop_orphan_tables = yes;
+        self
+    }
+
+    /// See [`ApplierOptions::strict`].
+    pub fn strict(mut self, yes: bool) -> Self {
+        self.options.strict = yes;
         self
     }
 

@@ -13,7 +13,9 @@ use serde::Serialize;
 use crate::audit::{Action, AuditLog, Level, RunMarker, clean_temp_files, stale_runs};
 use crate::backup::{BackupManager, default_dir_for, planned_backups};
 use crate::diff::{DiffOptions, diff_table};
-use crate::doctype::{Conflict, DocType, conflicts, load_path, validate_set};
+use crate::doctype::{
+    Conflict, DocType, Warning, WarningCode, conflicts, load_path, validate_set, warnings,
+};
 use crate::error::{Error, Result};
 use crate::execution::{
     ExecContext, ForeignKeysOff, MigrationRecord, Phase, ProgressEvent, TxGuard, begin_immediate,
@@ -62,6 +64,9 @@ pub struct DryRunReport {
     pub plan: MigrationPlan,
     /// Validation findings, most severe first.
     pub findings: Vec<Finding>,
+    /// What the input contained that was accepted as Frappe accepts it
+    /// (see [`DocType::warnings`]).
+    pub warnings: Vec<Warning>,
 }
 
 /// The result of an apply.
@@ -78,9 +83,10 @@ pub struct ApplyReport {
     /// Nothing to do, confirmed from fingerprints alone (no table was
     /// introspected): the start-up fast path.
     pub fast_path: bool,
-    /// Things the operator should know that did not stop the run: an
-    /// earlier run that was interrupted, an audit log that could not be written.
-    pub warnings: Vec<String>,
+    /// Things the operator should know that did not stop the run: input
+    /// accepted as Frappe accepts it (see [`DocType::warnings`]), an earlier
+    /// run that was interrupted, an audit log that could not be written.
+    pub warnings: Vec<Warning>,
 }
 
 impl MigrationApplier {
@@ -120,6 +126,8 @@ impl MigrationApplier {
     /// are left out of the plan.
     pub fn dry_run(&self, doctypes: &[DocType]) -> Result<DryRunReport> {
         let (clean, mut findings) = split_conflicts(doctypes);
+        let accepted = warnings(doctypes);
+        findings.extend(self.strict_findings(&accepted));
         // Plan and validation read one snapshot: a commit by another process
         // in between would make the plan look wrong (SQL001 on a table that
         // appeared meanwhile).
@@ -143,6 +151,7 @@ impl MigrationApplier {
             blocked: findings.iter().any(|f| f.blocking),
             plan,
             findings,
+            warnings: accepted,
         })
     }
 
@@ -170,8 +179,24 @@ impl MigrationApplier {
     /// audit log, and its marker cleared.
     pub fn sync_all(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
         let started = std::time::Instant::now();
-        let mut warnings = self.notice_interrupted_runs();
-        let result = self.sync_inner(doctypes);
+        let mut found = self.notice_interrupted_runs();
+        let accepted = warnings(doctypes);
+        for w in &accepted {
+            self.audit.record(
+                Action::Warning,
+                Level::Warn,
+                None,
+                w.doctype.as_deref(),
+                serde_json::to_value(w).unwrap_or_default(),
+            );
+        }
+        found.extend(accepted.iter().cloned());
+        let result = if self.options.strict {
+            refuse_if_blocked(self.strict_findings(&accepted))
+                .and_then(|()| self.sync_inner(doctypes))
+        } else {
+            self.sync_inner(doctypes)
+        };
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match &result {
             Ok(r) if r.migrations.is_empty() => self.audit_note(
@@ -193,13 +218,49 @@ impl MigrationApplier {
         }
         if self.audit.failures() > 0 {
             if let Some(e) = self.audit.last_error() {
-                warnings.push(format!("audit log not written: {e}"));
+                found.push(Warning::run(
+                    WarningCode::AuditNotWritten,
+                    format!("audit log not written: {e}"),
+                ));
             }
         }
         result.map(|mut r| {
-            r.warnings = warnings;
+            r.warnings = found;
             r
         })
+    }
+
+    /// In strict mode, a blocking `ST001` finding for each accepted quirk
+    /// (QK001-QK003); nothing otherwise.
+    fn strict_findings(&self, accepted: &[Warning]) -> Vec<Finding> {
+        if !self.options.strict {
+            return Vec::new();
+        }
+        accepted
+            .iter()
+            .filter(|w| w.code.refused_when_strict())
+            .map(|w| {
+                let doctype = w.doctype.clone().unwrap_or_default();
+                Finding {
+                    rule: Rule::St001,
+                    severity: Severity::High,
+                    blocking: true,
+                    table: format!("tab{doctype}"),
+                    column: w.field.clone(),
+                    rows_affected: None,
+                    message: format!(
+                        "strict mode refuses {}: {}: {}",
+                        w.code,
+                        w.file.as_deref().unwrap_or("?"),
+                        w.message
+                    ),
+                    suggestion: "fix the DocType definition, or run without strict mode to accept \
+                                 it as Frappe does"
+                        .into(),
+                    doctype,
+                }
+            })
+            .collect()
     }
 
     fn audit_note(&self, action: Action, level: Level, details: serde_json::Value) {
@@ -208,16 +269,19 @@ impl MigrationApplier {
 
     /// Reports runs that started and never finished (their markers were
     /// left behind) and clears them.
-    fn notice_interrupted_runs(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
+    fn notice_interrupted_runs(&self) -> Vec<Warning> {
+        let mut found = Vec::new();
         for stale in stale_runs(&self.path) {
             self.audit_note(Action::InterruptedRunDetected, Level::Warn, stale.details());
-            warnings.push(stale.describe());
+            found.push(Warning::run(WarningCode::InterruptedRun, stale.describe()));
             if let Err(e) = stale.clear() {
-                warnings.push(format!("could not clear an interrupted run's marker: {e}"));
+                found.push(Warning::run(
+                    WarningCode::AuditNotWritten,
+                    format!("could not clear an interrupted run's marker: {e}"),
+                ));
             }
         }
-        warnings
+        found
     }
 
     fn sync_inner(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {

@@ -63,6 +63,9 @@ pub enum Action {
     TempFileRemoved,
     /// A run ended (outcome, duration).
     RunFinished,
+    /// Input was accepted as Frappe accepts it, or something else the
+    /// operator should know (a warning: code, file, DocType, field, message).
+    Warning,
 }
 
 impl Action {
@@ -83,6 +86,7 @@ impl Action {
             Action::InterruptedRunDetected => "interrupted_run_detected",
             Action::TempFileRemoved => "temp_file_removed",
             Action::RunFinished => "run_finished",
+            Action::Warning => "warning",
         }
     }
 }

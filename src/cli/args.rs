@@ -67,6 +67,10 @@ pub struct PlanArgs {
     /// Plan as if data-loss findings were allowed (as `apply --allow-data-loss`).
     #[arg(long)]
     pub allow_data_loss: bool,
+    /// Refuse DocType quirks Frappe accepts (a fieldname twice, a field named
+    /// like a standard column, a non-numeric numeric default): exit 2.
+    #[arg(long)]
+    pub strict: bool,
     /// Backup options, as `apply` would use them (for the planned backups preview).
     #[command(flatten)]
     pub backup: BackupOptions,
@@ -85,6 +89,10 @@ pub struct ApplyArgs {
     /// Let changes that destroy or alter stored values through (data-loss findings do not block).
     #[arg(long)]
     pub allow_data_loss: bool,
+    /// Refuse DocType quirks Frappe accepts (a fieldname twice, a field named
+    /// like a standard column, a non-numeric numeric default): exit 2.
+    #[arg(long)]
+    pub strict: bool,
     /// Drop columns the DocTypes no longer declare (default: keep them as orphans).
     #[arg(long)]
     pub drop_orphan_columns: bool,

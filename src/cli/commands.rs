@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use doctype_migrate::{DocType, Error, MigrationApplier, load_paths, schema::target_spec};
+use doctype_migrate::{
+    DocType, Error, MigrationApplier, load_paths, schema::target_spec, warnings,
+};
 
 use super::args::{ApplyArgs, HistoryArgs, PlanArgs};
 use super::backup;
@@ -21,6 +23,7 @@ pub fn plan(args: &PlanArgs) -> Result<Outcome, CliError> {
     let builder = MigrationApplier::builder(&args.inputs.db)
         .read_only(true)
         .allow_data_loss(args.allow_data_loss)
+        .strict(args.strict)
         .drop_orphan_columns(args.drop_orphan_columns);
     let builder = progress::attach(with_timeouts(builder), shown.as_ref());
     tracing::info!("opening {} read-only", args.inputs.db.display());
@@ -29,6 +32,7 @@ pub fn plan(args: &PlanArgs) -> Result<Outcome, CliError> {
     if let Some(shown) = &shown {
         shown.finish();
     }
+    super::write_stderr(&output::warning_lines(&report.warnings));
     let view = PlanView::new(&report);
     tracing::info!(
         "plan: {} DocType(s) shown, {} up to date, blocked: {}",
@@ -61,6 +65,7 @@ pub fn apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
         .create_if_missing(true)
         .continue_on_error(args.continue_on_error)
         .allow_data_loss(args.allow_data_loss)
+        .strict(args.strict)
         .drop_orphan_columns(args.drop_orphan_columns);
     let builder = progress::attach(with_timeouts(builder), shown.as_ref());
     tracing::info!(
@@ -84,11 +89,10 @@ pub fn apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
     let json = args.inputs.json;
     match result {
         Ok(report) => {
-            // Warnings (an interrupted earlier run, an audit log that could
-            // not be written) go to stderr even with --quiet.
-            for w in &report.warnings {
-                eprintln!("warning: {w}");
-            }
+            // Warnings (input accepted as Frappe accepts it, an interrupted
+            // earlier run, an audit log that could not be written) go to
+            // stderr even with --quiet.
+            super::write_stderr(&output::warning_lines(&report.warnings));
             let failed: Vec<&str> = report.failed().map(|m| m.doctype.as_str()).collect();
             tracing::info!(
                 "apply: {} migration(s), {} failed, {} finding(s), in {:.1} ms",
@@ -120,8 +124,10 @@ pub fn apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
         }
         Err(Error::Blocked { findings }) => {
             remove_if_created_empty(db, existed);
+            let accepted = warnings(&doctypes);
+            super::write_stderr(&output::warning_lines(&accepted));
             let stdout = if json {
-                output::blocked_json(&findings)?
+                output::blocked_json(&findings, &accepted)?
             } else {
                 output::blocked_text(&findings)
             };

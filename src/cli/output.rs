@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use doctype_migrate::{
     ApplyReport, Change, ChangeKind, DocTypePlan, DryRunReport, Finding, HistoryRow,
-    MigrationRecord, PlannedBackup,
+    MigrationRecord, PlannedBackup, Warning,
 };
 use serde::Serialize;
 
@@ -49,6 +49,8 @@ pub struct PlanView<'a> {
     /// DocTypes already up to date (text summary only).
     #[serde(skip)]
     pub up_to_date: usize,
+    /// Input accepted as Frappe accepts it (warnings), in input order.
+    pub warnings: &'a [Warning],
 }
 
 const NO_CHANGES: &[Change] = &[];
@@ -90,6 +92,7 @@ impl<'a> PlanView<'a> {
             blocked: report.blocked || report.findings.iter().any(|f| f.blocking),
             doctypes,
             up_to_date,
+            warnings: &report.warnings,
         }
     }
 }
@@ -201,8 +204,12 @@ pub fn plan_text_styled(view: &PlanView<'_>, palette: Palette) -> String {
     let _ = writeln!(
         out,
         "Plan: {with_changes} DocType(s) to migrate ({changes} change(s), {statements} statement(s)), \
-         {} up to date; {findings} finding(s), {blocking} blocking.",
-        view.up_to_date
+         {} up to date; {findings} finding(s), {blocking} blocking{}.",
+        view.up_to_date,
+        match view.warnings.len() {
+            0 => String::new(),
+            n => format!("; {n} warning(s) (on stderr)"),
+        }
     );
     if view.blocked {
         palette.push(
@@ -322,7 +329,7 @@ struct ApplyJson<'a> {
     batch_id: Option<&'a str>,
     migrations: &'a [MigrationRecord],
     findings: &'a [Finding],
-    warnings: &'a [String],
+    warnings: &'a [Warning],
 }
 
 /// `apply --json`.
@@ -337,14 +344,20 @@ pub fn apply_json(report: &ApplyReport) -> Result<String, CliError> {
 }
 
 /// `apply --json` when validation refused the plan.
-pub fn blocked_json(findings: &[Finding]) -> Result<String, CliError> {
+pub fn blocked_json(findings: &[Finding], warnings: &[Warning]) -> Result<String, CliError> {
     to_json(&ApplyJson {
         blocked: true,
         batch_id: None,
         migrations: &[],
         findings,
-        warnings: &[],
+        warnings,
     })
+}
+
+/// Warnings as `warning: [QK001] file: DocType "X", field "y": ...` lines
+/// (for stderr, where they go even with `--quiet`).
+pub fn warning_lines(warnings: &[Warning]) -> String {
+    warnings.iter().map(|w| format!("warning: {w}\n")).collect()
 }
 
 /// `apply` as text.
@@ -571,6 +584,7 @@ mod tests {
                 finding("Item", Severity::Critical, true),
                 finding("Customer", Severity::Medium, false),
             ],
+            warnings: Vec::new(),
         };
         let view = PlanView::new(&report);
         assert!(view.blocked);
@@ -614,9 +628,10 @@ mod tests {
 
     #[test]
     fn blocked_apply_json_has_findings_and_no_migrations() {
-        let json: serde_json::Value =
-            serde_json::from_str(&blocked_json(&[finding("Item", Severity::High, true)]).unwrap())
-                .unwrap();
+        let json: serde_json::Value = serde_json::from_str(
+            &blocked_json(&[finding("Item", Severity::High, true)], &[]).unwrap(),
+        )
+        .unwrap();
         assert_eq!(json["blocked"], true);
         assert_eq!(json["migrations"], serde_json::json!([]));
         assert_eq!(json["findings"][0]["rule"], "DL003");

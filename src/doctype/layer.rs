@@ -59,7 +59,13 @@ pub struct Layer {
 
 impl fmt::Display for Layer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {:?} ({})", self.kind.as_str(), self.record, self.file)
+        write!(
+            f,
+            "{} {:?} ({})",
+            self.kind.as_str(),
+            self.record,
+            self.file
+        )
     }
 }
 
@@ -134,9 +140,11 @@ pub(crate) fn records_from_value(value: &Value, origin: &str) -> Result<Vec<Reco
 }
 
 fn record_name(obj: &Map<String, Value>, origin: &str, i: usize) -> Result<String> {
-    Ok(record_string(obj, "name", origin, "", &format!("record {i}"))?
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| format!("record {i}")))
+    Ok(
+        record_string(obj, "name", origin, "", &format!("record {i}"))?
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("record {i}")),
+    )
 }
 
 fn custom_field(obj: &Map<String, Value>, origin: &str, i: usize) -> Result<CustomField> {
@@ -153,8 +161,8 @@ fn custom_field(obj: &Map<String, Value>, origin: &str, i: usize) -> Result<Cust
         })?;
     let label = format!("Custom Field {record:?}");
     let field = field_from_record(obj, origin, &dt, &label)?;
-    let insert_after = record_string(obj, "insert_after", origin, &dt, &label)?
-        .filter(|s| !s.is_empty());
+    let insert_after =
+        record_string(obj, "insert_after", origin, &dt, &label)?.filter(|s| !s.is_empty());
     Ok(CustomField {
         layer: Layer {
             kind: LayerKind::CustomField,
@@ -249,12 +257,20 @@ pub(crate) fn apply_layers(doctypes: &mut [DocType], records: Vec<Record>) -> Re
     }
     for dt_name in order {
         let i = find(doctypes, &dt_name).unwrap_or_default();
-        let mine: Vec<CustomField> = customs.iter().filter(|c| c.dt == dt_name).cloned().collect();
+        let mine: Vec<CustomField> = customs
+            .iter()
+            .filter(|c| c.dt == dt_name)
+            .cloned()
+            .collect();
         insert_custom_fields(&mut doctypes[i], mine);
     }
     for s in setters {
         let Some(i) = find(doctypes, &s.doc_type) else {
-            return Err(missing_target(&s.layer, &s.doc_type, s.field_name.as_deref()));
+            return Err(missing_target(
+                &s.layer,
+                &s.doc_type,
+                s.field_name.as_deref(),
+            ));
         };
         apply_setter(&mut doctypes[i], &s)?;
     }
@@ -331,7 +347,18 @@ fn cast(value: &Value, property_type: &str) -> Cast {
         other => Some(other.to_string()),
     };
     match property_type {
-        "Check" | "Int" => Cast::Int(text.as_deref().map(cint).unwrap_or(0)),
+        // Frappe casts these with cint(sbool(value)): "True" is 1 here,
+        // unlike in a column default, where cint("True") is 0.
+        "Check" | "Int" => {
+            Cast::Int(
+                text.as_deref()
+                    .map_or(0, |t| match t.trim().to_ascii_lowercase().as_str() {
+                        "true" => 1,
+                        "false" => 0,
+                        _ => cint(t),
+                    }),
+            )
+        }
         "Float" | "Currency" | "Percent" => Cast::Float(text.as_deref().map(flt).unwrap_or(0.0)),
         _ => Cast::Text(text.filter(|t| !t.is_empty())),
     }
@@ -512,11 +539,18 @@ mod tests {
         let dt = &dts[0];
         assert_eq!(dt.fields[0].length, Some(200));
         assert!(dt.fields[0].unique);
-        assert_eq!(dt.fields[0].layers.len(), 2, "label is not a schema property");
+        assert_eq!(
+            dt.fields[0].layers.len(),
+            2,
+            "label is not a schema property"
+        );
         assert_eq!(dt.fields[1].default.as_deref(), Some("5"));
         assert!(dt.track_seen);
         assert_eq!(dt.load_warnings.len(), 1);
-        assert_eq!(dt.load_warnings[0].code, WarningCode::PropertySetterMissingField);
+        assert_eq!(
+            dt.load_warnings[0].code,
+            WarningCode::PropertySetterMissingField
+        );
     }
 
     #[test]

@@ -695,7 +695,11 @@ mod tests {
         assert_eq!(f[2].default.as_deref(), Some("1"));
         assert_eq!(f[3].default.as_deref(), Some("-7"));
         assert_eq!(
-            (f[4].length, f[4].options.as_deref(), f[4].default.as_deref()),
+            (
+                f[4].length,
+                f[4].options.as_deref(),
+                f[4].default.as_deref()
+            ),
             (None, None, None),
             "falsy means unset"
         );

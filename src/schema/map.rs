@@ -125,7 +125,8 @@ fn column_for(
             static_default.map(quote_literal),
         ),
         Storage::Integer => {
-            let value = static_default.map_or_else(|| "0".to_string(), |d| integer_default(d).literal);
+            let value =
+                static_default.map_or_else(|| "0".to_string(), |d| integer_default(d).literal);
             ("INTEGER".to_string(), true, Some(value))
         }
         Storage::Real => {

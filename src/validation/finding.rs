@@ -78,6 +78,15 @@ pub enum Rule {
     /// Unmanaged objects reference a column being dropped, renamed or retyped.
     #[serde(rename = "CF004")]
     Cf004,
+    /// `name` would become an INTEGER PRIMARY KEY AUTOINCREMENT but holds
+    /// values that are not canonical integer text. SQLite could not store
+    /// them, so allowing data loss does not let this through.
+    #[serde(rename = "MF004")]
+    Mf004,
+    /// Strict mode: a DocType quirk Frappe accepts (QK001-QK003 warnings)
+    /// is refused.
+    #[serde(rename = "ST001")]
+    St001,
 }
 
 impl Rule {
@@ -96,6 +105,8 @@ impl Rule {
             Rule::Cf002 => "CF002",
             Rule::Cf003 => "CF003",
             Rule::Cf004 => "CF004",
+            Rule::Mf004 => "MF004",
+            Rule::St001 => "ST001",
         }
     }
 }
