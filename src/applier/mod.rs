@@ -826,10 +826,51 @@ fn plan_with(
             .map(|f| (f.column.clone(), crate::ident::quote_literal(&f.value)))
             .collect();
         let mut dt_plan = plan_table(&diff, &target, live.as_ref(), fingerprint, &fills)?;
+        attribute_layers(dt, &mut dt_plan);
         dt_plan.backups = planned_backups(&dt_plan, options.backup_policy);
         plan.doctypes.push(dt_plan);
     }
     Ok(plan)
+}
+
+/// Names, on each change, the customization layers (Custom Fields,
+/// Property Setters) that caused it: those of the field behind a column
+/// change, of the fields an index covers, of the DocType for its `name`
+/// column, and all of them for a new table.
+fn attribute_layers(dt: &DocType, plan: &mut DocTypePlan) {
+    let fields = crate::doctype::index_fields(dt);
+    let of_column = |column: &str| -> Vec<String> {
+        let mut out: Vec<String> = fields
+            .iter()
+            .filter(|f| f.fieldname.eq_ignore_ascii_case(column))
+            .flat_map(|f| f.layers.iter().map(ToString::to_string))
+            .collect();
+        if column.eq_ignore_ascii_case("name") {
+            out.extend(dt.layers.iter().map(ToString::to_string));
+        }
+        out
+    };
+    let attribute = |change: &mut crate::diff::Change| {
+        let mut layers: Vec<String> = match (change.kind, &change.column) {
+            (crate::diff::ChangeKind::CreateTable, _) => dt
+                .layers
+                .iter()
+                .chain(fields.iter().flat_map(|f| f.layers.iter()))
+                .map(ToString::to_string)
+                .collect(),
+            (_, Some(column)) => of_column(column),
+            (_, None) => change.columns.iter().flat_map(|c| of_column(c)).collect(),
+        };
+        layers.dedup();
+        change.layers = layers;
+    };
+    if dt.layers.is_empty() && fields.iter().all(|f| f.layers.is_empty()) {
+        return;
+    }
+    plan.changes.iter_mut().for_each(attribute);
+    for step in &mut plan.steps {
+        step.changes.iter_mut().for_each(attribute);
+    }
 }
 
 fn new_batch_id() -> String {

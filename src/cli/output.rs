@@ -264,6 +264,9 @@ pub fn change_line(c: &Change) -> String {
         }
         (None, None) => {}
     }
+    if !c.layers.is_empty() {
+        let _ = write!(line, "  [from {}]", c.layers.join("; "));
+    }
     line
 }
 

@@ -54,7 +54,8 @@ impl Tone {
             ChangeKind::RenameColumn
             | ChangeKind::ChangeType
             | ChangeKind::ChangeNullability
-            | ChangeKind::ChangeDefault => Tone::Change,
+            | ChangeKind::ChangeDefault
+            | ChangeKind::ChangeAutoincrement => Tone::Change,
         }
     }
 

@@ -24,6 +24,11 @@ pub enum ChangeKind {
     ChangeNullability,
     /// A column's DEFAULT changed.
     ChangeDefault,
+    /// The `name` column changes between `INTEGER PRIMARY KEY AUTOINCREMENT`
+    /// (autoname `autoincrement`) and text (any other naming rule). Values
+    /// are kept (`7` becomes `'7'`); text becomes integers only where every
+    /// name is canonical integer text (MF004).
+    ChangeAutoincrement,
     /// A new (non-unique) index.
     AddIndex,
     /// A (non-unique) index removed.
@@ -46,6 +51,7 @@ impl ChangeKind {
             ChangeKind::ChangeType => "change_type",
             ChangeKind::ChangeNullability => "change_nullability",
             ChangeKind::ChangeDefault => "change_default",
+            ChangeKind::ChangeAutoincrement => "change_autoincrement",
             ChangeKind::AddIndex => "add_index",
             ChangeKind::DropIndex => "drop_index",
             ChangeKind::AddUnique => "add_unique",
@@ -91,12 +97,18 @@ pub struct Change {
     /// The new value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// The customization layers behind the change (`Custom Field "User-x"
+    /// (fixtures/custom_field.json)`, ...); empty when the DocType itself
+    /// asks for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<String>,
 }
 
 impl Change {
     /// A change of `kind` with nothing else set.
     pub fn new(kind: ChangeKind) -> Self {
         Change {
+            layers: Vec::new(),
             kind,
             column: None,
             index: None,

@@ -75,11 +75,26 @@ pub fn diff_table(
         table: target.name.clone(),
         message,
     };
-    if live.spec.autoincrement != target.autoincrement {
-        return Err(unsupported(format!(
-            "the name column would change {} AUTOINCREMENT; that needs a data migration, not a schema change",
-            if target.autoincrement { "to" } else { "from" }
-        )));
+    // The naming rule moved to or from autoincrement: one change that
+    // retypes `name` (the rebuild keeps every value; see ChangeAutoincrement).
+    let naming_changes = live.spec.autoincrement != target.autoincrement;
+    if naming_changes {
+        let describe = |spec: &TableSpec| {
+            let decl = spec
+                .columns
+                .iter()
+                .find(|c| c.primary_key)
+                .map_or_else(|| "?".to_string(), |c| c.decl_type.clone());
+            if spec.autoincrement {
+                format!("{decl} AUTOINCREMENT")
+            } else {
+                decl
+            }
+        };
+        diff.changes.push(
+            Change::on_column(ChangeKind::ChangeAutoincrement, "name")
+                .with_values(Some(describe(&live.spec)), Some(describe(target))),
+        );
     }
 
     // Renames, from hints only, and only when the old column is there and the new one is not.
@@ -121,6 +136,9 @@ pub fn diff_table(
             );
             continue;
         };
+        if naming_changes && t.primary_key && l.primary_key {
+            continue;
+        }
         if l.primary_key != t.primary_key {
             return Err(unsupported(format!(
                 "column {:?} would {} the primary key; changing the primary key is not supported",

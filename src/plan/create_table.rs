@@ -631,6 +631,42 @@ impl CreateTable {
         self.apply(edits)
     }
 
+    /// Adds `AUTOINCREMENT` to the column's `PRIMARY KEY` constraint or
+    /// removes it. The column must have a column-level PRIMARY KEY (SQLite
+    /// accepts AUTOINCREMENT only on an INTEGER PRIMARY KEY; set the type
+    /// first). A no-op when the column already is as asked.
+    pub fn set_autoincrement(&mut self, name: &str, on: bool) -> Result<(), CreateTableError> {
+        const KEYWORD: &str = "AUTOINCREMENT";
+        let col = self.find(name)?;
+        let Some(pk) = col
+            .constraints
+            .iter()
+            .find(|k| k.kind == ColumnConstraintKind::PrimaryKey)
+        else {
+            return Err(CreateTableError::InvalidEdit(format!(
+                "column {} has no PRIMARY KEY constraint to carry AUTOINCREMENT",
+                quote(&col.name)
+            )));
+        };
+        let edit = match (pk.autoincrement, on) {
+            (true, true) | (false, false) => return Ok(()),
+            (false, true) => (Span::new(pk.span.end, pk.span.end), format!(" {KEYWORD}")),
+            (true, false) => {
+                // AUTOINCREMENT is the constraint's last token.
+                let start = pk.span.end.saturating_sub(KEYWORD.len());
+                let word = Span::new(start, pk.span.end);
+                if !word.of(&self.sql).eq_ignore_ascii_case(KEYWORD) {
+                    return Err(CreateTableError::InvalidEdit(format!(
+                        "cannot find AUTOINCREMENT at the end of {:?}",
+                        pk.text
+                    )));
+                }
+                (self.with_leading_space(word), String::new())
+            }
+        };
+        self.apply(vec![edit])
+    }
+
     /// Sets the column's collation (`COLLATE "name"`, replacing an existing
     /// one) or removes it (`None`).
     pub fn set_collation(

@@ -90,6 +90,7 @@ pub fn needs_rebuild(diff: &TableDiff, target: &TableSpec) -> bool {
         ChangeKind::ChangeType
         | ChangeKind::ChangeNullability
         | ChangeKind::ChangeDefault
+        | ChangeKind::ChangeAutoincrement
         | ChangeKind::DropColumn => true,
         ChangeKind::AddColumn => c
             .column

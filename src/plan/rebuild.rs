@@ -50,13 +50,22 @@ pub fn rebuild_forward(
             (ChangeKind::ChangeNullability, Some(t)) => ct.set_not_null(column, t.not_null),
             (ChangeKind::ChangeDefault, Some(t)) => ct.set_default(column, t.default.as_deref()),
             (ChangeKind::AddColumn, Some(t)) => ct.add_column(&t.definition_sql(false)),
+            (ChangeKind::ChangeAutoincrement, Some(t)) => ct
+                .set_type(column, &t.decl_type)
+                .and_then(|()| ct.set_autoincrement(column, target.autoincrement))
+                .and_then(|()| ct.set_not_null(column, t.not_null)),
             _ => Ok(()),
         };
         edit.map_err(|e| unsupported(format!("column {column:?}: {e}")))?;
     }
 
-    // Copy every surviving live column, converted to its new type.
-    let (mut into, mut select) = rowid_copy(&ct, live);
+    // Copy every surviving live column, converted to its new type. A new
+    // INTEGER PRIMARY KEY is the rowid: its values come from the column.
+    let (mut into, mut select) = if integer_primary_key(target) {
+        (Vec::new(), Vec::new())
+    } else {
+        rowid_copy(&ct, live)
+    };
     for (col, info) in live.spec.columns.iter().zip(&live.columns) {
         if info.generated || dropped(diff, &col.name) {
             continue;
@@ -71,7 +80,11 @@ pub fn rebuild_forward(
         select.push(copy_expr_filling(&col.name, col, dst, fill));
     }
 
-    let mut sql = copy_and_swap(&ct, table, &tmp, &into, &select, live.spec.autoincrement);
+    // The counter moves with the table only when both have AUTOINCREMENT;
+    // a table losing it loses its row (rollback gives it back), a table
+    // gaining it starts from its largest name.
+    let keep = live.spec.autoincrement && target.autoincrement;
+    let mut sql = copy_and_swap(&ct, table, &tmp, &into, &select, keep);
     for idx in live.unmanaged_indexes() {
         if let Some(s) = &idx.sql {
             sql.push(s.clone());
@@ -114,7 +127,11 @@ pub fn rebuild_rollback(
         into.push(quote(&col.name));
         select.push(copy_expr(&now_named, now, col));
     }
-    let mut sql = copy_and_swap(&ct, table, &tmp, &into, &select, live.spec.autoincrement);
+    let keep = live.spec.autoincrement && target.autoincrement;
+    let mut sql = copy_and_swap(&ct, table, &tmp, &into, &select, keep);
+    if live.spec.autoincrement && !target.autoincrement {
+        sql.extend(restore_sequence(table, live.sequence));
+    }
     sql.extend(live.indexes.iter().filter_map(|i| i.sql.clone()));
     sql.extend(live.triggers.iter().filter_map(|t| t.sql.clone()));
     debug_assert!(
@@ -234,6 +251,30 @@ fn keep_sequence(table: &str, tmp: &str) -> Vec<String> {
             "UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = {t}) \
              WHERE name = {n} AND EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = {t})"
         ),
+    ]
+}
+
+/// Whether the table's primary key is an INTEGER PRIMARY KEY (the rowid).
+fn integer_primary_key(spec: &TableSpec) -> bool {
+    let pk: Vec<_> = spec.columns.iter().filter(|c| c.primary_key).collect();
+    pk.len() == 1 && pk[0].decl_type.eq_ignore_ascii_case("INTEGER")
+}
+
+/// Puts back the AUTOINCREMENT counter a rebuild took away (the table had
+/// `seq` before): the rows copied back set it to their largest name, which
+/// may be below what the counter had reached (deleted rows), or above it
+/// (rows written since, which the counter must not reuse).
+fn restore_sequence(table: &str, seq: Option<i64>) -> Vec<String> {
+    let Some(seq) = seq else {
+        return Vec::new();
+    };
+    let t = quote_literal(table);
+    vec![
+        format!(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT {t}, {seq} \
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = {t})"
+        ),
+        format!("UPDATE sqlite_sequence SET seq = max(seq, {seq}) WHERE name = {t}"),
     ]
 }
 

@@ -211,6 +211,11 @@ pub struct LiveTable {
     pub views: Vec<SchemaObject>,
     /// Foreign keys declared by the table.
     pub foreign_keys: Vec<ForeignKey>,
+    /// The table's AUTOINCREMENT counter (`sqlite_sequence.seq`), when it
+    /// has one: a rebuild that takes AUTOINCREMENT away must be able to
+    /// give it back on rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<i64>,
 }
 
 impl LiveTable {
@@ -246,6 +251,11 @@ pub fn introspect_table(
         .cloned()
         .collect();
     let views = snapshot.views_mentioning(&name);
+    let sequence = if autoincrement {
+        read_sequence(conn, &name)?
+    } else {
+        None
+    };
     Ok(Some(LiveTable {
         spec: TableSpec {
             name: name.clone(),
@@ -259,7 +269,37 @@ pub fn introspect_table(
         triggers,
         views,
         foreign_keys,
+        sequence,
     }))
+}
+
+/// The table's row in `sqlite_sequence`, if there is one (the table exists
+/// only once some AUTOINCREMENT table has had a row inserted).
+fn read_sequence(conn: &Connection, table: &str) -> Result<Option<i64>> {
+    const SQL: &str = "SELECT seq FROM sqlite_sequence WHERE name = ?1";
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'sqlite_sequence')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| Error::Sql {
+            doctype: None,
+            table: Some(table.to_string()),
+            sql: "SELECT EXISTS (... sqlite_sequence)".to_string(),
+            source: Box::new(e),
+        })?;
+    if !has_table {
+        return Ok(None);
+    }
+    conn.query_row(SQL, [table], |r| r.get(0))
+        .optional()
+        .map_err(|e| Error::Sql {
+            doctype: None,
+            table: Some(table.to_string()),
+            sql: SQL.to_string(),
+            source: Box::new(e),
+        })
 }
 
 /// Columns of a table from `pragma_table_xinfo`, with collations.

@@ -58,6 +58,9 @@ pub fn check(
                 questions.push(Question::nulls(live(col)));
             }
             ChangeKind::ChangeNullability => questions.push(Question::nulls(live(col))),
+            ChangeKind::ChangeAutoincrement if p.target.autoincrement => {
+                questions.push(Question::lossy(live(col), "INTEGER".to_string()))
+            }
             ChangeKind::AddColumn
                 if p.target
                     .column(col)
@@ -176,6 +179,28 @@ pub fn check(
                         "fill the NULLs first, or give the field a default".into(),
                     )),
                     None => {}
+                }
+            }
+            // Text names become an INTEGER PRIMARY KEY: only canonical
+            // integer text ('12', not '0012' or 'HD-1') keeps its value, and
+            // SQLite could not store the others, so no consent lets it through.
+            ChangeKind::ChangeAutoincrement if p.target.autoincrement => {
+                let n = get(&Question::lossy(live(col), "INTEGER".to_string()));
+                if n > 0 {
+                    out.push(finding(
+                        Rule::Mf004,
+                        Severity::Critical,
+                        true,
+                        col,
+                        Some(n),
+                        format!(
+                            "autoname becomes autoincrement, but {n} {col:?} value(s) are not canonical \
+                             integer text ('12', not '0012' or 'HD-1'); they cannot become INTEGER keys"
+                        ),
+                        "rename those documents to integer names first (a data patch), or keep the \
+                         naming rule; allowing data loss does not override this"
+                            .into(),
+                    ));
                 }
             }
             ChangeKind::AddColumn => {
