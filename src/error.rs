@@ -155,6 +155,19 @@ pub enum Error {
         message: String,
     },
 
+    /// A statement the engine was about to run (from a plan, a history row
+    /// or a backup manifest) is not engine SQL: several statements in one
+    /// text, a keyword the engine never generates, or something the SQL
+    /// authorizer denies (another database file, transaction control, a
+    /// pragma, an extension). Nothing of it ran.
+    #[error("SQL refused ({reason}): {sql}")]
+    UnsafeSql {
+        /// The statement text, as found.
+        sql: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
     /// A builder was given an invalid combination of options.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -409,5 +409,7 @@ fn open(path: &Path, mode: OpenMode) -> Result<Connection> {
         .map_err(open_err)?,
         OpenMode::CreateIfMissing => Connection::open(path).map_err(open_err)?,
     };
+    let mut conn = conn;
+    crate::execution::sqlguard::install(&mut conn)?;
     Ok(conn)
 }

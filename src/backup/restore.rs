@@ -34,7 +34,13 @@ pub(crate) struct ChainFile {
     pub key: Option<[u8; 32]>,
 }
 
+/// Runs restore SQL (built from a manifest) under the engine's SQL guard.
 fn exec(conn: &Connection, sql: &str) -> Result<()> {
+    crate::execution::sqlguard::run(conn, sql)
+}
+
+/// Runs one of the restore's own savepoint statements.
+fn control(conn: &Connection, sql: &str) -> Result<()> {
     conn.execute_batch(sql).map_err(|e| Error::sql(sql, e))
 }
 
@@ -44,10 +50,10 @@ pub(crate) fn restore(
     chain: Vec<ChainFile>,
     target: &RestoreTarget,
 ) -> Result<u64> {
-    exec(conn, "SAVEPOINT dm_backup_restore")?;
+    control(conn, "SAVEPOINT dm_backup_restore")?;
     match restore_inner(conn, chain, target) {
         Ok(n) => {
-            exec(conn, "RELEASE dm_backup_restore")?;
+            control(conn, "RELEASE dm_backup_restore")?;
             Ok(n)
         }
         Err(e) => {

@@ -229,8 +229,8 @@ fn run(
             affected += copied as i64;
             rows = Some(copied);
         } else {
-            conn.execute_batch(&sql)
-                .map_err(|e| Error::sql(&sql, e).in_context(&plan.doctype, &plan.table))?;
+            super::sqlguard::run(conn, &sql)
+                .map_err(|e| e.in_context(&plan.doctype, &plan.table))?;
         }
         ctx.audit.record(
             Action::Step,
@@ -344,7 +344,7 @@ const COPY_CHUNK: i64 = 65_536;
 fn copy_rows(conn: &Connection, sql: &str, plan: &DocTypePlan, progress: &Progress) -> Result<u64> {
     let by_rowid = sql.contains(") (rowid, ") || sql.contains(" (rowid, ");
     if !progress.is_active() || !by_rowid {
-        conn.execute_batch(sql).map_err(|e| Error::sql(sql, e))?;
+        super::sqlguard::run(conn, sql)?;
         let n = conn.changes();
         progress.emit(ProgressEvent::RowsCopied {
             doctype: &plan.doctype,
@@ -369,7 +369,7 @@ fn copy_rows(conn: &Connection, sql: &str, plan: &DocTypePlan, progress: &Progre
     };
     let estimate = (hi - lo).saturating_add(1).max(0) as u64;
     let ranged = format!("{sql} WHERE rowid BETWEEN ?1 AND ?2");
-    let mut stmt = conn.prepare(&ranged).map_err(|e| Error::sql(&ranged, e))?;
+    let mut stmt = super::sqlguard::prepare(conn, &ranged)?;
     let mut copied = 0u64;
     let mut start = lo;
     loop {

@@ -4,6 +4,7 @@
 mod executor;
 mod lock;
 mod progress;
+pub(crate) mod sqlguard;
 mod verify;
 
 pub use executor::{ExecContext, MigrationRecord, error_chain, execute_doctype, record_failure};

@@ -156,8 +156,8 @@ fn undo_one(
     let start = Instant::now();
     let run = |sqls: &[String]| -> Result<()> {
         for sql in sqls {
-            conn.execute_batch(sql)
-                .map_err(|e| Error::sql(sql, e).in_context(&step.doctype, &step.table))?;
+            crate::execution::sqlguard::run(conn, sql)
+                .map_err(|e| e.in_context(&step.doctype, &step.table))?;
         }
         Ok(())
     };

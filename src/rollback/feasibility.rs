@@ -59,6 +59,17 @@ pub enum Reason {
         /// The migration.
         id: MigrationId,
     },
+    /// The history row's rollback SQL holds a statement the engine never
+    /// generates (a transaction statement, ATTACH, VACUUM, ...): the row was
+    /// edited. Nothing is run.
+    UnsafeRollbackSql {
+        /// The migration.
+        id: MigrationId,
+        /// The statement, as stored.
+        statement: String,
+        /// Why it is not engine SQL.
+        reason: String,
+    },
     /// The history row cannot be read (schema or changes are not valid JSON).
     UnreadableHistory {
         /// The migration.
@@ -135,6 +146,7 @@ impl Reason {
             Reason::WrongStatus { .. } => "wrong_status",
             Reason::NotLatest { .. } => "not_latest",
             Reason::NoRollbackSql { .. } => "no_rollback_sql",
+            Reason::UnsafeRollbackSql { .. } => "unsafe_rollback_sql",
             Reason::UnreadableHistory { .. } => "unreadable_history",
             Reason::Drift { .. } => "drift",
             Reason::BackupMissing { .. } => "backup_missing",
@@ -159,6 +171,7 @@ impl Reason {
             Reason::WrongStatus { id, .. }
             | Reason::NotLatest { id, .. }
             | Reason::NoRollbackSql { id }
+            | Reason::UnsafeRollbackSql { id, .. }
             | Reason::UnreadableHistory { id, .. }
             | Reason::Drift { id, .. }
             | Reason::BackupMissing { id, .. }
@@ -195,6 +208,15 @@ impl std::fmt::Display for Reason {
                 ids(later)
             ),
             Reason::NoRollbackSql { id } => write!(f, "migration {id} has no rollback SQL"),
+            Reason::UnsafeRollbackSql {
+                id,
+                statement,
+                reason,
+            } => write!(
+                f,
+                "migration {id}: its stored rollback SQL was edited ({reason}): {}",
+                crate::execution::sqlguard::printable(statement)
+            ),
             Reason::UnreadableHistory { id, message } => {
                 write!(f, "migration {id}: {message}")
             }
@@ -417,6 +439,18 @@ fn check_one(
     };
     if row.rollback_sql.is_empty() && !row.sql.is_empty() {
         reasons.push(Reason::NoRollbackSql { id });
+    }
+    // A statement the engine never generates means the row was edited:
+    // refuse before anything runs (the SQL guard would refuse it at run
+    // time too, inside the transaction).
+    for statement in &row.rollback_sql {
+        if let Err(reason) = crate::execution::sqlguard::check_text(statement) {
+            reasons.push(Reason::UnsafeRollbackSql {
+                id,
+                statement: statement.clone(),
+                reason,
+            });
+        }
     }
     let unreadable = |message: String| Reason::UnreadableHistory { id, message };
     let (before, after) = match (

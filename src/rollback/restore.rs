@@ -67,7 +67,7 @@ pub fn restore_step(
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<()> {
-    conn.execute_batch(sql).map_err(|e| Error::sql(sql, e))
+    crate::execution::sqlguard::run(conn, sql)
 }
 
 fn strings(conn: &Connection, sql: &str, table: &str) -> Result<Vec<String>> {
