@@ -74,13 +74,18 @@ pub enum Error {
         source: Box<rusqlite::Error>,
     },
 
-    /// The write lock could not be taken within the configured bound.
+    /// The write lock (or, for reads, a shared lock) could not be taken
+    /// within the configured bound.
     #[error(
-        "could not take the write lock on {path} after waiting {waited_ms} ms ({attempts} attempts)"
+        "could not take the {} lock on {path} after waiting {waited_ms} ms ({attempts} attempts)",
+        if *write { "write" } else { "read" }
     )]
     LockTimeout {
         /// The database path.
         path: PathBuf,
+        /// Whether the engine was waiting to write (`BEGIN IMMEDIATE`) or
+        /// only to read (`plan`, `history`, the reads before the write lock).
+        write: bool,
         /// Total time waited, in milliseconds.
         waited_ms: u64,
         /// Number of attempts made.
@@ -166,6 +171,43 @@ pub enum Error {
         sql: String,
         /// Why it was refused.
         reason: String,
+    },
+
+    /// The engine's own tables carry something the engine never creates
+    /// (a trigger on the history table, a view reading it): someone with
+    /// write access to the database planted it. Nothing was written.
+    #[error(
+        "{object} on the engine's table {table:?} was not created by the engine; refusing to write (drop it after checking what it does)"
+    )]
+    EngineTableTampered {
+        /// The object, e.g. `trigger "wipe"`.
+        object: String,
+        /// The engine table it is on.
+        table: String,
+    },
+
+    /// `PRAGMA quick_check` found a table damaged before the engine would
+    /// rebuild it; rebuilding would copy the damage or lose rows. Nothing
+    /// was written.
+    #[error(
+        "table {table:?} of DocType {doctype:?} is damaged ({problems}); refusing to rebuild it: restore it from a backup or repair the database first"
+    )]
+    CorruptTable {
+        /// The DocType.
+        doctype: String,
+        /// The table.
+        table: String,
+        /// What `quick_check` reported (first few lines).
+        problems: String,
+    },
+
+    /// COMMIT failed (the disk is full, an I/O error): the transaction was
+    /// rolled back and nothing of it was committed.
+    #[error("COMMIT failed; nothing was committed (the transaction was rolled back)")]
+    CommitFailed {
+        /// The underlying SQLite error.
+        #[source]
+        source: Box<rusqlite::Error>,
     },
 
     /// A builder was given an invalid combination of options.

@@ -251,3 +251,160 @@ proptest! {
         prop_assert_eq!(ok, "ok");
     }
 }
+
+// --- hostile content in the database -------------------------------------------
+
+fn run_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_doctype-migrate"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_trigger_planted_on_the_history_table_stops_apply_and_rollback_before_any_write() {
+    let t = target();
+    t.db.conn()
+        .execute_batch(
+            "CREATE TRIGGER wipe AFTER INSERT ON \"tabMigrationHistory\"
+             BEGIN DELETE FROM \"tabCustomer\"; END",
+        )
+        .unwrap();
+    let before = t.db.bytes();
+    let v3 = v2().field(Field::new("email", FieldType::Data));
+    let err = t.db.applier().sync_all(std::slice::from_ref(&v3)).unwrap_err();
+    assert!(
+        matches!(&err, Error::EngineTableTampered { table, object }
+            if table == "tabMigrationHistory" && object.contains("wipe")),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("not created by the engine"),
+        "{err}"
+    );
+    assert_eq!(t.db.bytes(), before, "apply wrote nothing");
+    let err = rollback_last(&t.db).unwrap_err();
+    assert!(matches!(err, Error::EngineTableTampered { .. }), "{err:?}");
+    assert_eq!(t.db.bytes(), before, "rollback wrote nothing");
+    // The dry run says so too, and the CLI exits 1.
+    assert!(matches!(
+        t.db.applier().dry_run(&[v3]),
+        Err(Error::EngineTableTampered { .. })
+    ));
+    let out = run_cli(&["rollback", "--db", t.db.path.to_str().unwrap(), "--last"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trigger \"wipe\""));
+    let customers: i64 =
+        t.db.conn()
+            .query_row("SELECT count(*) FROM \"tabCustomer\"", [], |r| r.get(0))
+            .unwrap();
+    assert_eq!(customers, 1);
+}
+
+#[test]
+fn a_damaged_table_is_not_rebuilt() {
+    let t = target();
+    // A NULL under NOT NULL, as a damaged file (or an edited schema) leaves
+    // it: quick_check reports it; a rebuild would fail or copy it.
+    t.db.conn()
+        .execute_batch(
+            "INSERT INTO \"tabCustomer\" (name, title) VALUES ('c2', NULL);
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = replace(sql, '\"title\" VARCHAR(140)', '\"title\" VARCHAR(140) NOT NULL')
+              WHERE name = 'tabCustomer';
+             PRAGMA writable_schema = OFF;",
+        )
+        .unwrap();
+    let before = t.db.bytes();
+    // Title becomes Int: a rebuild.
+    let changed = DocType::new("Customer")
+        .field(Field::new("title", FieldType::Int))
+        .field(Field::new("phone", FieldType::Phone));
+    let mut applier = MigrationApplier::builder(&t.db.path)
+        .allow_data_loss(true)
+        .no_audit_log()
+        .build()
+        .unwrap();
+    let err = applier.sync_all(&[changed]).unwrap_err();
+    let chain = format!("{err:?}");
+    assert!(chain.contains("CorruptTable"), "{chain}");
+    assert!(
+        doctype_migrate::execution::error_chain(&err).contains("is damaged"),
+        "{err}"
+    );
+    assert_eq!(t.db.bytes(), before);
+}
+
+#[test]
+fn history_output_escapes_control_characters_from_the_database() {
+    let t = target();
+    t.db.conn()
+        .execute(
+            "UPDATE \"tabMigrationHistory\" SET doctype = ?1 WHERE id = 1",
+            ["Cust\u{1b}[2J\u{1b}]0;pwned\u{7}omer"],
+        )
+        .unwrap();
+    let out = run_cli(&["history", "--db", t.db.path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!out.stdout.contains(&0x1b), "raw ESC reached the terminal");
+    assert!(!out.stdout.contains(&0x07), "raw BEL reached the terminal");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Cust\\u{1b}[2J"));
+}
+
+#[test]
+fn refusal_details_keep_data_values_out_of_the_audit_log() {
+    let db = TestDb::new();
+    let mut a = db.applier();
+    a.sync_all(&[v1()]).unwrap();
+    db.conn()
+        .execute_batch(
+            "INSERT INTO \"tabCustomer\" (name, title) VALUES
+             ('a', 'secret-value-1'), ('b', 'secret-value-1')",
+        )
+        .unwrap();
+    let unique = DocType::new("Customer").field(Field::new("title", FieldType::Data).unique());
+    let err = a.sync_all(&[unique]).unwrap_err();
+    assert!(matches!(err, Error::Blocked { .. }), "{err:?}");
+    let log = std::fs::read_to_string(db.dir.path().join("app.db.audit.jsonl")).unwrap();
+    assert!(log.contains("MF001"), "the refusal is logged: {log}");
+    assert!(!log.contains("secret-value-1"), "{log}");
+}
+
+#[test]
+fn oversized_input_is_refused_before_slow_work() {
+    // 400,000 fields: refused for its width, not after per-field checks.
+    let wide = (0..400_000).fold(DocType::new("Wide"), |dt, i| {
+        dt.field(Field::new(format!("f{i}"), FieldType::Data))
+    });
+    let found = doctype_migrate::doctype::doctype_conflicts(&wide);
+    assert_eq!(found.len(), 1, "one conflict, the width");
+    assert!(found[0].message.contains("400011 columns"), "{}", found[0]);
+    // Defaults over 64 KiB.
+    let big = DocType::new("Big")
+        .field(Field::new("notes", FieldType::Text).default_value("x".repeat(65 * 1024)));
+    let err = doctype_migrate::doctype::validate_doctype(&big).unwrap_err();
+    assert!(err.to_string().contains("at most 65536"), "{err}");
+}
+
+#[test]
+fn a_read_that_waits_for_a_lock_says_read() {
+    let t = target();
+    let holder = t.db.conn();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let err = MigrationApplier::builder(&t.db.path)
+        .read_only(true)
+        .lock_timeout(std::time::Duration::from_millis(200))
+        .busy_timeout(std::time::Duration::from_millis(20))
+        .build()
+        .and_then(|a| a.dry_run(&[v2()]))
+        .unwrap_err();
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert!(
+        matches!(err, Error::LockTimeout { write: false, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("could not take the read lock"),
+        "{err}"
+    );
+}

@@ -137,6 +137,7 @@ impl MigrationApplier {
                 doctype: None,
                 phase: Phase::Plan,
             });
+            store::check_engine_tables(&self.conn)?;
             let plan = plan_on(&self.conn, &clean, &self.options)?;
             progress.emit(ProgressEvent::Phase {
                 doctype: None,
@@ -213,7 +214,7 @@ impl MigrationApplier {
             Err(e) => self.audit_note(
                 Action::RunFinished,
                 Level::Error,
-                json!({"outcome": "failed", "error": error_chain(e), "ms": ms}),
+                json!({"outcome": "failed", "error": audit_error(e), "ms": ms}),
             ),
         }
         if self.audit.failures() > 0 {
@@ -344,6 +345,12 @@ impl MigrationApplier {
             }
             break (guard, plan);
         };
+        // Nothing is written while the engine's own tables carry triggers
+        // or views it did not create.
+        if let Err(e) = store::check_engine_tables(conn) {
+            guard.rollback()?;
+            return Err(e);
+        }
         self.audit_note(
             Action::LockTaken,
             Level::Info,
@@ -688,6 +695,36 @@ pub fn migrate_on_start(
         .create_if_missing(true)
         .build()?
         .sync_all(&doctypes)
+}
+
+/// An error as the audit log records it. A refusal lists its findings by
+/// rule, place and row count only: finding messages quote stored values
+/// (MF001 names duplicate keys), and data values stay out of the log.
+fn audit_error(e: &Error) -> String {
+    match e {
+        Error::Blocked { findings } => {
+            let list: Vec<String> = findings
+                .iter()
+                .filter(|f| f.blocking)
+                .map(|f| {
+                    let mut place = f.table.clone();
+                    if let Some(c) = &f.column {
+                        place = format!("{place}.{c}");
+                    }
+                    match f.rows_affected {
+                        Some(n) => format!("{} {place} ({n} rows)", f.rule),
+                        None => format!("{} {place}", f.rule),
+                    }
+                })
+                .collect();
+            format!(
+                "migration refused: {} blocking finding(s): {}",
+                list.len(),
+                list.join(", ")
+            )
+        }
+        other => error_chain(other),
+    }
 }
 
 fn remove_files(paths: impl Iterator<Item = PathBuf>) {

@@ -543,6 +543,10 @@ fn restore(args: &BackupRestoreArgs) -> Result<Outcome, CliError> {
         .unwrap_or(ApplierOptions::default().lock_timeout);
     begin_immediate(conn, &args.db, lock_timeout)?;
     let guard = TxGuard::new(conn);
+    if let Err(e) = doctype_migrate::history::store::check_engine_tables(conn) {
+        guard.rollback()?;
+        return Err(e.into());
+    }
     let rows = match manager.restore(conn, &args.file, target) {
         Ok(n) => n,
         Err(e) => {

@@ -91,7 +91,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok(outcome) => {
             write_stdout(&outcome.stdout);
             if let Some(message) = &outcome.error {
-                write_stderr(&format!("error: {message}\n"));
+                write_stderr(&format!("error: {}\n", terminal_safe(message)));
             }
             ExitCode::from(outcome.code)
         }
@@ -103,14 +103,30 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 /// `error: <Display>` and one `  caused by: <source>` line per source.
+/// Control characters (other than line breaks) escaped: error messages
+/// quote names and SQL read from the database, which must not reach the
+/// terminal as escape sequences.
 pub fn error_report(error: &dyn std::error::Error) -> String {
-    let mut text = format!("error: {error}\n");
+    let mut text = format!("error: {}\n", terminal_safe(&error.to_string()));
     let mut source = error.source();
     while let Some(s) = source {
-        text.push_str(&format!("  caused by: {s}\n"));
+        text.push_str(&format!("  caused by: {}\n", terminal_safe(&s.to_string())));
         source = s.source();
     }
     text
+}
+
+/// `text` with control characters other than `\n` escaped (`\u{1b}`).
+fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn write_stdout(text: &str) {

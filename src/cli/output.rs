@@ -467,6 +467,21 @@ pub fn compact_bytes(n: u64) -> String {
     format!("{value:.1}{}", UNITS[unit])
 }
 
+/// Text read from the database, made safe for a terminal: control
+/// characters (escape sequences, carriage returns, ...) are shown escaped
+/// (`\u{1b}`), never sent raw.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// `history` as a table.
 pub fn history_text(rows: &[HistoryRow]) -> String {
     if rows.is_empty() {
@@ -494,10 +509,10 @@ pub fn history_text(rows: &[HistoryRow]) -> String {
             let [val, bak, exe, ver, copied, backup] = metrics_cells(&r.metrics);
             [
                 r.id.to_string(),
-                r.doctype.clone(),
+                printable(&r.doctype),
                 r.version.to_string(),
                 r.status.to_string(),
-                r.timestamp.clone(),
+                printable(&r.timestamp),
                 r.changes.as_array().map_or(0, Vec::len).to_string(),
                 r.execution_time
                     .map_or_else(|| "-".into(), |ms| format!("{ms:.1}")),

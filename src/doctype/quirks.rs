@@ -11,6 +11,8 @@
 //! [`table_columns`] is the one place that decides which definition gives
 //! each column; the schema mapping and the warnings both read it.
 
+use std::collections::HashMap;
+
 use super::coerce::{integer_default, real_default};
 use super::fieldtype::Storage;
 use super::model::{DocType, Field};
@@ -32,6 +34,7 @@ pub(crate) enum ColumnSource<'a> {
 
 impl ColumnSource<'_> {
     /// The column name.
+    #[cfg(test)]
     pub(crate) fn name(&self) -> &str {
         match self {
             ColumnSource::Standard(c) => c.name,
@@ -53,6 +56,9 @@ pub(crate) fn table_columns(dt: &DocType) -> Vec<ColumnSource<'_>> {
         .copied()
         .map(ColumnSource::Standard)
         .collect();
+    // Position of each name in `out`, by exact name (fields) and by lower
+    // case (appended columns), so a DocType of any width maps in linear time.
+    let mut at: HashMap<String, usize> = HashMap::new();
     for field in dt.fields.iter().filter(|f| f.has_column()) {
         if fixed
             .iter()
@@ -60,9 +66,12 @@ pub(crate) fn table_columns(dt: &DocType) -> Vec<ColumnSource<'_>> {
         {
             continue;
         }
-        match out.iter_mut().find(|s| s.name() == field.fieldname) {
-            Some(slot) => *slot = ColumnSource::Field(field),
-            None => out.push(ColumnSource::Field(field)),
+        match at.get(&field.fieldname) {
+            Some(&i) => out[i] = ColumnSource::Field(field),
+            None => {
+                at.insert(field.fieldname.clone(), out.len());
+                out.push(ColumnSource::Field(field));
+            }
         }
     }
     let mut appended: Vec<StandardColumn> = Vec::new();
@@ -71,11 +80,12 @@ pub(crate) fn table_columns(dt: &DocType) -> Vec<ColumnSource<'_>> {
     }
     appended.extend(trailing_columns(dt));
     for col in appended {
-        match out
-            .iter_mut()
-            .find(|s| s.name().eq_ignore_ascii_case(col.name))
-        {
-            Some(slot) => *slot = ColumnSource::Standard(col),
+        let slot = at
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(col.name))
+            .map(|(_, &i)| i);
+        match slot {
+            Some(i) => out[i] = ColumnSource::Standard(col),
             None => out.push(ColumnSource::Standard(col)),
         }
     }
@@ -87,10 +97,14 @@ pub(crate) fn table_columns(dt: &DocType) -> Vec<ColumnSource<'_>> {
 /// Frappe indexes `idx` when a field asks for it), in first-position order.
 pub(crate) fn index_fields(dt: &DocType) -> Vec<&Field> {
     let mut out: Vec<&Field> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
     for field in dt.fields.iter().filter(|f| f.has_column()) {
-        match out.iter_mut().find(|f| f.fieldname == field.fieldname) {
-            Some(slot) => *slot = field,
-            None => out.push(field),
+        match at.get(field.fieldname.as_str()) {
+            Some(&i) => out[i] = field,
+            None => {
+                at.insert(&field.fieldname, out.len());
+                out.push(field);
+            }
         }
     }
     out
@@ -135,23 +149,21 @@ fn warn(dt: &DocType, field: &Field, code: WarningCode, message: String) -> Warn
 
 /// QK001, once per fieldname defined more than once with a column.
 fn duplicate_warnings(dt: &DocType, out: &mut Vec<Warning>) {
-    let with_column: Vec<&Field> = dt.fields.iter().filter(|f| f.has_column()).collect();
-    for (i, field) in with_column.iter().enumerate() {
-        if with_column[..i]
-            .iter()
-            .any(|f| f.fieldname == field.fieldname)
-        {
-            continue;
+    // Every definition of each fieldname, in first-position order.
+    let mut groups: Vec<Vec<&Field>> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for field in dt.fields.iter().filter(|f| f.has_column()) {
+        match at.get(field.fieldname.as_str()) {
+            Some(&i) => groups[i].push(field),
+            None => {
+                at.insert(&field.fieldname, groups.len());
+                groups.push(vec![field]);
+            }
         }
-        let all: Vec<&&Field> = with_column[i..]
-            .iter()
-            .filter(|f| f.fieldname == field.fieldname)
-            .collect();
-        if all.len() < 2 {
-            continue;
-        }
+    }
+    for all in groups.iter().filter(|g| g.len() > 1) {
         let last = all[all.len() - 1];
-        let differing = differing_properties(all.iter().map(|f| **f));
+        let differing = differing_properties(all.iter().copied());
         let how = if differing.is_empty() {
             "identically".to_string()
         } else {
@@ -164,7 +176,7 @@ fn duplicate_warnings(dt: &DocType, out: &mut Vec<Warning>) {
             format!(
                 "fieldname {:?} is defined {} times, {how}; one column is built from the last \
                  definition, at the first one's position, as Frappe does",
-                field.fieldname,
+                last.fieldname,
                 all.len()
             ),
         ));

@@ -29,6 +29,9 @@ pub const RESERVED_DOCTYPE_NAMES: [&str; 1] = ["MigrationHistory"];
 /// Longest accepted `length` of a field.
 pub const MAX_LENGTH: u32 = 65535;
 
+/// Longest accepted `default`, in bytes.
+pub const MAX_DEFAULT_BYTES: usize = 64 * 1024;
+
 /// Most columns a table may have: SQLite's default `SQLITE_MAX_COLUMN`
 /// (the bundled SQLite keeps it). Standard columns count.
 pub const MAX_COLUMNS: usize = 2000;
@@ -105,24 +108,29 @@ pub fn conflicts(dts: &[DocType]) -> Vec<Conflict> {
 pub fn doctype_conflicts(dt: &DocType) -> Vec<Conflict> {
     let mut out = Vec::new();
     check_name(dt, &mut out);
+    // Width first: a DocType far past SQLite's limit is refused without
+    // running the per-field checks over all of it.
+    if check_width(dt, &mut out) {
+        return out;
+    }
     let std_cols = standard_columns(dt);
     for (i, field) in dt.fields.iter().enumerate() {
         check_field(dt, field, &std_cols, &mut out);
-        check_duplicate(dt, i, &mut out);
         check_rename(dt, i, &std_cols, &mut out);
     }
+    check_duplicates(dt, &mut out);
     for (i, index) in dt.indexes.iter().enumerate() {
         check_index(dt, i, index, &std_cols, &mut out);
     }
-    check_width(dt, &mut out);
     out
 }
 
 /// A table wider than SQLite allows would fail deep in planning with a raw
 /// "too many columns"; say so up front, with the numbers.
-fn check_width(dt: &DocType, out: &mut Vec<Conflict>) {
+/// Returns whether the DocType is too wide.
+fn check_width(dt: &DocType, out: &mut Vec<Conflict>) -> bool {
     if !dt.has_table() {
-        return;
+        return false;
     }
     let columns = table_columns(dt);
     let total = columns.len();
@@ -141,7 +149,9 @@ fn check_width(dt: &DocType, out: &mut Vec<Conflict>) {
                 total - own
             ),
         ));
+        return true;
     }
+    false
 }
 
 fn first_error(conflicts: Vec<Conflict>) -> Result<()> {
@@ -177,6 +187,14 @@ fn check_field(dt: &DocType, field: &Field, std_cols: &[StandardColumn], out: &m
     for (what, value) in [("default", &field.default), ("options", &field.options)] {
         if value.as_deref().is_some_and(|v| v.contains('\0')) {
             push(format!("{what} contains a NUL byte"));
+        }
+    }
+    if let Some(len) = field.default.as_deref().map(str::len) {
+        if len > MAX_DEFAULT_BYTES {
+            push(format!(
+                "default is {len} bytes; at most {MAX_DEFAULT_BYTES} are accepted (it is written \
+                 into the table's CREATE statement, which SQLite parses on every open)"
+            ));
         }
     }
     if name.eq_ignore_ascii_case("name") {
@@ -226,24 +244,29 @@ fn length_problem(field: &Field) -> Option<String> {
     ))
 }
 
-/// Reports field `i` if an earlier field has the same name but for case.
-/// The same name exactly is accepted as Frappe accepts it (QK001: one
-/// column, from the last definition); names that differ only in case would
-/// be two columns to Frappe, which the database refuses.
-fn check_duplicate(dt: &DocType, i: usize, out: &mut Vec<Conflict>) {
-    let field = &dt.fields[i];
-    if field.fieldname.is_empty() {
-        return;
+/// Reports fields whose name equals an earlier field's but for case. The
+/// same name exactly is accepted as Frappe accepts it (QK001: one column,
+/// from the last definition); names that differ only in case would be two
+/// columns to Frappe, which the database refuses.
+fn check_duplicates(dt: &DocType, out: &mut Vec<Conflict>) {
+    let mut first: HashMap<String, &str> = HashMap::new();
+    for field in dt.fields.iter().filter(|f| !f.fieldname.is_empty()) {
+        let key = field.fieldname.to_ascii_lowercase();
+        match first.get(&key) {
+            None => {
+                first.insert(key, &field.fieldname);
+            }
+            Some(earlier) if *earlier != field.fieldname => out.push(Conflict::new(
+                dt,
+                Some(&field.fieldname),
+                format!(
+                    "fieldname {earlier:?} and fieldname {:?} differ only in case; SQLite column names are case-insensitive",
+                    field.fieldname
+                ),
+            )),
+            Some(_) => {}
+        }
     }
-    let earlier = dt.fields[..i].iter().find(|f| {
-        f.fieldname != field.fieldname && f.fieldname.eq_ignore_ascii_case(&field.fieldname)
-    });
-    let Some(earlier) = earlier else { return };
-    let message = format!(
-        "fieldname {:?} and fieldname {:?} differ only in case; SQLite column names are case-insensitive",
-        earlier.fieldname, field.fieldname
-    );
-    out.push(Conflict::new(dt, Some(&field.fieldname), message));
 }
 
 /// Checks field `i`'s rename hint (`renamed_from`). Ignored on fields

@@ -158,6 +158,11 @@ fn run(
     backups: Option<&BackupManager>,
     taken: &mut Vec<PathBuf>,
 ) -> Result<MigrationRecord> {
+    // A rebuild reads every row and writes them again: on a table that is
+    // already corrupt it would make things worse. Check it first.
+    if plan.rebuilds() {
+        quick_check(conn, plan)?;
+    }
     let id = store::start(conn, &new_migration(conn, plan, ctx)?)?;
     let mut metrics = Metrics {
         validate_ms: ctx.validate_ms,
@@ -407,6 +412,30 @@ fn fk_violations(conn: &Connection, tables: &[String]) -> Result<u64> {
         total += n as u64;
     }
     Ok(total)
+}
+
+/// `PRAGMA quick_check(table)`: the table and its indexes are readable
+/// and consistent (no full cross-check of index contents; that is
+/// `integrity_check`, several times slower).
+fn quick_check(conn: &Connection, plan: &DocTypePlan) -> Result<()> {
+    let sql = format!("PRAGMA quick_check({})", quote(&plan.table));
+    let mut stmt = conn.prepare(&sql).map_err(|e| Error::sql(&sql, e))?;
+    let problems: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.take(5).collect())
+        .map_err(|e| Error::sql(&sql, e).in_context(&plan.doctype, &plan.table))?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        return Ok(());
+    }
+    Err(Error::CorruptTable {
+        doctype: plan.doctype.clone(),
+        table: plan.table.clone(),
+        problems: problems
+            .iter()
+            .map(|p| super::sqlguard::printable(p))
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<()> {

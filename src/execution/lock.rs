@@ -27,6 +27,7 @@ pub fn begin_immediate(conn: &Connection, path: &Path, max_wait: Duration) -> Re
             Err(e) if is_busy(&e) => {
                 return Err(Error::LockTimeout {
                     path: path.to_path_buf(),
+                    write: true,
                     waited_ms: start.elapsed().as_millis() as u64,
                     attempts,
                 });
@@ -62,6 +63,7 @@ pub fn retry_busy<T>(
             Err(e) if error_is_busy(&e) => {
                 return Err(Error::LockTimeout {
                     path: path.to_path_buf(),
+                    write: false,
                     waited_ms: start.elapsed().as_millis() as u64,
                     attempts,
                 });
@@ -113,12 +115,22 @@ impl<'c> TxGuard<'c> {
         TxGuard { conn, done: false }
     }
 
-    /// Commits.
+    /// Commits. When COMMIT fails (the disk is full, an I/O error), the
+    /// transaction is rolled back if SQLite left it open, and the error
+    /// says that nothing was committed.
     pub fn commit(mut self) -> Result<()> {
         self.done = true;
-        self.conn
-            .execute_batch("COMMIT")
-            .map_err(|e| Error::sql("COMMIT", e))
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                Err(Error::CommitFailed {
+                    source: Box::new(e),
+                })
+            }
+        }
     }
 
     /// Rolls back now.
@@ -172,5 +184,35 @@ impl Drop for ForeignKeysOff<'_> {
         if self.restore {
             let _ = self.conn.execute_batch("PRAGMA foreign_keys = ON");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A COMMIT that fails and leaves the transaction open (here a
+    /// deferred foreign-key violation; a full disk behaves alike) is rolled
+    /// back, and the error says nothing was committed.
+    #[test]
+    fn a_failed_commit_rolls_back_and_says_nothing_was_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("a.db")).unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE p (id INTEGER PRIMARY KEY);
+             CREATE TABLE c (pid INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .unwrap();
+        conn.execute_batch("BEGIN; INSERT INTO c VALUES (7);")
+            .unwrap();
+        let err = TxGuard::new(&conn).commit().unwrap_err();
+        assert!(matches!(err, Error::CommitFailed { .. }), "{err:?}");
+        assert!(err.to_string().contains("nothing was committed"), "{err}");
+        assert!(conn.is_autocommit(), "the transaction was rolled back");
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM c", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
     }
 }

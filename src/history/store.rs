@@ -150,6 +150,33 @@ pub fn table_exists(conn: &Connection) -> Result<bool> {
         .map_err(|e| Error::sql(SQL, e))
 }
 
+/// Refuses to go on when the engine's own tables (`tabMigration*`) carry
+/// triggers, or views read them: a trigger on the history table fires
+/// inside the engine's transaction (one deleted every customer during an
+/// apply), and the engine never creates either. Call under the lock,
+/// before writing.
+pub fn check_engine_tables(conn: &Connection) -> Result<()> {
+    const SQL: &str = "SELECT type, name, tbl_name FROM sqlite_schema \
+         WHERE (type = 'trigger' AND lower(tbl_name) LIKE 'tabmigration%') \
+            OR (type = 'view' AND lower(sql) LIKE '%tabmigration%') \
+         ORDER BY type, name LIMIT 1";
+    let found: Option<(String, String, String)> = conn
+        .query_row(SQL, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()
+        .map_err(|e| Error::sql(SQL, e))?;
+    match found {
+        None => Ok(()),
+        Some((kind, name, table)) => Err(Error::EngineTableTampered {
+            object: format!("{kind} {:?}", crate::execution::sqlguard::printable(&name)),
+            table: if kind == "trigger" {
+                table
+            } else {
+                HISTORY_TABLE.to_string()
+            },
+        }),
+    }
+}
+
 /// Creates the history table if missing and adds columns newer versions need.
 pub fn ensure_table(conn: &Connection) -> Result<()> {
     if !table_exists(conn)? {

@@ -80,6 +80,10 @@ pub(crate) fn execute(
     let fk = ForeignKeysOff::new(conn)?;
     begin_immediate(conn, db_path, options.lock_timeout)?;
     let guard = TxGuard::new(conn);
+    if let Err(e) = crate::history::store::check_engine_tables(conn) {
+        guard.rollback()?;
+        return Err(e);
+    }
 
     // Check again under the lock (cheap: backups were verified already, and
     // every restore verifies its file again before touching a table).
