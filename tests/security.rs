@@ -272,7 +272,10 @@ fn a_trigger_planted_on_the_history_table_stops_apply_and_rollback_before_any_wr
         .unwrap();
     let before = t.db.bytes();
     let v3 = v2().field(Field::new("email", FieldType::Data));
-    let err = t.db.applier().sync_all(std::slice::from_ref(&v3)).unwrap_err();
+    let err =
+        t.db.applier()
+            .sync_all(std::slice::from_ref(&v3))
+            .unwrap_err();
     assert!(
         matches!(&err, Error::EngineTableTampered { table, object }
             if table == "tabMigrationHistory" && object.contains("wipe")),
@@ -406,5 +409,36 @@ fn a_read_that_waits_for_a_lock_says_read() {
     assert!(
         err.to_string().contains("could not take the read lock"),
         "{err}"
+    );
+}
+
+#[test]
+fn stored_rollback_sql_that_differs_from_the_derived_sql_is_refused() {
+    let t = target();
+    // Plausible engine SQL, but not what migration `latest` (an added
+    // column) is undone by: it would drop the whole table.
+    plant(&t.db, t.latest, &["DROP TABLE \"tabCustomer\"".to_string()]);
+    let before = t.db.bytes();
+    let reasons = match rollback_last(&t.db) {
+        Err(Error::RollbackRefused { plan }) => plan.refusals,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let mismatch = reasons
+        .iter()
+        .find(|r| r.code() == "rollback_sql_mismatch")
+        .unwrap_or_else(|| panic!("{reasons:?}"));
+    let text = mismatch.to_string();
+    assert!(
+        text.contains("stored: DROP TABLE \"tabCustomer\"")
+            && text.contains("derived: ALTER TABLE \"tabCustomer\" DROP COLUMN \"phone\""),
+        "{text}"
+    );
+    assert_eq!(t.db.bytes(), before);
+    // The untouched row rolls back, running the derived SQL.
+    let t = target();
+    let report = rollback_last(&t.db).unwrap();
+    assert_eq!(
+        report.rolled_back[0].statements,
+        ["ALTER TABLE \"tabCustomer\" DROP COLUMN \"phone\""]
     );
 }

@@ -70,6 +70,19 @@ pub enum Reason {
         /// Why it is not engine SQL.
         reason: String,
     },
+    /// The stored rollback SQL differs from the SQL the engine derives from
+    /// the row's typed changes and recorded schemas: the row was edited.
+    /// Nothing is run.
+    RollbackSqlMismatch {
+        /// The migration.
+        id: MigrationId,
+        /// Index of the first statement that differs.
+        statement: usize,
+        /// The stored statement there (None: the stored SQL is shorter).
+        stored: Option<String>,
+        /// The derived statement there (None: the derived SQL is shorter).
+        derived: Option<String>,
+    },
     /// The history row cannot be read (schema or changes are not valid JSON).
     UnreadableHistory {
         /// The migration.
@@ -147,6 +160,7 @@ impl Reason {
             Reason::NotLatest { .. } => "not_latest",
             Reason::NoRollbackSql { .. } => "no_rollback_sql",
             Reason::UnsafeRollbackSql { .. } => "unsafe_rollback_sql",
+            Reason::RollbackSqlMismatch { .. } => "rollback_sql_mismatch",
             Reason::UnreadableHistory { .. } => "unreadable_history",
             Reason::Drift { .. } => "drift",
             Reason::BackupMissing { .. } => "backup_missing",
@@ -172,6 +186,7 @@ impl Reason {
             | Reason::NotLatest { id, .. }
             | Reason::NoRollbackSql { id }
             | Reason::UnsafeRollbackSql { id, .. }
+            | Reason::RollbackSqlMismatch { id, .. }
             | Reason::UnreadableHistory { id, .. }
             | Reason::Drift { id, .. }
             | Reason::BackupMissing { id, .. }
@@ -217,6 +232,27 @@ impl std::fmt::Display for Reason {
                 "migration {id}: its stored rollback SQL was edited ({reason}): {}",
                 crate::execution::sqlguard::printable(statement)
             ),
+            Reason::RollbackSqlMismatch {
+                id,
+                statement,
+                stored,
+                derived,
+            } => {
+                let show = |s: &Option<String>| {
+                    s.as_deref().map_or_else(
+                        || "(none)".to_string(),
+                        crate::execution::sqlguard::printable,
+                    )
+                };
+                write!(
+                    f,
+                    "migration {id}: its stored rollback SQL differs from the SQL derived from its \
+                     recorded changes at statement {statement} (stored: {}; derived: {}); the row \
+                     was edited",
+                    show(stored),
+                    show(derived)
+                )
+            }
             Reason::UnreadableHistory { id, message } => {
                 write!(f, "migration {id}: {message}")
             }
@@ -464,6 +500,30 @@ fn check_one(
         }
     };
     step.schema_before = before.clone();
+
+    // What runs is derived from the row's typed changes and schemas; the
+    // stored text must say the same, or the row was edited.
+    if !row.rollback_sql.is_empty() {
+        match super::derive::derive(row, &before, &after) {
+            Ok(derived) if derived == row.rollback_sql => step.statements = derived,
+            Ok(derived) => {
+                let at = derived
+                    .iter()
+                    .zip(&row.rollback_sql)
+                    .position(|(d, s)| d != s)
+                    .unwrap_or(derived.len().min(row.rollback_sql.len()));
+                reasons.push(Reason::RollbackSqlMismatch {
+                    id,
+                    statement: at,
+                    stored: row.rollback_sql.get(at).cloned(),
+                    derived: derived.get(at).cloned(),
+                });
+            }
+            Err(message) => reasons.push(unreadable(format!(
+                "its rollback SQL cannot be derived from the recorded changes: {message}"
+            ))),
+        }
+    }
 
     // Drift: against the live schema, or against what the newer migration
     // (undone first) recorded as its schema before.

@@ -16,14 +16,19 @@
 //! * undoing it does not silently drop data written since (rows of a table
 //!   it created, values in columns it added) unless data loss is allowed.
 //!
+//! The rollback SQL is derived again from the row's typed changes and
+//! recorded schemas (`derive`), never run from the row's stored text; a
+//! stored text that differs refuses the rollback.
+//!
 //! [`run`] then executes the whole selection in one transaction
-//! ([`execute`]): foreign keys off outside the transaction, the recorded
+//! ([`execute`]): foreign keys off outside the transaction, the derived
 //! rollback SQL, data restored from backups ([`restore`]), a foreign-key
 //! check, verification against the schema recorded before each migration,
 //! and the history rows moved to `rolled_back` with a `rollback_info`
 //! record, all committed together or not at all.
 
 pub mod compare;
+mod derive;
 mod execute;
 pub mod feasibility;
 mod restore;
