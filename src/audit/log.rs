@@ -5,8 +5,14 @@
 //! processes never interleave (on a local file system the kernel appends
 //! each write whole). The file is opened per entry: nothing is held open
 //! between calls, and a rotated or deleted log is simply recreated.
+//!
+//! The log is beside the database, where whoever can write the directory
+//! can put anything at its name. It is opened with `O_NOFOLLOW` and
+//! `O_NONBLOCK`, and appended to only when `fstat` says it is a regular
+//! file with one name, owned by the effective uid and writable by nobody
+//! else; otherwise the entry is not written and the refusal is returned
+//! as the warning, like any other failure to write.
 
-use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -15,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::fsguard;
 use crate::error::{Error, Result};
 use crate::history::MigrationId;
 
@@ -141,8 +148,10 @@ pub fn default_path_for(db_path: &Path) -> PathBuf {
 ///
 /// Writing never fails the caller: [`AuditLog::record`] returns a warning
 /// text when the entry could not be written (read-only directory, full
-/// disk, ...), and the log remembers the last one ([`AuditLog::last_error`])
-/// and how many entries were lost ([`AuditLog::failures`]). It never prints.
+/// disk, a path the engine refuses to write: a symbolic link, a FIFO, a
+/// file owned by another uid or writable by others, ...), and the log
+/// remembers the last one ([`AuditLog::last_error`]) and how many entries
+/// were lost ([`AuditLog::failures`]). It never prints.
 ///
 /// ```
 /// use doctype_migrate::audit::{Action, AuditLog, Level};
@@ -163,7 +172,8 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// A log at `path` (created on the first entry, mode 0600 on Unix).
+    /// A log at `path` (created on the first entry, mode 0600 on Unix;
+    /// never followed when it is a symbolic link).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         AuditLog {
             path: Some(path.into()),
@@ -242,14 +252,9 @@ impl AuditLog {
 fn append_line(path: &Path, entry: &AuditEntry) -> std::result::Result<(), String> {
     let mut line = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
     line.push(b'\n');
-    let mut options = OpenOptions::new();
-    options.append(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(|e| e.to_string())?;
+    // Never through a symbolic link, never to a FIFO or a device, only to a
+    // file of this process's own that nobody else can write (see fsguard).
+    let mut file = fsguard::open_log_for_append(path)?;
     // One write call: with O_APPEND the kernel places it whole at the end,
     // so concurrent writers' lines do not interleave. A short write (disk
     // full) is reported rather than completed by a second write that
@@ -262,9 +267,11 @@ fn append_line(path: &Path, entry: &AuditEntry) -> std::result::Result<(), Strin
 }
 
 /// Reads an audit log. Lines that are not entries (a line torn by a full
-/// disk, foreign text) are skipped; a missing file gives no entries.
+/// disk, foreign text) are skipped; a missing file gives no entries. A
+/// symbolic link, a FIFO or anything else that is not a regular file with
+/// a single name is an error, never followed or opened.
 pub fn read_entries(path: &Path) -> Result<Vec<AuditEntry>> {
-    let file = match std::fs::File::open(path) {
+    let file = match fsguard::open_for_read(path).map_err(fsguard::ReadOpenError::into_io) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {
@@ -291,6 +298,7 @@ pub fn read_entries(path: &Path) -> Result<Vec<AuditEntry>> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::fs::OpenOptions;
 
     #[test]
     fn default_path_is_beside_the_database() {

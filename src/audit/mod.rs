@@ -8,9 +8,23 @@
 //! transaction as each change) stays the source of truth; the audit log is
 //! the narrative around it, including what never reached the database
 //! (failures, rollbacks, interrupted runs).
+//!
+//! Both live beside the database, where whoever can write the directory
+//! can put anything at their names, and that access must gain nothing
+//! beyond the database. So nothing there is ever followed through a
+//! symbolic link or opened when it is a FIFO or a device (`O_NOFOLLOW |
+//! O_NONBLOCK`, then `fstat` on the descriptor); the log is appended to
+//! only when it is a regular file with one name, owned by the effective
+//! uid and writable by nobody else; a marker's name holding anything but a
+//! marker is refused ([`scan_markers`]); and [`clean_temp_files`] removes
+//! nothing outside the directory it is given.
 
+mod fsguard;
 mod log;
 mod marker;
 
 pub use log::{Action, AuditEntry, AuditLog, Level, default_path_for, read_entries};
-pub use marker::{MARKER_INFIX, RunInfo, RunMarker, StaleRun, clean_temp_files, stale_runs};
+pub use marker::{
+    MARKER_INFIX, MarkerScan, RefusedMarker, RunInfo, RunMarker, StaleRun, clean_temp_files,
+    scan_markers, stale_runs,
+};
