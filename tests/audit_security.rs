@@ -269,6 +269,15 @@ fn a_symlinked_run_marker_is_not_followed() {
         "a link is not a run: {:?}",
         report.warnings
     );
+    // Each refused entry is reported, with its reason.
+    let refused = run002(&report);
+    assert_eq!(refused.len(), 2, "{:?}", report.warnings);
+    assert!(
+        refused
+            .iter()
+            .all(|w| w.contains("refused") && w.contains("symbolic link")),
+        "{refused:?}"
+    );
     assert_eq!(std::fs::read_to_string(&fake).unwrap(), info);
     for link in [&to_fake, &to_fifo] {
         assert!(

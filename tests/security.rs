@@ -442,3 +442,54 @@ fn stored_rollback_sql_that_differs_from_the_derived_sql_is_refused() {
         ["ALTER TABLE \"tabCustomer\" DROP COLUMN \"phone\""]
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    /// Random edits of the other history columns a rollback reads (typed
+    /// changes, recorded schemas, backup paths): never a panic, never a
+    /// file outside the database, the database intact.
+    #[test]
+    fn random_edits_of_recorded_changes_and_schemas_are_harmless(
+        column in 0usize..4,
+        cut in 0usize..400,
+        insert in "[ -~]{0,30}",
+    ) {
+        let t = target();
+        let dir = t.db.dir.path().to_path_buf();
+        let columns = ["changes", "schema_before", "schema_after", "backup_path"];
+        let col = columns[column];
+        let current: Option<String> = t
+            .db
+            .conn()
+            .query_row(
+                &format!("SELECT {col} FROM \"tabMigrationHistory\" WHERE id = ?1"),
+                [t.latest],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut text = current.unwrap_or_default();
+        let at = text.char_indices().map(|(i, _)| i).nth(cut).unwrap_or(text.len());
+        text.insert_str(at, &insert);
+        t.db.conn()
+            .execute(
+                &format!("UPDATE \"tabMigrationHistory\" SET {col} = ?1 WHERE id = ?2"),
+                rusqlite::params![text, t.latest],
+            )
+            .unwrap();
+        let files_before: Vec<String> = listing(&dir).into_iter().map(|(n, _)| n).collect();
+        let _ = rollback_last(&t.db);
+        let files_after: Vec<String> = listing(&dir)
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| !n.ends_with("-journal"))
+            .collect();
+        prop_assert_eq!(files_after, files_before);
+        let ok: String = t
+            .db
+            .conn()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        prop_assert_eq!(ok, "ok");
+    }
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::audit::{Action, AuditLog, Level, RunMarker, clean_temp_files, stale_runs};
+use crate::audit::{Action, AuditLog, Level, RunMarker, clean_temp_files, scan_markers};
 use crate::backup::{BackupManager, default_dir_for, planned_backups};
 use crate::diff::{DiffOptions, diff_table};
 use crate::doctype::{
@@ -226,6 +226,7 @@ impl MigrationApplier {
             }
         }
         result.map(|mut r| {
+            found.append(&mut r.warnings);
             r.warnings = found;
             r
         })
@@ -272,7 +273,13 @@ impl MigrationApplier {
     /// left behind) and clears them.
     fn notice_interrupted_runs(&self) -> Vec<Warning> {
         let mut found = Vec::new();
-        for stale in stale_runs(&self.path) {
+        let scan = scan_markers(&self.path);
+        for refused in &scan.refused {
+            let text = refused.describe();
+            self.audit_note(Action::Failure, Level::Warn, json!({"run_marker": text}));
+            found.push(Warning::run(WarningCode::AuditNotWritten, text));
+        }
+        for stale in scan.stale {
             self.audit_note(Action::InterruptedRunDetected, Level::Warn, stale.details());
             found.push(Warning::run(WarningCode::InterruptedRun, stale.describe()));
             if let Err(e) = stale.clear() {
@@ -311,14 +318,13 @@ impl MigrationApplier {
         );
         // A marker beside the database says a run is under way; if this
         // process dies, the next run finds it (see notice_interrupted_runs).
+        let mut notes: Vec<Warning> = Vec::new();
         let marker = match RunMarker::begin(&self.path) {
             Ok(m) => Some(m),
             Err(e) => {
-                self.audit_note(
-                    Action::Failure,
-                    Level::Warn,
-                    json!({"run_marker": e.to_string()}),
-                );
+                let text = format!("run marker not written: {}", error_chain(&e));
+                self.audit_note(Action::Failure, Level::Warn, json!({"run_marker": text}));
+                notes.push(Warning::run(WarningCode::AuditNotWritten, text));
                 None
             }
         };
@@ -356,7 +362,7 @@ impl MigrationApplier {
             Level::Info,
             json!({"waited_ms": lock_clock.elapsed().as_secs_f64() * 1000.0}),
         );
-        self.remove_stale_backup_temp_files();
+        notes.extend(self.remove_stale_backup_temp_files());
         if plan.is_empty() {
             guard.rollback()?;
             self.audit_note(
@@ -364,7 +370,9 @@ impl MigrationApplier {
                 Level::Info,
                 json!({"scope": "transaction", "reason": "another process migrated meanwhile"}),
             );
-            return Ok(ApplyReport::empty());
+            let mut report = ApplyReport::empty();
+            report.warnings = notes;
+            return Ok(report);
         }
         batch_phase(Phase::Validate);
         let validate_clock = std::time::Instant::now();
@@ -452,7 +460,7 @@ impl MigrationApplier {
             migrations,
             findings,
             fast_path: false,
-            warnings: Vec::new(),
+            warnings: notes,
         })
     }
 
@@ -486,26 +494,28 @@ impl MigrationApplier {
 
     /// Removes temporary files a killed backup left in the backup directory.
     /// Only called under the write lock, when no other run can be writing one.
-    fn remove_stale_backup_temp_files(&self) {
+    /// A refusal to clean (a symlinked directory) comes back as a warning.
+    fn remove_stale_backup_temp_files(&self) -> Option<Warning> {
         let dir = self
             .options
             .backup_dir
             .clone()
             .unwrap_or_else(|| default_dir_for(&self.path));
         if !dir.is_dir() {
-            return;
+            return None;
         }
         match clean_temp_files(&dir, ".tmp", std::time::Duration::ZERO) {
             Ok(removed) => {
                 for p in removed {
                     self.audit_note(Action::TempFileRemoved, Level::Warn, json!({"path": p}));
                 }
+                None
             }
-            Err(e) => self.audit_note(
-                Action::Failure,
-                Level::Warn,
-                json!({"temp_cleanup": e.to_string()}),
-            ),
+            Err(e) => {
+                let text = format!("backup temp files not cleaned: {}", error_chain(&e));
+                self.audit_note(Action::Failure, Level::Warn, json!({"temp_cleanup": text}));
+                Some(Warning::run(WarningCode::AuditNotWritten, text))
+            }
         }
     }
 
