@@ -128,6 +128,22 @@ fn payload_len(bytes: &[u8]) -> usize {
     u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize
 }
 
+/// Length of the MAC trailer after the manifest (flag bit 2: backups
+/// written with a key).
+fn mac_len(bytes: &[u8]) -> usize {
+    if u16::from_le_bytes([bytes[10], bytes[11]]) & 4 != 0 {
+        32
+    } else {
+        0
+    }
+}
+
+/// The manifest bytes (between the payload and the MAC trailer, if any).
+fn manifest_of(bytes: &[u8]) -> &[u8] {
+    let end = HEADER + payload_len(bytes);
+    &bytes[end..end + manifest_len(bytes)]
+}
+
 #[test]
 fn untouched_files_pass() {
     for (enc, gz) in [(true, true), (true, false), (false, true), (false, false)] {
@@ -177,20 +193,30 @@ fn flipped_header_bytes_are_detected() {
 fn flipped_manifest_bytes_are_detected() {
     for (enc, gz) in [(true, true), (false, true), (false, false)] {
         let c = case(enc, gz);
-        let start = c.bytes.len() - manifest_len(&c.bytes);
+        let end = c.bytes.len() - mac_len(&c.bytes);
+        let start = end - manifest_len(&c.bytes);
         for at in [
             start,
             start + 1,
             start + 40,
-            (start + c.bytes.len()) / 2,
-            c.bytes.len() - 2,
-            c.bytes.len() - 1,
+            (start + end) / 2,
+            end - 2,
+            end - 1,
         ] {
             assert_rejected(
                 &c,
                 &flipped(&c.bytes, at),
                 &["header or manifest corrupted"],
                 &format!("enc={enc} gz={gz} manifest byte {at}"),
+            );
+        }
+        // The MAC trailer of a backup written with a key.
+        for at in end..c.bytes.len() {
+            assert_rejected(
+                &c,
+                &flipped(&c.bytes, at),
+                &["failed authentication"],
+                &format!("enc={enc} gz={gz} MAC byte {at}"),
             );
         }
     }
@@ -269,7 +295,8 @@ fn truncation_anywhere_is_detected() {
 }
 
 /// Rebuilds a file with a consistent header around `payload` and `manifest`,
-/// as an attacker who knows the format (but not the key) could.
+/// as an attacker who knows the format (but not the key) could. A MAC
+/// trailer cannot be recomputed without the key: the original one is kept.
 fn reframe(orig: &[u8], payload: &[u8], manifest: &[u8]) -> Vec<u8> {
     let mut prefix = [0u8; 32];
     prefix.copy_from_slice(&orig[..32]);
@@ -282,6 +309,7 @@ fn reframe(orig: &[u8], payload: &[u8], manifest: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&h.finalize());
     out.extend_from_slice(payload);
     out.extend_from_slice(manifest);
+    out.extend_from_slice(&orig[orig.len() - mac_len(orig)..]);
     out
 }
 
@@ -289,7 +317,7 @@ fn reframe(orig: &[u8], payload: &[u8], manifest: &[u8]) -> Vec<u8> {
 fn dropped_final_segment_with_a_consistent_header_is_detected() {
     let c = case(true, true);
     let end = HEADER + payload_len(&c.bytes);
-    let manifest = &c.bytes[end..];
+    let manifest = manifest_of(&c.bytes);
     let n_full = (end - HEADER) / SEG;
     for keep in [1, n_full] {
         let payload = &c.bytes[HEADER..HEADER + keep * SEG];
@@ -306,11 +334,12 @@ fn dropped_final_segment_with_a_consistent_header_is_detected() {
 fn rewritten_manifest_with_a_valid_checksum_is_detected() {
     // Unencrypted: the header checksum is recomputed, but the manifest's
     // payload hash and row count still have to match the payload.
-    // Encrypted: the final segment authenticates sha256(manifest).
+    // Encrypted: the MAC over header and manifest (checked first), and the
+    // final segment authenticates sha256(manifest).
     for enc in [false, true] {
         let c = case(enc, true);
         let end = HEADER + payload_len(&c.bytes);
-        let manifest = String::from_utf8(c.bytes[end..].to_vec()).unwrap();
+        let manifest = String::from_utf8(manifest_of(&c.bytes).to_vec()).unwrap();
         let edited = manifest.replace("\"row_count\":3000", "\"row_count\":2999");
         assert_ne!(edited, manifest);
         let expect: &[&str] = if enc {
@@ -331,10 +360,9 @@ fn rewritten_manifest_with_a_valid_checksum_is_detected() {
                 .backup_table(&c.conn, "t", BackupStrategy::FullTable, None)
                 .unwrap();
             let ob = std::fs::read(&other.path).unwrap();
-            let oend = HEADER + payload_len(&ob);
             assert_rejected(
                 &c,
-                &reframe(&c.bytes, &c.bytes[HEADER..end], &ob[oend..]),
+                &reframe(&c.bytes, &c.bytes[HEADER..end], manifest_of(&ob)),
                 &["wrong key or corrupted data", "key check"],
                 "foreign manifest",
             );

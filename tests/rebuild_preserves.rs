@@ -99,6 +99,7 @@ fn rebuild_keeps_trigger_view_check_partial_index_and_autoincrement() {
                     "tabLog",
                     "sqlite_sequence",
                     "tabMigrationHistory",
+                    "tabMigrationMeta",
                     "dm_history__doctype_status",
                 ]
                 .contains(&o.1.as_str())

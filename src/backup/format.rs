@@ -1,10 +1,12 @@
-//! The `.dmbak` file format: fixed header, payload, manifest.
+//! The `.dmbak` file format: fixed header, payload, manifest, and (for a
+//! backup written with a key) a MAC.
 //!
 //! ```text
 //! offset 0   header (64 bytes)
 //!            0..8    magic  b"DMBAK\r\n\x1a"
 //!            8..10   format version, u16 LE (1)
-//!            10..12  flags, u16 LE (bit 0 gzip, bit 1 encrypted; must match the manifest)
+//!            10..12  flags, u16 LE (bit 0 gzip, bit 1 encrypted, bit 2 MAC
+//!                    trailer; gzip and encrypted must match the manifest)
 //!            12..16  manifest length, u32 LE (at most 16 MiB)
 //!            16..24  payload length, u64 LE
 //!            24..32  reserved, zero
@@ -12,16 +14,34 @@
 //! offset 64  payload (payload length bytes): the record stream of
 //!            `encoding.rs`, gzip-compressed and/or STREAM-encrypted
 //! then       manifest (UTF-8 JSON, [`Manifest`])
+//! then       with flag bit 2 only: the MAC, 32 bytes:
+//!            HMAC-SHA256(mac key, domain ‖ header[0..64] ‖ manifest)
 //! ```
 //!
-//! The file size must be exactly `64 + payload + manifest`; anything else is
-//! reported as truncated (or extended). The manifest comes last because it
-//! records the row count and the plaintext SHA-256, known only once every
-//! row has been streamed; the header is written last of all, at offset 0.
-//! When encrypted, the final segment's associated data is `sha256(manifest)`,
-//! so the manifest is authenticated by the key; the header checksum catches
-//! accidental damage to header and manifest in every case and lets the reader
-//! say "header corrupted" rather than "wrong key".
+//! The file size must be exactly `64 + payload + manifest (+ 32)`; anything
+//! else is reported as truncated (or extended). The manifest comes last
+//! because it records the row count and the plaintext SHA-256, known only
+//! once every row has been streamed; the header is written last of all, at
+//! offset 0.
+//!
+//! Integrity and authenticity:
+//!
+//! * The header checksum (no key) catches accidental damage to header and
+//!   manifest and lets the reader say "header corrupted" rather than
+//!   "wrong key". Anyone can recompute it, so it proves nothing about who
+//!   wrote the file.
+//! * A backup written with a key (key file or passphrase) is encrypted and
+//!   carries the MAC trailer (see `codec.rs`: HMAC-SHA256 under a key
+//!   derived from the encryption key with HKDF). A reader with a key checks
+//!   it before it parses the manifest (only the KDF parameters are read
+//!   first, to derive the key from a passphrase, capped at the reader's own
+//!   cost), and refuses a file without one. The MAC covers the manifest,
+//!   hence the payload's SHA-256, the table, the schema SQL, the migration
+//!   and database ids.
+//! * When encrypted, the final segment's associated data is
+//!   `sha256(manifest)` too, so the payload is bound to its manifest.
+//! * The manifest's `database_id` names the database the backup was taken
+//!   from; restores compare it with the database they write to.
 
 use std::path::Path;
 
@@ -48,6 +68,8 @@ pub(crate) const EXTENSION: &str = "dmbak";
 
 pub(crate) const FLAG_GZIP: u16 = 1;
 pub(crate) const FLAG_ENCRYPTED: u16 = 2;
+/// A 32-byte MAC follows the manifest (backups written with a key).
+pub(crate) const FLAG_MAC: u16 = 4;
 
 /// The fixed header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +218,11 @@ pub(crate) struct Manifest {
     pub payload_plain_bytes: u64,
     /// Base of an incremental backup.
     pub base: Option<BaseLink>,
+    /// The id of the database the backup was taken from (see
+    /// `history::store::database_id`); absent in files written before
+    /// databases had one.
+    #[serde(default)]
+    pub database_id: Option<String>,
 }
 
 /// Manifest `format` value.
@@ -218,7 +245,8 @@ impl Manifest {
         }
         if (header.flags & FLAG_GZIP != 0) != self.compression.is_some()
             || (header.flags & FLAG_ENCRYPTED != 0) != self.encryption.is_some()
-            || header.flags & !(FLAG_GZIP | FLAG_ENCRYPTED) != 0
+            || header.flags & !(FLAG_GZIP | FLAG_ENCRYPTED | FLAG_MAC) != 0
+            || (header.flags & FLAG_MAC != 0 && self.encryption.is_none())
         {
             return Err("header flags do not match the manifest".into());
         }
@@ -229,6 +257,73 @@ impl Manifest {
         }
         if self.created_at().is_none() {
             return Err(format!("created_at {:?} is not RFC 3339", self.created_at));
+        }
+        if let Some(id) = &self.database_id {
+            if !is_database_id(id) {
+                return Err(format!("database_id {id:?} is not 32 hex digits"));
+            }
+        }
+        self.check_schema_sql()
+    }
+
+    /// The schema SQL is run on restore, so it must be what a backup of
+    /// `table` holds: for a full backup, first one `CREATE TABLE` statement
+    /// creating that table with a column list, then single `CREATE INDEX`,
+    /// `CREATE UNIQUE INDEX` or `CREATE TRIGGER` statements; for a column
+    /// backup, nothing. One statement each: a second one after a `;`
+    /// (`VACUUM INTO ...`, `ATTACH ...`) makes the manifest invalid, so
+    /// `verify` refuses it as well as `restore`.
+    fn check_schema_sql(&self) -> Result<(), String> {
+        let (create, rest) = match (&self.strategy, self.schema_sql.split_first()) {
+            (BackupStrategy::Columns(_), None) => return Ok(()),
+            (BackupStrategy::Columns(_), Some(_)) => {
+                return Err("a column backup carries no schema SQL".into());
+            }
+            (BackupStrategy::FullTable, None) => {
+                return Err("a full backup must carry its CREATE TABLE statement".into());
+            }
+            (BackupStrategy::FullTable, Some(x)) => x,
+        };
+        let single = |sql: &str| {
+            crate::execution::sqlguard::check_text(sql).map_err(|why| {
+                format!(
+                    "schema statement {} is not a single engine statement: {why}",
+                    crate::execution::sqlguard::printable(sql)
+                )
+            })
+        };
+        single(create)?;
+        match created_table(create) {
+            Some((name, rest)) if name.eq_ignore_ascii_case(&self.table) => {
+                if !rest.trim_start().starts_with('(') {
+                    return Err("the CREATE TABLE statement has no column list".into());
+                }
+            }
+            Some((name, _)) => {
+                return Err(format!(
+                    "the CREATE TABLE statement creates {name:?}, not the backed-up table {:?}",
+                    self.table
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "schema statement {} is not a CREATE TABLE statement",
+                    crate::execution::sqlguard::printable(create)
+                ));
+            }
+        }
+        for sql in rest {
+            single(sql)?;
+            let upper = sql.trim_start().to_ascii_uppercase();
+            if !["CREATE INDEX ", "CREATE UNIQUE INDEX ", "CREATE TRIGGER "]
+                .iter()
+                .any(|p| upper.starts_with(p))
+            {
+                return Err(format!(
+                    "schema statement {} is not a CREATE INDEX or CREATE TRIGGER statement",
+                    crate::execution::sqlguard::printable(sql)
+                ));
+            }
         }
         Ok(())
     }
@@ -258,6 +353,58 @@ impl Manifest {
             })
             .collect()
     }
+}
+
+/// The table name and the text after it in `CREATE TABLE <name> ...`, as
+/// SQLite stores it in `sqlite_schema` (keyword normalised, no `IF NOT
+/// EXISTS`, no schema name). The name is unquoted.
+pub(crate) fn created_table(sql: &str) -> Option<(String, &str)> {
+    const PREFIX: &str = "CREATE TABLE ";
+    if !sql.get(..PREFIX.len())?.eq_ignore_ascii_case(PREFIX) {
+        return None;
+    }
+    let rest = &sql[PREFIX.len()..];
+    let bytes = rest.as_bytes();
+    match *bytes.first()? {
+        q @ (b'"' | b'`' | b'\'') => {
+            let mut name = Vec::new();
+            let mut i = 1;
+            loop {
+                let c = *bytes.get(i)?;
+                if c == q {
+                    if bytes.get(i + 1) == Some(&q) {
+                        name.push(q);
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                name.push(c);
+                i += 1;
+            }
+            Some((String::from_utf8(name).ok()?, &rest[i + 1..]))
+        }
+        b'[' => {
+            let end = rest.find(']')?;
+            Some((rest[1..end].to_string(), &rest[end + 1..]))
+        }
+        _ => {
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == '(')
+                .unwrap_or(rest.len());
+            if end == 0 {
+                return None;
+            }
+            Some((rest[..end].to_string(), &rest[end..]))
+        }
+    }
+}
+
+/// Whether `s` is a database id: 32 lower-case hex digits (16 bytes).
+pub(crate) fn is_database_id(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Lower-case hex.
@@ -336,6 +483,69 @@ mod tests {
         assert_eq!(hex_decode(&hex_encode(&b)).unwrap(), b);
         assert!(hex_decode("abc").is_none());
         assert!(hex_decode("zz").is_none());
+    }
+
+    #[test]
+    fn created_table_names() {
+        assert_eq!(
+            created_table("CREATE TABLE \"tab\"\"X\" (a)").unwrap(),
+            ("tab\"X".to_string(), " (a)")
+        );
+        assert_eq!(created_table("CREATE TABLE t(a)").unwrap().0, "t");
+        assert_eq!(created_table("CREATE TABLE [a b] (a)").unwrap().0, "a b");
+        assert!(created_table("CREATE INDEX i ON t(a)").is_none());
+        assert!(created_table("VACUUM INTO 'x'").is_none());
+    }
+
+    fn manifest(schema: &[&str]) -> Manifest {
+        Manifest {
+            format: FORMAT_NAME.into(),
+            table: "t".into(),
+            strategy: BackupStrategy::FullTable,
+            has_rowid: true,
+            key_columns: vec![],
+            columns: vec![],
+            schema_sql: schema.iter().map(|s| s.to_string()).collect(),
+            row_count: 0,
+            deleted_count: 0,
+            table_row_count: 0,
+            created_at: "2024-01-01T00:00:00Z".into(),
+            migration_id: None,
+            compression: None,
+            encryption: None,
+            payload_sha256: String::new(),
+            payload_plain_bytes: 0,
+            base: None,
+            database_id: None,
+        }
+    }
+
+    #[test]
+    fn schema_sql_must_be_single_create_statements() {
+        let h = Header {
+            flags: 0,
+            manifest_len: 0,
+            payload_len: 0,
+        };
+        let ok = manifest(&[
+            "CREATE TABLE t (a)",
+            "CREATE INDEX i ON t(a)",
+            "CREATE TRIGGER g AFTER INSERT ON t BEGIN SELECT 1; SELECT 2; END",
+        ]);
+        ok.check(&h).unwrap();
+        for bad in [
+            &["CREATE TABLE t (a); VACUUM INTO '/tmp/x'"][..],
+            &["VACUUM INTO '/tmp/x'"],
+            &["CREATE TABLE other (a)"],
+            &["CREATE TABLE t AS SELECT * FROM secrets"],
+            &["CREATE TABLE t (a)", "ATTACH 'x' AS y"],
+            &["CREATE TABLE t (a)", "CREATE INDEX i ON t(a); VACUUM"],
+            &["CREATE TABLE t (a)", "CREATE VIEW v AS SELECT 1"],
+            &[],
+        ] {
+            let err = manifest(bad).check(&h).unwrap_err();
+            assert!(!err.is_empty(), "{bad:?}");
+        }
     }
 
     #[test]

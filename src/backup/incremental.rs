@@ -192,6 +192,7 @@ fn diff_and_write(
         payload_sha256: String::new(),
         payload_plain_bytes: 0,
         base: Some(base_link),
+        database_id: crate::history::store::database_id(conn)?,
     };
     let stem = format::file_stem(&info.name, migration_id, &now, "incr");
     let select = info.select_sql(&bm.columns);

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -11,6 +12,7 @@ use super::codec::{self, KdfParams};
 use super::format::{self, FORMAT_NAME, Manifest};
 use super::reader::{self, Opened, bad};
 use super::restore::{self, ChainFile};
+use super::safefs;
 use super::tableinfo;
 use super::writer::{self, EncryptSetup, WriterConfig, Written};
 use super::{BackupInfo, BackupStrategy, PrunePolicy, RestoreTarget, incremental, prune};
@@ -22,6 +24,9 @@ pub const DEFAULT_COMPRESSION_LEVEL: u32 = 1;
 
 /// Longest incremental chain followed (guards against cycles).
 const MAX_CHAIN: usize = 10_000;
+
+/// Longest argon2 salt accepted from a manifest (the writer uses 16 bytes).
+const MAX_SALT_LEN: usize = 64;
 
 /// The default backup directory for a database: `<db file name>.backups`
 /// beside the database file (`/data/app.db` → `/data/app.db.backups`).
@@ -295,45 +300,103 @@ impl BackupManager {
         Ok(Some(setup))
     }
 
-    /// The key that opens `o`, if it is encrypted.
-    fn read_key(&self, o: &Opened) -> Result<Option<[u8; 32]>> {
-        let Some(enc) = &o.manifest.encryption else {
-            return Ok(None);
-        };
-        match (&self.secret, &enc.kdf) {
-            (Secret::None, _) => Err(bad(
-                &o.path,
+    /// The key derived from this manager's passphrase with `params` read
+    /// from a backup, from the cache or computed. The file's cost may not
+    /// exceed the cost this manager writes with: the parameters come from
+    /// a manifest that is not authenticated yet, and a forged one must not
+    /// make a check take minutes and gigabytes.
+    fn passphrase_key(
+        &self,
+        passphrase: &str,
+        params: &KdfParams,
+        path: &Path,
+    ) -> Result<[u8; 32]> {
+        if let Some(k) = self
+            .derived
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(params)
+        {
+            return Ok(*k);
+        }
+        let (m, t, p) = self.argon2;
+        if params.m_cost_kib > m || params.t_cost > t || params.p_cost > p {
+            return Err(bad(
+                path,
                 format!(
-                    "backup is encrypted (with a {}); none was given",
-                    enc.key_source
+                    "refused: the backup asks for an argon2 cost (m={} KiB, t={}, p={}) above the one \
+                     this manager writes with (m={m} KiB, t={t}, p={p}); the cost is read before \
+                     the file is authenticated, so it is capped (build the manager with \
+                     argon2_params at least that high if the file is genuine)",
+                    params.m_cost_kib, params.t_cost, params.p_cost
                 ),
+            ));
+        }
+        if params.salt.len() > 2 * MAX_SALT_LEN {
+            return Err(bad(path, "manifest is not valid: KDF salt too long"));
+        }
+        let k = codec::derive_key(passphrase.as_bytes(), params).map_err(|m| bad(path, m))?;
+        self.derived
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(params.clone(), k);
+        Ok(k)
+    }
+
+    /// Checks the MAC of a raw backup with this manager's key, before its
+    /// manifest is parsed; returns the key. A manager with a key refuses a
+    /// backup without a MAC; a manager without one refuses a backup with
+    /// one (it is encrypted).
+    fn authenticate(&self, raw: &reader::Raw) -> Result<Option<[u8; 32]>> {
+        let path = &raw.path;
+        match (&self.secret, &raw.mac) {
+            (Secret::None, None) => Ok(None),
+            (Secret::None, Some(_)) => Err(bad(
+                path,
+                "backup is encrypted and authenticated with a key file or passphrase; none was given",
             )),
-            (Secret::Key(_), Some(_)) => Err(bad(
-                &o.path,
-                "wrong key: backup was encrypted with a passphrase, a key was given",
+            (_, None) => Err(bad(
+                path,
+                "refused: the backup is not authenticated (it carries no MAC: it was written \
+                 without a key, or by an older release); a key or passphrase is configured, so \
+                 only backups written with it are accepted",
             )),
-            (Secret::Passphrase(_), None) => Err(bad(
-                &o.path,
-                "wrong key: backup was encrypted with a key file, a passphrase was given",
-            )),
-            (Secret::Key(k), None) => Ok(Some(*k)),
-            (Secret::Passphrase(p), Some(params)) => {
-                if let Some(k) = self
-                    .derived
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(params)
-                {
-                    return Ok(Some(*k));
+            (Secret::Key(k), Some(_)) => {
+                if reader::kdf_params(raw)?.is_some() {
+                    return Err(bad(
+                        path,
+                        "wrong key: backup was encrypted with a passphrase, a key was given",
+                    ));
                 }
-                let k = codec::derive_key(p.as_bytes(), params).map_err(|m| bad(&o.path, m))?;
-                self.derived
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(params.clone(), k);
+                reader::check_mac(raw, k)?;
+                Ok(Some(*k))
+            }
+            (Secret::Passphrase(p), Some(_)) => {
+                let Some(params) = reader::kdf_params(raw)? else {
+                    return Err(bad(
+                        path,
+                        "wrong key: backup was encrypted with a key file, a passphrase was given",
+                    ));
+                };
+                let k = self.passphrase_key(p, &params, path)?;
+                reader::check_mac(raw, &k)?;
                 Ok(Some(k))
             }
         }
+    }
+
+    /// Opens a backup for reading: the path must name a regular file in
+    /// the backup directory (see `safefs`); then header, sizes and
+    /// checksum; then the MAC with this manager's key; only then is the
+    /// manifest parsed and checked. Returns the key for the payload.
+    fn open_backup(&self, path: &Path) -> Result<(Opened, File, Option<[u8; 32]>)> {
+        let checked = safefs::check_backup_path(&self.dir, path)?;
+        let file = safefs::open_checked(path, &checked)?;
+        let raw = reader::open_raw_file(path, file)?;
+        let key = self.authenticate(&raw)?;
+        let (mut opened, file) = reader::parse(raw)?;
+        opened.authenticated = key.is_some();
+        Ok((opened, file, key))
     }
 
     fn writer_config<'a>(&'a self, setup: Option<&'a EncryptSetup>) -> WriterConfig<'a> {
@@ -360,8 +423,10 @@ impl BackupManager {
         let info = tableinfo::inspect(conn, table)?;
         let columns = info.stored_columns(&strategy)?;
         let strategy = info.normalise(&strategy);
+        let database_id = crate::history::store::ensure_database_id(conn)?;
         let now = chrono::Utc::now();
         let manifest = Manifest {
+            database_id: Some(database_id),
             format: FORMAT_NAME.into(),
             table: info.name.clone(),
             has_rowid: info.rowid_alias.is_some(),
@@ -439,6 +504,8 @@ impl BackupManager {
             ));
         }
         let chain = self.open_chain(base)?;
+        crate::history::store::ensure_database_id(conn)?;
+        check_database(conn, &chain)?;
         let setup = self.encrypt_setup()?;
         let cfg = self.writer_config(setup.as_deref());
         let written = incremental::backup_incremental(conn, &cfg, table, chain, migration_id)?;
@@ -455,7 +522,7 @@ impl BackupManager {
             if chain.len() >= MAX_CHAIN {
                 return Err(bad(path, "incremental chain too long (a cycle?)"));
             }
-            let (opened, file) = match reader::open(&cur) {
+            let (opened, file, key) = match self.open_backup(&cur) {
                 Ok(x) => x,
                 Err(e) if expected.is_some() => {
                     let why = match &e {
@@ -501,7 +568,6 @@ impl BackupManager {
                     ));
                 }
             }
-            let key = self.read_key(&opened)?;
             let next = opened
                 .manifest
                 .base
@@ -530,8 +596,18 @@ impl BackupManager {
     /// Verifies a backup without a database: decrypts, decompresses, checks
     /// the SHA-256 and the row count, and for an incremental backup does the
     /// same for every base in its chain and checks each link.
+    ///
+    /// Refused when the path is not a regular file in the backup directory
+    /// (a symbolic link, a FIFO, a file elsewhere), and, when this manager
+    /// has a key or passphrase, when the backup does not carry a valid MAC
+    /// under it (checked before the manifest is parsed). The manifest must
+    /// be well-formed, its schema SQL single `CREATE` statements.
     pub fn verify(&self, path: &Path) -> Result<BackupInfo> {
         let chain = self.open_chain(path)?;
+        self.verify_chain(path, chain)
+    }
+
+    fn verify_chain(&self, path: &Path, chain: Vec<ChainFile>) -> Result<BackupInfo> {
         let info = chain
             .last()
             .map(|c| BackupInfo::from_opened(&c.opened))
@@ -556,9 +632,51 @@ impl BackupManager {
     /// (they are dropped and recreated within the savepoint). Replacing the
     /// rows of a table that other tables reference is refused while
     /// `PRAGMA foreign_keys` is ON (it would cascade).
+    ///
+    /// Refused (nothing restored) when the path is not a regular file in the
+    /// backup directory, when this manager has a key and the backup is not
+    /// authenticated with it, or when the backup was taken from another
+    /// database (its database id differs from this one's).
     pub fn restore(&self, conn: &Connection, path: &Path, target: RestoreTarget) -> Result<u64> {
+        self.restore_inner(conn, path, target, None)
+    }
+
+    /// [`restore`](Self::restore), refusing unless the backup's header
+    /// checksum ([`BackupInfo::header_sha256`]) is `header_sha256`: the
+    /// file recorded in history (or verified while planning), not one put
+    /// in its place since.
+    pub fn restore_exact(
+        &self,
+        conn: &Connection,
+        path: &Path,
+        target: RestoreTarget,
+        header_sha256: &str,
+    ) -> Result<u64> {
+        self.restore_inner(conn, path, target, Some(header_sha256))
+    }
+
+    fn restore_inner(
+        &self,
+        conn: &Connection,
+        path: &Path,
+        target: RestoreTarget,
+        expected: Option<&str>,
+    ) -> Result<u64> {
         let chain = self.open_chain(path)?;
+        if let (Some(want), Some(last)) = (expected, chain.last()) {
+            check_identity(&last.opened, want)?;
+        }
+        check_database(conn, &chain)?;
         restore::restore(conn, chain, &target)
+    }
+
+    /// [`verify`](Self::verify), and refuses a backup taken from another
+    /// database than the one `conn` is connected to (see
+    /// [`restore`](Self::restore)). Reads the database only.
+    pub fn verify_for(&self, conn: &Connection, path: &Path) -> Result<BackupInfo> {
+        let chain = self.open_chain(path)?;
+        check_database(conn, &chain)?;
+        self.verify_chain(path, chain)
     }
 
     /// Every readable backup in the directory, sorted by table then creation
@@ -591,5 +709,60 @@ impl BackupManager {
 }
 
 fn info_of(w: &Written) -> BackupInfo {
-    BackupInfo::from_manifest(&w.path, &w.manifest, w.bytes)
+    let mut info = BackupInfo::from_manifest(&w.path, &w.manifest, w.bytes, &w.checksum);
+    info.authenticated = w.authenticated;
+    info
+}
+
+/// Refuses `opened` unless its header checksum is `want` (hex).
+fn check_identity(opened: &Opened, want: &str) -> Result<()> {
+    let have = format::hex_encode(&opened.checksum);
+    if !have.eq_ignore_ascii_case(want) {
+        return Err(bad(
+            &opened.path,
+            format!(
+                "refused: it is not the backup that was recorded (its SHA-256 is {have}, {want} was recorded); it was replaced"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a chain unless every file was taken from the database `conn`
+/// is connected to (same database id, see `history::store::database_id`).
+fn check_database(conn: &Connection, chain: &[ChainFile]) -> Result<()> {
+    let here = crate::history::store::database_id(conn)?;
+    for cf in chain {
+        let path = &cf.opened.path;
+        match (&cf.opened.manifest.database_id, &here) {
+            (Some(theirs), Some(ours)) if theirs == ours => {}
+            (Some(theirs), Some(ours)) => {
+                return Err(bad(
+                    path,
+                    format!(
+                        "refused: the backup was taken from another database (database id {theirs}; \
+                         this database's is {ours})"
+                    ),
+                ));
+            }
+            (Some(theirs), None) => {
+                return Err(bad(
+                    path,
+                    format!(
+                        "refused: the backup was taken from database {theirs}, and this database has \
+                         no database id (table {}), so it is not that one",
+                        crate::history::store::META_TABLE
+                    ),
+                ));
+            }
+            (None, _) => {
+                return Err(bad(
+                    path,
+                    "refused: the backup records no database id (written by an older release), so \
+                     it cannot be tied to this database",
+                ));
+            }
+        }
+    }
+    Ok(())
 }

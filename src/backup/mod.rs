@@ -35,6 +35,7 @@ mod policy;
 mod prune;
 mod reader;
 mod restore;
+mod safefs;
 mod tableinfo;
 mod writer;
 
@@ -120,6 +121,19 @@ pub struct BackupInfo {
     pub encrypted: bool,
     /// SHA-256 of the plaintext payload, hex.
     pub sha256: String,
+    /// The header checksum, hex: SHA-256 over the header's first 32 bytes
+    /// and the manifest (which holds `sha256`), so it identifies the
+    /// backup's whole content. Recorded in history (`backup_sha256`) and
+    /// compared by rollback.
+    pub header_sha256: String,
+    /// The id of the database the backup was taken from (see
+    /// `history::store::database_id`); `None` in files written before
+    /// databases had one.
+    pub database_id: Option<String>,
+    /// Whether the backup carries a MAC (it was written with a key) and
+    /// this manager checked it with its own key. Always false for
+    /// [`BackupManager::list`], which uses no key.
+    pub authenticated: bool,
     /// The base of an incremental backup (same directory).
     pub base: Option<PathBuf>,
     /// Size of the file on disk.
@@ -132,10 +146,17 @@ fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
 
 impl BackupInfo {
     fn from_opened(o: &reader::Opened) -> BackupInfo {
-        BackupInfo::from_manifest(&o.path, &o.manifest, o.file_len)
+        let mut info = BackupInfo::from_manifest(&o.path, &o.manifest, o.file_len, &o.checksum);
+        info.authenticated = o.authenticated;
+        info
     }
 
-    fn from_manifest(path: &std::path::Path, m: &format::Manifest, bytes: u64) -> BackupInfo {
+    fn from_manifest(
+        path: &std::path::Path,
+        m: &format::Manifest,
+        bytes: u64,
+        checksum: &[u8; 32],
+    ) -> BackupInfo {
         BackupInfo {
             path: path.to_path_buf(),
             table: m.table.clone(),
@@ -148,6 +169,9 @@ impl BackupInfo {
             compressed: m.compression.is_some(),
             encrypted: m.encryption.is_some(),
             sha256: m.payload_sha256.clone(),
+            header_sha256: format::hex_encode(checksum),
+            database_id: m.database_id.clone(),
+            authenticated: false,
             base: m.base.as_ref().map(|b| {
                 path.parent()
                     .unwrap_or(std::path::Path::new("."))

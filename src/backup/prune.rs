@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::format;
 use super::reader;
+use super::safefs;
 use super::writer::sync_dir;
 use super::{BackupInfo, PrunePolicy};
 use crate::error::{Error, Result};
@@ -23,11 +24,10 @@ pub(crate) fn scan(dir: &Path) -> Result<Scan> {
         path: dir.to_path_buf(),
         source: e,
     };
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
-        Err(e) => return Err(io(e)),
-    };
+    if safefs::check_dir(dir)?.is_none() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let entries = fs::read_dir(dir).map_err(io)?;
     let mut infos = Vec::new();
     let mut errors = Vec::new();
     for entry in entries {
@@ -35,11 +35,13 @@ pub(crate) fn scan(dir: &Path) -> Result<Scan> {
         let hidden = path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if hidden || !format::is_backup_file(&path) || !path.is_file() {
+        // Symbolic links, FIFOs and other non-regular entries are not
+        // backups (and are never opened).
+        if hidden || !format::is_backup_file(&path) || !safefs::is_regular_entry(&path) {
             continue;
         }
-        match reader::open(&path) {
-            Ok((o, _)) => infos.push(BackupInfo::from_opened(&o)),
+        match open_unauthenticated(dir, &path) {
+            Ok(o) => infos.push(BackupInfo::from_opened(&o)),
             Err(e) => errors.push((path, e)),
         }
     }
@@ -47,6 +49,16 @@ pub(crate) fn scan(dir: &Path) -> Result<Scan> {
         (a.table.as_str(), a.created_at, &a.path).cmp(&(b.table.as_str(), b.created_at, &b.path))
     });
     Ok((infos, errors))
+}
+
+/// Header and manifest of a listed file, without a key: the header
+/// checksum is checked, the MAC (if any) is not. Listing and pruning
+/// decide on this; verify and restore authenticate.
+fn open_unauthenticated(dir: &Path, path: &Path) -> Result<reader::Opened> {
+    let checked = safefs::check_backup_path(dir, path)?;
+    let file = safefs::open_checked(path, &checked)?;
+    let raw = reader::open_raw_file(path, file)?;
+    Ok(reader::parse(raw)?.0)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::codec::{
-    self, DecryptReader, HashingReader, MaybeDecrypt, MaybeGunzip, NONCE_PREFIX_LEN, SEGMENT_SIZE,
+    self, DecryptReader, HashingReader, KdfParams, MAC_LEN, MaybeDecrypt, MaybeGunzip,
+    NONCE_PREFIX_LEN, SEGMENT_SIZE,
 };
 use super::encoding::{Record, RecordReader, Value};
-use super::format::{self, HEADER_LEN, Header, MAX_MANIFEST_LEN, Manifest};
+use super::format::{self, FLAG_MAC, HEADER_LEN, Header, MAX_MANIFEST_LEN, Manifest};
 use crate::error::{Error, Result};
 
 /// A backup whose header and manifest passed the structural checks.
@@ -25,6 +26,8 @@ pub(crate) struct Opened {
     /// `sha256(manifest bytes)`: the final segment's associated data.
     pub manifest_sha: [u8; 32],
     pub file_len: u64,
+    /// Whether the MAC was checked with the reader's key.
+    pub authenticated: bool,
 }
 
 pub(crate) fn bad(path: &Path, message: impl Into<String>) -> Error {
@@ -56,10 +59,27 @@ fn payload_err(path: &Path, e: io::Error) -> Error {
     }
 }
 
-/// Opens `path` and checks magic, version, sizes and the header checksum,
-/// then parses the manifest. The payload is not read.
-pub(crate) fn open(path: &Path) -> Result<(Opened, File)> {
-    let mut file = File::open(path).map_err(|e| io_err(path, e))?;
+/// A backup whose size and header checksum were checked; the manifest is
+/// not parsed yet and the MAC (if any) not checked.
+pub(crate) struct Raw {
+    /// The path as given (for messages and [`Opened::path`]).
+    pub path: PathBuf,
+    pub file: File,
+    pub file_len: u64,
+    pub header: Header,
+    /// The 64 header bytes, as stored.
+    pub header_bytes: [u8; HEADER_LEN],
+    /// Stored (and verified) header checksum.
+    pub checksum: [u8; 32],
+    pub manifest_bytes: Vec<u8>,
+    /// The MAC trailer, when the header says there is one.
+    pub mac: Option<[u8; MAC_LEN]>,
+}
+
+/// Reads the header of an open backup, checks magic, version, sizes and
+/// the header checksum, and reads the manifest bytes and the MAC trailer.
+/// Nothing is parsed beyond the fixed header.
+pub(crate) fn open_raw_file(path: &Path, mut file: File) -> Result<Raw> {
     let file_len = file.metadata().map_err(|e| io_err(path, e))?.len();
     if file_len < HEADER_LEN as u64 {
         return Err(bad(
@@ -79,9 +99,15 @@ pub(crate) fn open(path: &Path) -> Result<(Opened, File)> {
             ),
         ));
     }
+    let mac_len = if header.flags & FLAG_MAC != 0 {
+        MAC_LEN as u64
+    } else {
+        0
+    };
     let expected = (HEADER_LEN as u64)
         .checked_add(header.payload_len)
-        .and_then(|v| v.checked_add(u64::from(header.manifest_len)));
+        .and_then(|v| v.checked_add(u64::from(header.manifest_len)))
+        .and_then(|v| v.checked_add(mac_len));
     match expected {
         Some(n) if n == file_len => {}
         Some(n) if n > file_len => {
@@ -107,28 +133,85 @@ pub(crate) fn open(path: &Path) -> Result<(Opened, File)> {
     let mut manifest_bytes = vec![0u8; header.manifest_len as usize];
     file.read_exact(&mut manifest_bytes)
         .map_err(|e| io_err(path, e))?;
+    let mac = if mac_len > 0 {
+        let mut m = [0u8; MAC_LEN];
+        file.read_exact(&mut m).map_err(|e| io_err(path, e))?;
+        Some(m)
+    } else {
+        None
+    };
     if format::checksum(&prefix, &manifest_bytes) != stored {
         return Err(bad(path, "header or manifest corrupted: checksum mismatch"));
     }
     if prefix[24..32] != [0u8; 8] {
         return Err(bad(path, "header corrupted: reserved bytes are not zero"));
     }
-    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
-        .map_err(|e| bad(path, format!("manifest is not valid: {e}")))?;
+    Ok(Raw {
+        path: path.to_path_buf(),
+        file,
+        file_len,
+        header,
+        header_bytes: hb,
+        checksum: stored,
+        manifest_bytes,
+        mac,
+    })
+}
+
+/// The KDF parameters of a raw backup: the one thing read from a manifest
+/// before its MAC is checked (a passphrase key cannot be derived without
+/// them). Only `encryption.kdf` is looked at; the rest is skipped.
+pub(crate) fn kdf_params(raw: &Raw) -> Result<Option<KdfParams>> {
+    #[derive(serde::Deserialize)]
+    struct KdfOnly {
+        encryption: Option<EncOnly>,
+    }
+    #[derive(serde::Deserialize)]
+    struct EncOnly {
+        kdf: Option<KdfParams>,
+    }
+    let k: KdfOnly = serde_json::from_slice(&raw.manifest_bytes)
+        .map_err(|e| bad(&raw.path, format!("manifest is not valid: {e}")))?;
+    Ok(k.encryption.and_then(|e| e.kdf))
+}
+
+/// Checks the MAC trailer against `key` (the backup key; the MAC key is
+/// derived from it). Constant-time comparison.
+pub(crate) fn check_mac(raw: &Raw, key: &[u8; 32]) -> Result<()> {
+    let Some(stored) = &raw.mac else {
+        return Err(bad(&raw.path, "backup carries no MAC"));
+    };
+    let expected = codec::backup_mac(&codec::mac_key(key), &raw.header_bytes, &raw.manifest_bytes);
+    if !codec::mac_eq(&expected, stored) {
+        return Err(bad(
+            &raw.path,
+            "wrong key or corrupted data: the header and manifest failed authentication \
+             (HMAC-SHA256 mismatch: a wrong key or passphrase, or a file altered or forged)",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses and checks the manifest of a raw backup.
+pub(crate) fn parse(raw: Raw) -> Result<(Opened, File)> {
+    let path = raw.path;
+    let manifest: Manifest = serde_json::from_slice(&raw.manifest_bytes)
+        .map_err(|e| bad(&path, format!("manifest is not valid: {e}")))?;
     manifest
-        .check(&header)
-        .map_err(|m| bad(path, format!("manifest is not valid: {m}")))?;
-    let manifest_sha: [u8; 32] = Sha256::digest(&manifest_bytes).into();
+        .check(&raw.header)
+        .map_err(|m| bad(&path, format!("manifest is not valid: {m}")))?;
+    let manifest_sha: [u8; 32] = Sha256::digest(&raw.manifest_bytes).into();
     Ok((
         Opened {
-            path: path.to_path_buf(),
-            header,
-            checksum: stored,
+            path,
+            header: raw.header,
+            checksum: raw.checksum,
             manifest,
             manifest_sha,
-            file_len,
+            file_len: raw.file_len,
+            authenticated: false,
         },
-        file,
+        raw.file,
     ))
 }
 

@@ -714,35 +714,8 @@ fn check_decl_type(table: &str, t: &str) -> Result<()> {
 /// Replaces the table name in a normalised `CREATE TABLE <name> ...`
 /// statement (as stored in `sqlite_schema`).
 pub(crate) fn rename_create_table(sql: &str, new_name: &str) -> Option<String> {
-    const PREFIX: &str = "CREATE TABLE ";
-    if !sql.get(..PREFIX.len())?.eq_ignore_ascii_case(PREFIX) {
-        return None;
-    }
-    let rest = &sql[PREFIX.len()..];
-    let bytes = rest.as_bytes();
-    let end = match *bytes.first()? {
-        q @ (b'"' | b'`' | b'\'') => {
-            let mut i = 1;
-            loop {
-                if i >= bytes.len() {
-                    return None;
-                }
-                if bytes[i] == q {
-                    if bytes.get(i + 1) == Some(&q) {
-                        i += 2;
-                        continue;
-                    }
-                    break i + 1;
-                }
-                i += 1;
-            }
-        }
-        b'[' => rest.find(']')? + 1,
-        _ => rest
-            .find(|c: char| c.is_whitespace() || c == '(')
-            .unwrap_or(rest.len()),
-    };
-    Some(format!("{PREFIX}{}{}", quote(new_name), &rest[end..]))
+    let (_, rest) = format::created_table(sql)?;
+    Some(format!("CREATE TABLE {}{rest}", quote(new_name)))
 }
 
 #[cfg(test)]

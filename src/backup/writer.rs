@@ -14,9 +14,10 @@ use super::codec::{
 };
 use super::encoding::{self, Value};
 use super::format::{
-    self, CompressionMeta, EncryptionMeta, FLAG_ENCRYPTED, FLAG_GZIP, HEADER_LEN, Header,
+    self, CompressionMeta, EncryptionMeta, FLAG_ENCRYPTED, FLAG_GZIP, FLAG_MAC, HEADER_LEN, Header,
     MAX_MANIFEST_LEN, Manifest,
 };
+use super::safefs;
 use crate::error::{Error, Result};
 
 /// Key material for writing.
@@ -37,6 +38,10 @@ pub(crate) struct Written {
     pub path: PathBuf,
     pub manifest: Manifest,
     pub bytes: u64,
+    /// The header checksum.
+    pub checksum: [u8; 32],
+    /// Whether it carries a MAC under this writer's key.
+    pub authenticated: bool,
 }
 
 type Pipeline = HashingWriter<MaybeGzip<MaybeEncrypt<CountingWriter<BufWriter<File>>>>>;
@@ -113,9 +118,11 @@ impl Drop for TempGuard {
     }
 }
 
-/// Creates the backup directory (mode 0700 on unix) if missing.
+/// Creates the backup directory (mode 0700 on unix, parents too) if
+/// missing, then checks it (see `safefs::check_dir`: not a symbolic link,
+/// not writable by others, owned by this user or root).
 pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
+    if safefs::check_dir(dir)?.is_some() {
         return Ok(());
     }
     let mut b = fs::DirBuilder::new();
@@ -128,7 +135,8 @@ pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
     b.create(dir).map_err(|e| Error::Io {
         path: dir.to_path_buf(),
         source: e,
-    })
+    })?;
+    safefs::existing_dir(dir).map(drop)
 }
 
 /// fsyncs a directory so a rename or unlink in it is durable.
@@ -196,7 +204,7 @@ pub(crate) fn write_backup(
     let mut flags = 0u16;
     let enc = match cfg.encryption {
         Some(setup) => {
-            flags |= FLAG_ENCRYPTED;
+            flags |= FLAG_ENCRYPTED | FLAG_MAC;
             let mut prefix = [0u8; NONCE_PREFIX_LEN];
             codec::random_bytes(&mut prefix).map_err(|m| Error::Backup {
                 path: tmp_path.clone(),
@@ -275,8 +283,18 @@ pub(crate) fn write_backup(
         manifest_len: manifest_json.len() as u32,
         payload_len,
     };
+    let header_bytes = header.encode(&manifest_json);
+    // With a key: the MAC over header and manifest, after the manifest.
+    let mac_len = match cfg.encryption {
+        Some(setup) => {
+            let mac = codec::backup_mac(&codec::mac_key(&setup.key), &header_bytes, &manifest_json);
+            file.write_all(&mac).map_err(io)?;
+            mac.len() as u64
+        }
+        None => 0,
+    };
     file.seek(SeekFrom::Start(0)).map_err(io)?;
-    file.write_all(&header.encode(&manifest_json)).map_err(io)?;
+    file.write_all(&header_bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
     drop(file);
 
@@ -290,7 +308,9 @@ pub(crate) fn write_backup(
             format!("{stem}-{n}.{}", format::EXTENSION)
         };
         let p = cfg.dir.join(name);
-        if !p.exists() {
+        // `symlink_metadata`: any entry at the name is skipped, a dangling
+        // symbolic link included (`exists` would follow it).
+        if fs::symlink_metadata(&p).is_err() {
             break p;
         }
         n += 1;
@@ -301,7 +321,9 @@ pub(crate) fn write_backup(
 
     Ok(Written {
         path: final_path,
-        bytes: HEADER_LEN as u64 + payload_len + manifest_json.len() as u64,
+        bytes: HEADER_LEN as u64 + payload_len + manifest_json.len() as u64 + mac_len,
+        checksum: header_bytes[32..].try_into().unwrap_or([0; 32]),
+        authenticated: mac_len > 0,
         manifest,
     })
 }

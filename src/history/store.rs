@@ -177,8 +177,15 @@ pub fn check_engine_tables(conn: &Connection) -> Result<()> {
     }
 }
 
-/// Creates the history table if missing and adds columns newer versions need.
+/// Creates the history table (and the engine's meta table with the
+/// database id, see [`ensure_database_id`]) if missing, and adds columns
+/// newer versions need.
 pub fn ensure_table(conn: &Connection) -> Result<()> {
+    ensure_history_table(conn)?;
+    ensure_database_id(conn).map(drop)
+}
+
+fn ensure_history_table(conn: &Connection) -> Result<()> {
     if !table_exists(conn)? {
         let cols: Vec<String> = COLUMNS
             .iter()
@@ -215,6 +222,65 @@ pub fn ensure_table(conn: &Connection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The engine's key/value table. It holds one key, `database_id`: 16
+/// random bytes (32 hex digits) naming this database, written into every
+/// backup manifest and compared on restore and rollback, so that a backup
+/// taken from another database is refused.
+pub const META_TABLE: &str = "tabMigrationMeta";
+
+/// The key of the database id in [`META_TABLE`].
+const DATABASE_ID_KEY: &str = "database_id";
+
+/// This database's id, if it has one (`None` when [`META_TABLE`] or the
+/// key is missing, or the value is not 32 hex digits).
+pub fn database_id(conn: &Connection) -> Result<Option<String>> {
+    const EXISTS: &str =
+        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE";
+    let exists = conn
+        .query_row(EXISTS, [META_TABLE], |_| Ok(()))
+        .optional()
+        .map_err(|e| Error::sql(EXISTS, e))?
+        .is_some();
+    if !exists {
+        return Ok(None);
+    }
+    const SQL: &str = "SELECT value FROM \"tabMigrationMeta\" WHERE key = ?1";
+    let value: Option<Option<String>> = conn
+        .query_row(SQL, [DATABASE_ID_KEY], |r| r.get(0))
+        .optional()
+        .map_err(|e| Error::sql(SQL, e))?;
+    Ok(value.flatten().filter(|v| {
+        v.len() == 32
+            && v.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }))
+}
+
+/// This database's id, created (with [`META_TABLE`]) when missing: 16
+/// bytes from the operating system's random source, as lower-case hex.
+/// Writes only when it creates; runs in the caller's transaction.
+pub fn ensure_database_id(conn: &Connection) -> Result<String> {
+    if let Some(id) = database_id(conn)? {
+        return Ok(id);
+    }
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS {} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) \
+         WITHOUT ROWID",
+        q(META_TABLE)
+    );
+    conn.execute_batch(&create)
+        .map_err(|e| Error::sql(&create, e))?;
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::Config(format!("cannot get random bytes from the OS: {e}")))?;
+    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // REPLACE: a value that is not a valid id is replaced too.
+    const SQL: &str = "INSERT OR REPLACE INTO \"tabMigrationMeta\" (key, value) VALUES (?1, ?2)";
+    conn.execute(SQL, params![DATABASE_ID_KEY, id])
+        .map_err(|e| Error::sql(SQL, e))?;
+    Ok(id)
 }
 
 fn json_text<T: Serialize>(v: &T) -> String {

@@ -33,6 +33,9 @@ use rusqlite::types::{Value, ValueRef};
 /// The engine's history table: never part of a [`State`], never filled.
 pub const HISTORY: &str = "tabMigrationHistory";
 
+/// The engine's meta table (the database id): never part of a [`State`].
+pub const META: &str = "tabMigrationMeta";
+
 /// Rows generated per empty table.
 pub const FILL_ROWS: usize = 3;
 
@@ -157,12 +160,13 @@ pub fn quote_ident(name: &str) -> String {
 
 fn excluded_schema_object(e: &SchemaEntry) -> bool {
     e.tbl_name.eq_ignore_ascii_case(HISTORY)
+        || e.tbl_name.eq_ignore_ascii_case(META)
         || e.name == "sqlite_sequence"
         || e.name.starts_with("sqlite_stat")
 }
 
 /// The tables whose rows the harness looks at: every table except SQLite's
-/// own and the history table, sorted.
+/// own and the engine's (history, meta), sorted.
 pub fn data_tables(conn: &Connection) -> Vec<String> {
     let mut stmt = conn
         .prepare(
@@ -173,7 +177,7 @@ pub fn data_tables(conn: &Connection) -> Vec<String> {
     stmt.query_map([], |r| r.get::<_, String>(0))
         .unwrap()
         .map(Result::unwrap)
-        .filter(|n| !n.eq_ignore_ascii_case(HISTORY))
+        .filter(|n| !n.eq_ignore_ascii_case(HISTORY) && !n.eq_ignore_ascii_case(META))
         .collect()
 }
 
