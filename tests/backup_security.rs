@@ -6,13 +6,21 @@
 #![cfg(unix)]
 
 mod backup_support;
+mod common;
+mod rollback_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use backup_support::{builder, open};
-use doctype_migrate::{BackupStrategy, Error, RestoreTarget};
+use common::TestDb;
+use doctype_migrate::history::store;
+use doctype_migrate::{
+    BackupManager, BackupStrategy, DocType, Error, Field, FieldType, MigrationApplier, MigrationId,
+    Reason, RestoreTarget, RollbackOptions, default_dir_for,
+};
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
@@ -136,6 +144,76 @@ fn small_db(tmp: &Path) -> Connection {
     )
     .unwrap();
     conn
+}
+
+fn v1() -> DocType {
+    DocType::new("Item")
+        .field(Field::new("title", FieldType::Data))
+        .field(Field::new("code", FieldType::Data))
+}
+
+/// Drops `title` (a rebuild with a full backup).
+fn v2() -> DocType {
+    DocType::new("Item").field(Field::new("code", FieldType::Data))
+}
+
+fn applier_with(db: &TestDb, key: Option<&Path>) -> MigrationApplier {
+    let mut b = MigrationApplier::builder(&db.path)
+        .create_if_missing(true)
+        .allow_data_loss(true)
+        .drop_orphan_columns(true);
+    if let Some(k) = key {
+        b = b.backup_key_file(k);
+    }
+    b.build().unwrap()
+}
+
+/// v1, three rows, then v2 (which backs `tabItem` up): the migration id of
+/// v2 and its backup file.
+fn migrated(db: &TestDb, key: Option<&Path>) -> (MigrationId, PathBuf) {
+    let mut a = applier_with(db, key);
+    a.sync_all(&[v1()]).unwrap();
+    db.conn()
+        .execute_batch(
+            "INSERT INTO \"tabItem\" (name, title, code) VALUES
+               ('a', 'Apple', 'A1'), ('b', 'Banana', 'B2'), ('c', NULL, 'C3');",
+        )
+        .unwrap();
+    let report = a.sync_all(&[v2()]).unwrap();
+    let m = &report.migrations[0];
+    assert_eq!(m.backups.len(), 1, "v2 takes one backup");
+    (m.id.unwrap(), m.backups[0].clone())
+}
+
+/// The refusals of a rollback that must be refused.
+fn refusals(r: doctype_migrate::Result<doctype_migrate::RollbackReport>) -> Vec<Reason> {
+    match r {
+        Err(Error::RollbackRefused { plan }) => plan.refusals,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// The error of the single `BackupInvalid` refusal.
+fn backup_invalid(reasons: &[Reason]) -> String {
+    match reasons {
+        [Reason::BackupInvalid { error, .. }] => error.clone(),
+        other => panic!("expected one backup_invalid refusal, got {other:?}"),
+    }
+}
+
+fn set_backup_path(db: &TestDb, id: MigrationId, paths: &[&Path]) {
+    db.conn()
+        .execute(
+            "UPDATE \"tabMigrationHistory\" SET backup_path = ?2 WHERE id = ?1",
+            rusqlite::params![id.0, serde_json::json!(paths).to_string()],
+        )
+        .unwrap();
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
 }
 
 // ---------------------------------------------------------------- schema SQL
@@ -323,6 +401,188 @@ fn a_backup_copied_from_another_database_is_refused_by_restore() {
     }
     assert_eq!(tree(tmp.path()), before);
     mgr_b.verify_for(&b, &own.path).unwrap();
+}
+
+#[test]
+fn a_backup_from_another_database_is_refused() {
+    // Two databases, the same key, the same DocTypes: the same migration
+    // ids and backup file names.
+    let key_dir = tempfile::tempdir().unwrap();
+    let key = key_dir.path().join("backup.key");
+    std::fs::write(&key, [9u8; 32]).unwrap();
+    let a = TestDb::new();
+    let b = TestDb::new();
+    let (id_a, file_a) = migrated(&a, Some(&key));
+    let (id_b, file_b) = migrated(&b, Some(&key));
+    assert_eq!(id_a, id_b);
+    assert_eq!(file_a.file_name(), file_b.file_name());
+    let ids = (
+        store::database_id(&a.conn()).unwrap().unwrap(),
+        store::database_id(&b.conn()).unwrap().unwrap(),
+    );
+    assert_ne!(ids.0, ids.1);
+    let mgr_b = applier_with(&b, Some(&key)).backup_manager().unwrap();
+    assert_eq!(
+        mgr_b.verify(&file_b).unwrap().database_id.as_deref(),
+        Some(ids.1.as_str())
+    );
+
+    // Someone with write access to B's backup directory puts A's backup
+    // (other values) in place of B's.
+    b.conn()
+        .execute_batch("UPDATE \"tabItem\" SET code = 'B-' || code")
+        .unwrap();
+    std::fs::copy(&file_a, &file_b).unwrap();
+    let before = tree(b.dir.path());
+
+    let reasons = refusals(
+        applier_with(&b, Some(&key)).rollback_migration(id_b, &RollbackOptions::default()),
+    );
+    let error = backup_invalid(&reasons);
+    assert!(error.contains("another database"), "{error}");
+
+    // The library calls refuse it too (it verifies: same key, genuine file).
+    mgr_b.verify(&file_b).unwrap();
+    let conn = b.conn();
+    let msg = backup_error("verify_for", mgr_b.verify_for(&conn, &file_b));
+    assert_contains("verify_for", &msg, &["another database"]);
+    let msg = backup_error(
+        "restore",
+        mgr_b.restore(&conn, &file_b, RestoreTarget::NewTable("x".into())),
+    );
+    assert_contains("restore", &msg, &["another database"]);
+    assert_eq!(tree(b.dir.path()), before);
+}
+
+#[test]
+fn history_records_each_backups_sha256_and_a_replaced_file_is_refused() {
+    let db = TestDb::new();
+    let (id, file) = migrated(&db, None);
+    let mgr = rollback_support::manager(&db.path);
+    let info = mgr.verify(&file).unwrap();
+    let row = store::get(&db.conn(), id).unwrap();
+    let recorded: Vec<String> =
+        serde_json::from_str(row.backup_sha256.as_deref().unwrap()).unwrap();
+    assert_eq!(recorded, vec![info.header_sha256.clone()]);
+    assert_eq!(
+        info.database_id,
+        store::database_id(&db.conn()).unwrap(),
+        "the manifest names this database"
+    );
+
+    // Another genuine backup of the same table, database and migration id,
+    // taken later (other values), put in the recorded file's place.
+    let conn = db.conn();
+    conn.execute_batch("UPDATE \"tabItem\" SET code = 'later'")
+        .unwrap();
+    let later = mgr
+        .backup_table(&conn, "tabItem", BackupStrategy::FullTable, Some(id))
+        .unwrap();
+    std::fs::rename(&later.path, &file).unwrap();
+    let before = tree(db.dir.path());
+    let reasons =
+        refusals(applier_with(&db, None).rollback_migration(id, &rollback_support::options(&mgr)));
+    let error = backup_invalid(&reasons);
+    assert!(
+        error.contains("not the backup the migration recorded"),
+        "{error}"
+    );
+    assert_eq!(tree(db.dir.path()), before);
+}
+
+// ---------------------------------------------------------------- paths
+
+#[test]
+fn a_history_backup_path_outside_the_backup_directory_is_refused() {
+    let db = TestDb::new();
+    let (id, file) = migrated(&db, None);
+    let mgr = rollback_support::manager(&db.path);
+    let dir = default_dir_for(&db.path);
+    // A genuine copy of the backup, outside the directory.
+    let elsewhere = db.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let outside = elsewhere.join(file.file_name().unwrap());
+    std::fs::copy(&file, &outside).unwrap();
+    let link = dir.join("link.dmbak");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let dotted = dir
+        .join("..")
+        .join("elsewhere")
+        .join(file.file_name().unwrap());
+
+    for (path, expect) in [
+        (outside.as_path(), "outside the backup directory"),
+        (dotted.as_path(), "outside the backup directory"),
+        (Path::new("/etc/passwd"), "outside the backup directory"),
+        (link.as_path(), "symbolic link"),
+    ] {
+        set_backup_path(&db, id, &[path]);
+        let before = tree(db.dir.path());
+        let reasons = refusals(
+            applier_with(&db, None).rollback_migration(id, &rollback_support::options(&mgr)),
+        );
+        let error = backup_invalid(&reasons);
+        assert!(error.contains(expect), "{}: {error}", path.display());
+        assert_eq!(tree(db.dir.path()), before, "{}", path.display());
+        // Restoring from it directly is refused the same way.
+        let msg = backup_error(
+            "restore",
+            mgr.restore(&db.conn(), path, RestoreTarget::NewTable("x".into())),
+        );
+        assert_contains("restore", &msg, &[expect]);
+        assert_eq!(tree(db.dir.path()), before, "{}", path.display());
+    }
+    // Put back: the rollback goes through.
+    set_backup_path(&db, id, &[file.as_path()]);
+    std::fs::remove_file(&link).unwrap();
+    applier_with(&db, None)
+        .rollback_migration(id, &rollback_support::options(&mgr))
+        .unwrap();
+}
+
+#[test]
+fn a_fifo_in_the_backup_directory_is_refused_without_hanging() {
+    let db = TestDb::new();
+    let (id, file) = migrated(&db, None);
+    std::fs::remove_file(&file).unwrap();
+    mkfifo(&file);
+    let before = tree(db.dir.path());
+    let (tx, rx) = mpsc::channel();
+    let path = db.path.clone();
+    let fifo = file.clone();
+    std::thread::spawn(move || {
+        let mgr = BackupManager::builder()
+            .dir(default_dir_for(&path))
+            .build()
+            .unwrap();
+        let verify = mgr.verify(&fifo).map(drop);
+        let list = mgr.list().map(|l| l.len());
+        let conn = Connection::open(&path).unwrap();
+        let restore = mgr.restore(&conn, &fifo, RestoreTarget::NewTable("x".into()));
+        let mut applier = MigrationApplier::builder(&path)
+            .allow_data_loss(true)
+            .build()
+            .unwrap();
+        let rollback = applier.rollback_migration(id, &RollbackOptions::default());
+        let _ = tx.send((verify, list, restore, rollback));
+    });
+    let (verify, list, restore, rollback) = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(r) => r,
+        Err(_) => {
+            // Unblock the stuck open so the process can end, then fail.
+            let _ = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&file);
+            panic!("a FIFO in the backup directory made the engine hang");
+        }
+    };
+    assert_contains("verify", &backup_error("verify", verify), &["a FIFO"]);
+    assert_eq!(list.unwrap(), 0, "a FIFO is not listed as a backup");
+    assert_contains("restore", &backup_error("restore", restore), &["a FIFO"]);
+    let error = backup_invalid(&refusals(rollback));
+    assert!(error.contains("a FIFO"), "{error}");
+    assert_eq!(tree(db.dir.path()), before);
 }
 
 // ---------------------------------------------------------------- directory

@@ -169,6 +169,7 @@ fn run(
         ..Metrics::default()
     };
     let mut mine = Vec::new();
+    let mut mine_sha256 = Vec::new();
     let phase = |phase| {
         ctx.progress.emit(ProgressEvent::Phase {
             doctype: Some(&plan.doctype),
@@ -207,6 +208,7 @@ fn run(
             bytes: info.bytes,
             path: &info.path,
         });
+        mine_sha256.push(info.header_sha256);
         mine.push(info.path);
     }
     metrics.backup_ms = ms_since(clock);
@@ -290,6 +292,8 @@ fn run(
             metrics: serde_json::to_value(&metrics).unwrap_or_default(),
             backup_path: (!mine.is_empty())
                 .then(|| serde_json::to_string(&mine).unwrap_or_default()),
+            backup_sha256: (!mine_sha256.is_empty())
+                .then(|| serde_json::to_string(&mine_sha256).unwrap_or_default()),
         },
     )?;
     Ok(MigrationRecord {

@@ -42,6 +42,7 @@ const COLUMNS: &[(&str, &str)] = &[
     ("schema_before", "TEXT"),
     ("schema_after", "TEXT"),
     ("metrics", "TEXT"),
+    ("backup_sha256", "TEXT"),
 ];
 
 /// One row of `tabMigrationHistory`. Serialized with the column names as
@@ -93,6 +94,12 @@ pub struct HistoryRow {
     pub schema_after: serde_json::Value,
     /// Time per phase, rows copied, bytes backed up.
     pub metrics: serde_json::Value,
+    /// The SHA-256 identifying each backup in `backup_path` (same order; a
+    /// JSON array of hex strings as text): the backup's header checksum,
+    /// which covers its manifest and so its payload's SHA-256. Rollback
+    /// refuses a file that does not match.
+    #[serde(default)]
+    pub backup_sha256: Option<String>,
 }
 
 /// What is known about a migration when it starts.
@@ -135,6 +142,9 @@ pub struct Completion {
     pub backup_path: Option<String>,
     /// Where the time went (JSON).
     pub metrics: serde_json::Value,
+    /// SHA-256 of each backup in `backup_path`, same order (JSON array
+    /// text; see [`HistoryRow::backup_sha256`]).
+    pub backup_sha256: Option<String>,
 }
 
 fn q(name: &str) -> String {
@@ -325,7 +335,8 @@ pub fn start(conn: &Connection, m: &NewMigration) -> Result<MigrationId> {
 pub fn complete(conn: &Connection, id: MigrationId, c: &Completion) -> Result<()> {
     set_status(conn, id, MigrationStatus::Completed)?;
     const SQL: &str = "UPDATE \"tabMigrationHistory\" SET execution_time = ?2, affected_rows = ?3, \
-         fingerprint_after = ?4, schema_after = ?5, backup_path = ?6, metrics = ?7 WHERE id = ?1";
+         fingerprint_after = ?4, schema_after = ?5, backup_path = ?6, metrics = ?7, backup_sha256 = ?8 \
+         WHERE id = ?1";
     conn.execute(
         SQL,
         params![
@@ -335,7 +346,8 @@ pub fn complete(conn: &Connection, id: MigrationId, c: &Completion) -> Result<()
             c.fingerprint_after,
             json_text(&c.schema_after),
             c.backup_path,
-            json_text(&c.metrics)
+            json_text(&c.metrics),
+            c.backup_sha256
         ],
     )
     .map(drop)
@@ -376,7 +388,8 @@ pub fn set_status(conn: &Connection, id: MigrationId, to: MigrationStatus) -> Re
 
 const SELECT: &str = "SELECT id, batch_id, doctype, table_name, version, timestamp, sql, rollback_sql, changes, \
      status, applied_by, execution_time, affected_rows, backup_path, error, rollback_info, target_fingerprint, \
-     fingerprint_before, fingerprint_after, schema_before, schema_after, metrics FROM \"tabMigrationHistory\"";
+     fingerprint_before, fingerprint_after, schema_before, schema_after, metrics, backup_sha256 \
+     FROM \"tabMigrationHistory\"";
 
 fn parse_json(text: Option<String>) -> serde_json::Value {
     text.and_then(|t| serde_json::from_str(&t).ok())
@@ -416,6 +429,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
         schema_before: parse_json(r.get(19)?),
         schema_after: parse_json(r.get(20)?),
         metrics: parse_json(r.get(21)?),
+        backup_sha256: r.get(22)?,
     })
 }
 

@@ -110,8 +110,11 @@ pub enum Reason {
         /// The backup file.
         path: PathBuf,
     },
-    /// A backup exists but does not verify (corrupt, wrong key, truncated)
-    /// or belongs to another table or migration.
+    /// A backup exists but does not verify (corrupt, wrong key, truncated,
+    /// not authenticated with the configured key), belongs to another
+    /// table, migration or database, is not the file history recorded (its
+    /// SHA-256 differs), or is not a regular file inside the backup
+    /// directory.
     BackupInvalid {
         /// The migration.
         id: MigrationId,
@@ -340,6 +343,10 @@ pub struct PlannedRestore {
     pub columns: Vec<String>,
     /// Rows in the backup.
     pub backup_rows: u64,
+    /// The backup's SHA-256 (its header checksum, see
+    /// [`crate::BackupInfo::header_sha256`]) as verified while planning:
+    /// the restore refuses a file that no longer matches it.
+    pub sha256: String,
 }
 
 /// One migration to undo.
@@ -551,11 +558,13 @@ fn check_one(
         }
     };
 
-    // Backups: every one named must exist and verify.
+    // Backups: every one named must exist, verify, come from this database
+    // and be the file history recorded (its SHA-256, when recorded).
     step.backups = backup_paths(row.backup_path.as_deref());
+    let recorded = backup_digests(row.backup_sha256.as_deref(), step.backups.len());
     let mut verified = Vec::new();
     let mut backup_problem = false;
-    for path in &step.backups {
+    for (i, path) in step.backups.iter().enumerate() {
         if !path.exists() {
             reasons.push(Reason::BackupMissing {
                 id,
@@ -565,7 +574,23 @@ fn check_one(
             continue;
         }
         let Some(manager) = backups else { continue };
-        match manager.verify(path) {
+        match manager.verify_for(conn, path) {
+            Ok(info)
+                if recorded
+                    .as_ref()
+                    .is_some_and(|r| !r[i].eq_ignore_ascii_case(&info.header_sha256)) =>
+            {
+                reasons.push(Reason::BackupInvalid {
+                    id,
+                    path: path.clone(),
+                    error: format!(
+                        "it is not the backup the migration recorded: its SHA-256 is {}, history records {} (the file was replaced)",
+                        info.header_sha256,
+                        recorded.as_ref().map_or("", |r| r[i].as_str())
+                    ),
+                });
+                backup_problem = true;
+            }
             Ok(info) if !info.table.eq_ignore_ascii_case(&table) => {
                 reasons.push(Reason::BackupInvalid {
                     id,
@@ -614,6 +639,18 @@ fn check_one(
     // Data written since that undoing the migration would drop.
     reasons.extend(data_since(conn, id, &table, &changes)?);
     Ok((step, reasons))
+}
+
+/// The digests in a history row's `backup_sha256`, one per backup path:
+/// `None` when none were recorded (rows written before they were). A
+/// value that is not a JSON array of as many strings as there are paths
+/// gives one digest nothing can match, so every backup is refused.
+fn backup_digests(text: Option<&str>, paths: usize) -> Option<Vec<String>> {
+    let text = text.map(str::trim).filter(|t| !t.is_empty())?;
+    match serde_json::from_str::<Vec<String>>(text) {
+        Ok(v) if v.len() == paths => Some(v),
+        _ => Some(vec![format!("(unreadable: {text:?})"); paths]),
+    }
 }
 
 /// The paths in a history row's `backup_path`: a JSON array of paths (as
@@ -694,6 +731,7 @@ fn plan_restores(
                     mode: RestoreMode::ReplaceTable,
                     columns: Vec::new(),
                     backup_rows: b.row_count,
+                    sha256: b.header_sha256.clone(),
                 }],
                 Vec::new(),
             ),
@@ -710,6 +748,7 @@ fn plan_restores(
                 mode: RestoreMode::MergeColumns,
                 columns: lost.columns.clone(),
                 backup_rows: b.row_count,
+                sha256: b.header_sha256.clone(),
             }],
             Vec::new(),
         );
@@ -733,6 +772,7 @@ fn plan_restores(
             mode: RestoreMode::RestoreColumns,
             columns: cols.clone(),
             backup_rows: b.row_count,
+            sha256: b.header_sha256.clone(),
         });
     }
     let uncovered = lost

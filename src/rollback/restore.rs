@@ -52,7 +52,7 @@ pub fn restore_step(
     for r in &step.restores {
         let rows = match r.mode {
             RestoreMode::ReplaceTable | RestoreMode::RestoreColumns => {
-                backups.restore(conn, &r.path, RestoreTarget::Original)?
+                backups.restore_exact(conn, &r.path, RestoreTarget::Original, &r.sha256)?
             }
             RestoreMode::MergeColumns => merge(conn, backups, &step.table, r)?,
         };
@@ -118,7 +118,12 @@ fn merge(
             "a table named {scratch:?} exists; it is needed as scratch space for the restore"
         )));
     }
-    backups.restore(conn, &r.path, RestoreTarget::NewTable(scratch.clone()))?;
+    backups.restore_exact(
+        conn,
+        &r.path,
+        RestoreTarget::NewTable(scratch.clone()),
+        &r.sha256,
+    )?;
 
     let triggers: Vec<(String, String)> = {
         const SQL: &str = "SELECT name, sql FROM main.sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 COLLATE NOCASE ORDER BY rowid";
