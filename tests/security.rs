@@ -493,3 +493,185 @@ proptest! {
         prop_assert_eq!(ok, "ok");
     }
 }
+
+// --- backups a killed run left behind --------------------------------------------
+
+fn backup_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".dmbak"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_killed_runs_backup_is_removed_and_never_names_another_migration() {
+    let t = target();
+    let backups = t.db.dir.path().join("app.db.backups");
+    // A type change with a backup, committed; then the database goes back
+    // to its state before, as if the run had been killed before COMMIT: the
+    // backup file stays, naming a migration id no row records.
+    let before = t.db.bytes();
+    let retyped = DocType::new("Customer")
+        .field(Field::new("title", FieldType::Int))
+        .field(Field::new("phone", FieldType::Phone));
+    let mut a = MigrationApplier::builder(&t.db.path)
+        .allow_data_loss(true)
+        .build()
+        .unwrap();
+    let killed = a.sync_all(std::slice::from_ref(&retyped)).unwrap();
+    let killed_id = killed.migrations[0].id.unwrap();
+    drop(a);
+    let orphan = backup_files(&backups);
+    assert_eq!(orphan.len(), 1, "{orphan:?}");
+    std::fs::write(&t.db.path, &before).unwrap();
+
+    // The next run takes the same migration id for a migration of its own.
+    let mut a = MigrationApplier::builder(&t.db.path)
+        .allow_data_loss(true)
+        .build()
+        .unwrap();
+    let next = a.sync_all(std::slice::from_ref(&retyped)).unwrap();
+    assert_eq!(next.migrations[0].id, Some(killed_id), "the id is reused");
+    let files = backup_files(&backups);
+    assert_eq!(files.len(), 1, "the killed run's file is gone: {files:?}");
+    let recorded = &next.migrations[0].backups;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(
+        recorded[0].file_name().unwrap().to_string_lossy(),
+        files[0],
+        "the one file left is the one history names"
+    );
+    let log = std::fs::read_to_string(t.db.dir.path().join("app.db.audit.jsonl")).unwrap();
+    assert!(
+        log.contains("backup of a migration that never committed"),
+        "{log}"
+    );
+    // And it rolls back from that file.
+    a.rollback_last(None, &RollbackOptions::default()).unwrap();
+}
+
+#[test]
+fn backup_restore_reads_only_files_in_the_backup_directory() {
+    let t = target();
+    let backups = t.db.dir.path().join("app.db.backups");
+    let retyped = DocType::new("Customer")
+        .field(Field::new("title", FieldType::Int))
+        .field(Field::new("phone", FieldType::Phone));
+    MigrationApplier::builder(&t.db.path)
+        .allow_data_loss(true)
+        .build()
+        .unwrap()
+        .sync_all(&[retyped])
+        .unwrap();
+    let name = backup_files(&backups).remove(0);
+    // The same, genuine file, copied elsewhere.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join(&name);
+    std::fs::copy(backups.join(&name), &copy).unwrap();
+    let before = t.db.bytes();
+    let out = run_cli(&[
+        "backup",
+        "restore",
+        "--db",
+        t.db.path.to_str().unwrap(),
+        copy.to_str().unwrap(),
+        "--into",
+        "tabRestored",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not in the backup directory"), "{err}");
+    assert_eq!(t.db.bytes(), before);
+    // From the backup directory it restores.
+    let out = run_cli(&[
+        "backup",
+        "restore",
+        "--db",
+        t.db.path.to_str().unwrap(),
+        backups.join(&name).to_str().unwrap(),
+        "--into",
+        "tabRestored",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// Random edits of a backup file (header, payload, manifest, MAC),
+    /// with and without a key: `backup restore` never panics, never writes
+    /// outside the database, and either refuses or restores into the new
+    /// table alone.
+    #[test]
+    fn random_edits_of_backup_files_are_refused_or_harmless(
+        keyed in any::<bool>(),
+        edits in proptest::collection::vec((any::<u16>(), any::<u8>(), any::<bool>()), 1..6),
+        near_end in any::<bool>(),
+    ) {
+        let t = target();
+        let dir = t.db.dir.path().to_path_buf();
+        let backups = dir.join("app.db.backups");
+        let key_file = dir.join("key");
+        std::fs::write(&key_file, [7u8; 32]).unwrap();
+        let build = || {
+            let b = MigrationApplier::builder(&t.db.path).allow_data_loss(true);
+            if keyed { b.backup_key_file(&key_file) } else { b }
+        };
+        let retyped = DocType::new("Customer")
+            .field(Field::new("title", FieldType::Int))
+            .field(Field::new("phone", FieldType::Phone));
+        let applier = build().build().unwrap();
+        let mut applier = applier;
+        applier.sync_all(&[retyped]).unwrap();
+        let name = backup_files(&backups).remove(0);
+        let path = backups.join(&name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len();
+        for (pos, value, insert) in edits {
+            let base = if near_end { len.saturating_sub(600) } else { 0 };
+            let span = (len - base).max(1);
+            let at = (base + pos as usize % span).min(bytes.len());
+            if insert {
+                bytes.insert(at, value);
+            } else if at < bytes.len() {
+                bytes[at] ^= value | 1;
+            }
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let files_before: Vec<String> = listing(&dir).into_iter().map(|(n, _)| n).collect();
+        let customers_before = t.db.conn()
+            .query_row("SELECT count(*) FROM \"tabCustomer\"", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        let manager = applier.backup_manager().unwrap();
+        let _ = manager.restore(
+            applier.connection(),
+            &path,
+            doctype_migrate::RestoreTarget::NewTable("tabRestored".into()),
+        );
+        let files_after: Vec<String> = listing(&dir)
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| !n.ends_with("-journal"))
+            .collect();
+        prop_assert_eq!(files_after, files_before);
+        let customers_after = t.db.conn()
+            .query_row("SELECT count(*) FROM \"tabCustomer\"", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        prop_assert_eq!(customers_after, customers_before);
+        let ok: String = t.db.conn()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        prop_assert_eq!(ok, "ok");
+    }
+}

@@ -363,6 +363,7 @@ impl MigrationApplier {
             json!({"waited_ms": lock_clock.elapsed().as_secs_f64() * 1000.0}),
         );
         notes.extend(self.remove_stale_backup_temp_files());
+        notes.extend(self.remove_orphaned_backups());
         if plan.is_empty() {
             guard.rollback()?;
             self.audit_note(
@@ -514,6 +515,67 @@ impl MigrationApplier {
             Err(e) => {
                 let text = format!("backup temp files not cleaned: {}", error_chain(&e));
                 self.audit_note(Action::Failure, Level::Warn, json!({"temp_cleanup": text}));
+                Some(Warning::run(WarningCode::AuditNotWritten, text))
+            }
+        }
+    }
+
+    /// Removes backups a killed run left behind: files of this database
+    /// (same database id) that name a migration no history row records
+    /// them for. Their migration never committed, so they protect nothing,
+    /// and its id is given to the next migration: left in place, a file
+    /// would name a migration that is not the one it backed up. Only
+    /// called under the write lock. A failure is a warning.
+    fn remove_orphaned_backups(&self) -> Option<Warning> {
+        let dir = self
+            .options
+            .backup_dir
+            .clone()
+            .unwrap_or_else(|| default_dir_for(&self.path));
+        if !dir.is_dir() {
+            return None;
+        }
+        let result = (|| -> Result<Vec<PathBuf>> {
+            let Some(db_id) = store::database_id(&self.conn)? else {
+                return Ok(Vec::new());
+            };
+            let recorded: Vec<PathBuf> = store::backup_paths_recorded(&self.conn)?
+                .iter()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+                .collect();
+            let mut removed = Vec::new();
+            for info in self.backup_manager()?.list()? {
+                let ours = info.database_id.as_deref() == Some(db_id.as_str());
+                let canonical =
+                    std::fs::canonicalize(&info.path).unwrap_or_else(|_| info.path.clone());
+                if ours && info.migration_id.is_some() && !recorded.contains(&canonical) {
+                    std::fs::remove_file(&info.path).map_err(|source| Error::Io {
+                        path: info.path.clone(),
+                        source,
+                    })?;
+                    removed.push(info.path);
+                }
+            }
+            Ok(removed)
+        })();
+        match result {
+            Ok(removed) => {
+                for p in removed {
+                    self.audit_note(
+                        Action::TempFileRemoved,
+                        Level::Warn,
+                        json!({"path": p, "reason": "backup of a migration that never committed"}),
+                    );
+                }
+                None
+            }
+            Err(e) => {
+                let text = format!("orphaned backups not cleaned: {}", error_chain(&e));
+                self.audit_note(
+                    Action::Failure,
+                    Level::Warn,
+                    json!({"backup_cleanup": text}),
+                );
                 Some(Warning::run(WarningCode::AuditNotWritten, text))
             }
         }

@@ -220,9 +220,13 @@ pub struct BackupRestoreArgs {
     /// SQLite database file (must exist).
     #[arg(long, value_name = "PATH")]
     pub db: PathBuf,
-    /// The backup file to restore.
+    /// The backup file to restore; it must be in the backup directory.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Backup directory the file must be in (default: `<database file
+    /// name>.backups` beside the database).
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
     /// Restore into this new table (which must not exist) instead of the
     /// table the backup was taken from.
     #[arg(long, value_name = "NEW_TABLE")]

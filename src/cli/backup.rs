@@ -502,12 +502,30 @@ fn restore(args: &BackupRestoreArgs) -> Result<Outcome, CliError> {
             args.file.display()
         )));
     }
+    // Only a file inside the configured backup directory is read: whoever
+    // can put a file elsewhere gains nothing by naming it here.
     let dir = args
+        .backup_dir
+        .clone()
+        .unwrap_or_else(|| default_dir_for(&args.db));
+    let parent = args
         .file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let manager = manager_builder(dir, &key).build()?;
+    let inside = match (std::fs::canonicalize(parent), std::fs::canonicalize(&dir)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if !inside {
+        return Err(CliError::Message(format!(
+            "backup file {} is not in the backup directory {} (copy it there, or name the \
+             directory it is in with --backup-dir)",
+            args.file.display(),
+            dir.display()
+        )));
+    }
+    let manager = manager_builder(&dir, &key).build()?;
     // The manifest (header checksum checked) tells the source table.
     let info = manager
         .list()?

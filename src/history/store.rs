@@ -518,6 +518,28 @@ pub fn backup_paths_in_use(conn: &Connection) -> Result<Vec<std::path::PathBuf>>
     Ok(paths)
 }
 
+/// Every backup path any history row names, whatever its status, sorted.
+pub fn backup_paths_recorded(conn: &Connection) -> Result<Vec<std::path::PathBuf>> {
+    if !table_exists(conn)? {
+        return Ok(Vec::new());
+    }
+    const SQL: &str = "SELECT backup_path FROM \"tabMigrationHistory\" \
+         WHERE backup_path IS NOT NULL ORDER BY id";
+    let mut stmt = conn.prepare(SQL).map_err(|e| Error::sql(SQL, e))?;
+    let texts: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| Error::sql(SQL, e))?;
+    let mut paths: Vec<std::path::PathBuf> = texts
+        .iter()
+        .filter_map(|t| serde_json::from_str::<Vec<std::path::PathBuf>>(t).ok())
+        .flatten()
+        .collect();
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
 /// The current time as stored in history rows.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
