@@ -2,6 +2,7 @@
 //! one SQLite database.
 
 mod builder;
+mod run;
 
 pub use builder::{ApplierBuilder, ApplierOptions, BackupKey, NullFill, RenameHint};
 
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::audit::{Action, AuditLog, Level, RunMarker, clean_temp_files, scan_markers};
+use crate::audit::{Action, AuditLog, Level, clean_temp_files, scan_markers};
 use crate::backup::{BackupManager, default_dir_for, planned_backups};
 use crate::diff::{DiffOptions, diff_table};
 use crate::doctype::{
@@ -18,13 +19,12 @@ use crate::doctype::{
 };
 use crate::error::{Error, Result};
 use crate::execution::{
-    ExecContext, ForeignKeysOff, MigrationRecord, Phase, ProgressEvent, TxGuard, begin_immediate,
-    error_chain, execute_doctype, read_snapshot, record_failure, retry_busy,
+    MigrationRecord, Phase, ProgressEvent, error_chain, read_snapshot, retry_busy,
 };
 use crate::history::{HistoryRow, MigrationId, store};
 use crate::plan::{DocTypePlan, MigrationPlan, plan_drop_table, plan_table};
 use crate::rollback::{self, RollbackOptions, RollbackPlan, RollbackReport, RollbackTarget};
-use crate::schema::{SchemaSnapshot, foreign_keys_enabled, introspect_table, target_spec};
+use crate::schema::{SchemaSnapshot, introspect_table, target_spec};
 use crate::validation::{Finding, Rule, Severity, ValidationPolicy, sort_findings, validate_plan};
 use serde_json::json;
 
@@ -290,179 +290,6 @@ impl MigrationApplier {
             }
         }
         found
-    }
-
-    fn sync_inner(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
-        let (_, cf003) = split_conflicts(doctypes);
-        refuse_if_blocked(cf003)?;
-        let progress = self.options.progress.clone();
-        let batch_phase = |phase| {
-            progress.emit(ProgressEvent::Phase {
-                doctype: None,
-                phase,
-            })
-        };
-        batch_phase(Phase::Plan);
-        // The pre-lock plan reads one snapshot, retried while the database is busy.
-        let preplan = self.read(|| plan_with(&self.conn, doctypes, &self.options, Mode::Fast))?;
-        if preplan.is_empty() {
-            let mut report = ApplyReport::empty();
-            report.fast_path = preplan.confirmed_by_fingerprint == preplan.doctypes.len();
-            return Ok(report);
-        }
-        let pending: Vec<&str> = preplan.pending().map(|p| p.doctype.as_str()).collect();
-        self.audit_note(
-            Action::Plan,
-            Level::Info,
-            json!({"doctypes": doctypes.len(), "pending": pending, "rebuilds": preplan.rebuilds()}),
-        );
-        // A marker beside the database says a run is under way; if this
-        // process dies, the next run finds it (see notice_interrupted_runs).
-        let mut notes: Vec<Warning> = Vec::new();
-        let marker = match RunMarker::begin(&self.path) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                let text = format!("run marker not written: {}", error_chain(&e));
-                self.audit_note(Action::Failure, Level::Warn, json!({"run_marker": text}));
-                notes.push(Warning::run(WarningCode::AuditNotWritten, text));
-                None
-            }
-        };
-        // Validation runs once, under the lock, on the plan that will run:
-        // a blocked plan only holds the lock for the time it takes to say so.
-
-        let conn = &self.conn;
-        let mut fk_guard = if preplan.rebuilds() {
-            Some(ForeignKeysOff::new(conn)?)
-        } else {
-            None
-        };
-        batch_phase(Phase::Lock);
-        let lock_clock = std::time::Instant::now();
-        let (guard, plan) = loop {
-            begin_immediate(conn, &self.path, self.options.lock_timeout)?;
-            let guard = TxGuard::new(conn);
-            // Plan again under the lock: another process may have migrated meanwhile.
-            let plan = plan_on(conn, doctypes, &self.options)?;
-            if plan.rebuilds() && fk_guard.is_none() && foreign_keys_enabled(conn)? {
-                guard.rollback()?;
-                fk_guard = Some(ForeignKeysOff::new(conn)?);
-                continue;
-            }
-            break (guard, plan);
-        };
-        // Nothing is written while the engine's own tables carry triggers
-        // or views it did not create.
-        if let Err(e) = store::check_engine_tables(conn) {
-            guard.rollback()?;
-            return Err(e);
-        }
-        self.audit_note(
-            Action::LockTaken,
-            Level::Info,
-            json!({"waited_ms": lock_clock.elapsed().as_secs_f64() * 1000.0}),
-        );
-        notes.extend(self.remove_stale_backup_temp_files());
-        notes.extend(self.remove_orphaned_backups());
-        if plan.is_empty() {
-            guard.rollback()?;
-            self.audit_note(
-                Action::Rollback,
-                Level::Info,
-                json!({"scope": "transaction", "reason": "another process migrated meanwhile"}),
-            );
-            let mut report = ApplyReport::empty();
-            report.warnings = notes;
-            return Ok(report);
-        }
-        batch_phase(Phase::Validate);
-        let validate_clock = std::time::Instant::now();
-        let findings = validate_plan(conn, &plan, doctypes, &self.policy())?;
-        let validate_ms = validate_clock.elapsed().as_secs_f64() * 1000.0;
-        let blocking = findings.iter().filter(|f| f.blocking).count();
-        self.audit_note(
-            Action::Validate,
-            if blocking > 0 {
-                Level::Warn
-            } else {
-                Level::Info
-            },
-            json!({"findings": findings.len(), "blocking": blocking, "ms": validate_ms}),
-        );
-        if blocking > 0 {
-            guard.rollback()?;
-            self.audit_note(
-                Action::Rollback,
-                Level::Warn,
-                json!({"scope": "transaction", "reason": "blocked by validation"}),
-            );
-            return Err(Error::Blocked { findings });
-        }
-        store::ensure_table(conn)?;
-        let ctx = ExecContext {
-            applied_by: self.options.applied_by.clone(),
-            batch_id: new_batch_id(),
-            check_foreign_keys: fk_guard.as_ref().is_some_and(ForeignKeysOff::were_on),
-            verify_backups: self.options.verify_backups,
-            progress: progress.clone(),
-            validate_ms,
-            audit: self.audit.clone(),
-        };
-        let manager = if plan.pending().any(|p| !p.backups.is_empty()) {
-            Some(self.backup_manager()?)
-        } else {
-            None
-        };
-        // Backup files of DocTypes (or a batch) that roll back protect nothing: remove them.
-        let mut taken: Vec<PathBuf> = Vec::new();
-        let mut migrations = Vec::new();
-        for (n, dt_plan) in plan.pending().enumerate() {
-            let start = std::time::Instant::now();
-            let before = taken.len();
-            match execute_doctype(conn, dt_plan, n, &ctx, manager.as_ref(), &mut taken) {
-                Ok(record) => migrations.push(record),
-                Err(e) if self.options.continue_on_error => {
-                    remove_files(taken.drain(before..));
-                    let ms = start.elapsed().as_secs_f64() * 1000.0;
-                    migrations.push(record_failure(conn, dt_plan, &ctx, &e, ms)?);
-                }
-                Err(e) => {
-                    guard.rollback()?;
-                    self.audit_note(
-                        Action::Rollback,
-                        Level::Error,
-                        json!({"scope": "transaction", "reason": format!("DocType {:?} failed", dt_plan.doctype)}),
-                    );
-                    remove_files(taken.drain(..));
-                    return Err(Error::DocTypeFailed {
-                        doctype: dt_plan.doctype.clone(),
-                        source: Box::new(e),
-                    });
-                }
-            }
-        }
-        batch_phase(Phase::Commit);
-        if let Err(e) = guard.commit() {
-            remove_files(taken.drain(..));
-            return Err(e);
-        }
-        drop(fk_guard);
-        self.audit_note(
-            Action::Commit,
-            Level::Info,
-            json!({"batch_id": ctx.batch_id, "migrations": migrations.len()}),
-        );
-        if let Some(m) = marker {
-            let _ = m.finish();
-        }
-        Ok(ApplyReport {
-            blocked: false,
-            batch_id: Some(ctx.batch_id),
-            migrations,
-            findings,
-            fast_path: false,
-            warnings: notes,
-        })
     }
 
     /// The backup manager this applier's options describe (directory,

@@ -1,0 +1,286 @@
+//! The write path of [`MigrationApplier::sync_all`], phase by phase:
+//!
+//! 1. **pre-plan**: plan from one read snapshot, confirming "up to date"
+//!    from fingerprints where it can (the start-up fast path);
+//! 2. **lock and re-plan**: foreign keys off outside the transaction when
+//!    a rebuild is planned, `BEGIN IMMEDIATE`, plan again under the lock
+//!    (another process may have migrated meanwhile), then the checks that
+//!    must pass before anything is written (no planted triggers on the
+//!    engine's tables) and housekeeping (files a killed run left);
+//! 3. **validate** the plan that will run, under the lock;
+//! 4. **back up and execute** each DocType in its own savepoint, with its
+//!    history row (and verification, inside [`execute_doctype`]);
+//! 5. **commit**.
+//!
+//! Each phase is one function; the audit log and the progress observer hear
+//! about each step from the phase that does it.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::{
+    ApplyReport, MigrationApplier, Mode, new_batch_id, plan_on, plan_with, refuse_if_blocked,
+    remove_files, split_conflicts,
+};
+use crate::audit::{Action, Level, RunMarker};
+use crate::doctype::{DocType, Warning, WarningCode};
+use crate::error::{Error, Result};
+use crate::execution::{
+    ExecContext, ForeignKeysOff, MigrationRecord, Phase, ProgressEvent, TxGuard, begin_immediate,
+    error_chain, execute_doctype, record_failure,
+};
+use crate::history::store;
+use crate::plan::MigrationPlan;
+use crate::schema::foreign_keys_enabled;
+use crate::validation::{Finding, validate_plan};
+
+/// The write lock, the foreign-key guard and the plan made under the lock.
+/// Dropping it rolls the transaction back, then restores foreign keys
+/// (fields drop in order).
+struct Locked<'c> {
+    guard: TxGuard<'c>,
+    fk: Option<ForeignKeysOff<'c>>,
+    plan: MigrationPlan,
+}
+
+impl MigrationApplier {
+    pub(super) fn sync_inner(&self, doctypes: &[DocType]) -> Result<ApplyReport> {
+        refuse_if_blocked(split_conflicts(doctypes).1)?;
+        let preplan = self.pre_plan(doctypes)?;
+        if preplan.is_empty() {
+            let mut report = ApplyReport::empty();
+            report.fast_path = preplan.confirmed_by_fingerprint == preplan.doctypes.len();
+            return Ok(report);
+        }
+        let mut notes: Vec<Warning> = Vec::new();
+        let marker = self.begin_marker(&mut notes);
+        let locked = self.lock_and_replan(doctypes, preplan.rebuilds())?;
+        notes.extend(self.remove_stale_backup_temp_files());
+        notes.extend(self.remove_orphaned_backups());
+        if locked.plan.is_empty() {
+            locked.guard.rollback()?;
+            self.audit_note(
+                Action::Rollback,
+                Level::Info,
+                json!({"scope": "transaction", "reason": "another process migrated meanwhile"}),
+            );
+            let mut report = ApplyReport::empty();
+            report.warnings = notes;
+            return Ok(report);
+        }
+        let (findings, validate_ms) = self.validate_locked(&locked, doctypes)?;
+        let (batch_id, migrations, taken) = self.back_up_and_execute(&locked, validate_ms)?;
+        self.commit(locked, &batch_id, migrations.len(), taken)?;
+        if let Some(m) = marker {
+            let _ = m.finish();
+        }
+        Ok(ApplyReport {
+            blocked: false,
+            batch_id: Some(batch_id),
+            migrations,
+            findings,
+            fast_path: false,
+            warnings: notes,
+        })
+    }
+
+    fn phase(&self, phase: Phase) {
+        self.options.progress.emit(ProgressEvent::Phase {
+            doctype: None,
+            phase,
+        });
+    }
+
+    /// Phase 1: the plan from one read snapshot (retried while the
+    /// database is busy), with the fingerprint fast path.
+    fn pre_plan(&self, doctypes: &[DocType]) -> Result<MigrationPlan> {
+        self.phase(Phase::Plan);
+        let preplan = self.read(|| plan_with(&self.conn, doctypes, &self.options, Mode::Fast))?;
+        if !preplan.is_empty() {
+            let pending: Vec<&str> = preplan.pending().map(|p| p.doctype.as_str()).collect();
+            self.audit_note(
+                Action::Plan,
+                Level::Info,
+                json!({"doctypes": doctypes.len(), "pending": pending, "rebuilds": preplan.rebuilds()}),
+            );
+        }
+        Ok(preplan)
+    }
+
+    /// A marker beside the database says a run is under way; if this
+    /// process dies, the next run finds it (see `notice_interrupted_runs`).
+    /// Not writing it is a warning, never a failure.
+    fn begin_marker(&self, notes: &mut Vec<Warning>) -> Option<RunMarker> {
+        match RunMarker::begin(&self.path) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let text = format!("run marker not written: {}", error_chain(&e));
+                self.audit_note(Action::Failure, Level::Warn, json!({"run_marker": text}));
+                notes.push(Warning::run(WarningCode::AuditNotWritten, text));
+                None
+            }
+        }
+    }
+
+    /// Phase 2: foreign keys off (outside any transaction) when a rebuild
+    /// is planned, the write lock, the plan made again under it, and the
+    /// precondition that nothing foreign sits on the engine's own tables.
+    /// Validation waits for this phase: it runs once, on the plan that will
+    /// run, and a blocked plan holds the lock only to say so.
+    fn lock_and_replan(&self, doctypes: &[DocType], rebuilds: bool) -> Result<Locked<'_>> {
+        let conn = &self.conn;
+        let mut fk = if rebuilds {
+            Some(ForeignKeysOff::new(conn)?)
+        } else {
+            None
+        };
+        self.phase(Phase::Lock);
+        let clock = Instant::now();
+        let (guard, plan) = loop {
+            begin_immediate(conn, &self.path, self.options.lock_timeout)?;
+            let guard = TxGuard::new(conn);
+            let plan = plan_on(conn, doctypes, &self.options)?;
+            // The plan under the lock may rebuild where the pre-plan did not:
+            // foreign keys must then go off, which only works outside the
+            // transaction.
+            if plan.rebuilds() && fk.is_none() && foreign_keys_enabled(conn)? {
+                guard.rollback()?;
+                fk = Some(ForeignKeysOff::new(conn)?);
+                continue;
+            }
+            break (guard, plan);
+        };
+        if let Err(e) = store::check_engine_tables(conn) {
+            guard.rollback()?;
+            return Err(e);
+        }
+        self.audit_note(
+            Action::LockTaken,
+            Level::Info,
+            json!({"waited_ms": clock.elapsed().as_secs_f64() * 1000.0}),
+        );
+        Ok(Locked { guard, fk, plan })
+    }
+
+    /// Phase 3: validation of the plan that will run. Blocking findings
+    /// roll the transaction back and refuse the run.
+    fn validate_locked(
+        &self,
+        locked: &Locked<'_>,
+        doctypes: &[DocType],
+    ) -> Result<(Vec<Finding>, f64)> {
+        self.phase(Phase::Validate);
+        let clock = Instant::now();
+        let findings = validate_plan(&self.conn, &locked.plan, doctypes, &self.policy())?;
+        let ms = clock.elapsed().as_secs_f64() * 1000.0;
+        let blocking = findings.iter().filter(|f| f.blocking).count();
+        let level = if blocking > 0 {
+            Level::Warn
+        } else {
+            Level::Info
+        };
+        self.audit_note(
+            Action::Validate,
+            level,
+            json!({"findings": findings.len(), "blocking": blocking, "ms": ms}),
+        );
+        if blocking > 0 {
+            self.conn
+                .execute_batch("ROLLBACK")
+                .map_err(|e| Error::sql("ROLLBACK", e))?;
+            self.audit_note(
+                Action::Rollback,
+                Level::Warn,
+                json!({"scope": "transaction", "reason": "blocked by validation"}),
+            );
+            return Err(Error::Blocked { findings });
+        }
+        Ok((findings, ms))
+    }
+
+    /// Phase 4: each pending DocType backed up and executed in its own
+    /// savepoint with its history row. All-or-nothing by default: a failure
+    /// rolls the whole transaction back and removes the backups taken.
+    /// With `continue_on_error`, a failed DocType is rolled back to its
+    /// savepoint and recorded as failed. Returns the batch id, the records
+    /// and the backup files taken.
+    fn back_up_and_execute(
+        &self,
+        locked: &Locked<'_>,
+        validate_ms: f64,
+    ) -> Result<(String, Vec<MigrationRecord>, Vec<PathBuf>)> {
+        let conn = &self.conn;
+        store::ensure_table(conn)?;
+        let ctx = ExecContext {
+            applied_by: self.options.applied_by.clone(),
+            batch_id: new_batch_id(),
+            check_foreign_keys: locked.fk.as_ref().is_some_and(ForeignKeysOff::were_on),
+            verify_backups: self.options.verify_backups,
+            progress: self.options.progress.clone(),
+            validate_ms,
+            audit: self.audit.clone(),
+        };
+        let manager = if locked.plan.pending().any(|p| !p.backups.is_empty()) {
+            Some(self.backup_manager()?)
+        } else {
+            None
+        };
+        // Backup files of DocTypes (or a batch) that roll back protect
+        // nothing: they are removed.
+        let mut taken: Vec<PathBuf> = Vec::new();
+        let mut migrations = Vec::new();
+        for (n, dt_plan) in locked.plan.pending().enumerate() {
+            let start = Instant::now();
+            let before = taken.len();
+            match execute_doctype(conn, dt_plan, n, &ctx, manager.as_ref(), &mut taken) {
+                Ok(record) => migrations.push(record),
+                Err(e) if self.options.continue_on_error => {
+                    remove_files(taken.drain(before..));
+                    let ms = start.elapsed().as_secs_f64() * 1000.0;
+                    migrations.push(record_failure(conn, dt_plan, &ctx, &e, ms)?);
+                }
+                Err(e) => {
+                    conn.execute_batch("ROLLBACK")
+                        .map_err(|e| Error::sql("ROLLBACK", e))?;
+                    self.audit_note(
+                        Action::Rollback,
+                        Level::Error,
+                        json!({"scope": "transaction", "reason": format!("DocType {:?} failed", dt_plan.doctype)}),
+                    );
+                    remove_files(taken.drain(..));
+                    return Err(Error::DocTypeFailed {
+                        doctype: dt_plan.doctype.clone(),
+                        source: Box::new(e),
+                    });
+                }
+            }
+        }
+        Ok((ctx.batch_id, migrations, taken))
+    }
+
+    /// Phase 5: COMMIT, then foreign keys back as the caller had them. A
+    /// failed COMMIT has rolled back: the backups taken are removed.
+    fn commit(
+        &self,
+        locked: Locked<'_>,
+        batch_id: &str,
+        migrations: usize,
+        mut taken: Vec<PathBuf>,
+    ) -> Result<()> {
+        self.phase(Phase::Commit);
+        let Locked { guard, fk, .. } = locked;
+        if let Err(e) = guard.commit() {
+            remove_files(taken.drain(..));
+            return Err(e);
+        }
+        drop(fk);
+        self.audit_note(
+            Action::Commit,
+            Level::Info,
+            json!({"batch_id": batch_id, "migrations": migrations}),
+        );
+        Ok(())
+    }
+}
