@@ -14,27 +14,7 @@ use crate::ident::check_fieldname;
 
 use super::MigrationApplier;
 
-/// A rename hint given to the applier: in `doctype`, column `from` is now `to`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenameHint {
-    /// The DocType.
-    pub doctype: String,
-    /// The old column name.
-    pub from: String,
-    /// The new column name.
-    pub to: String,
-}
-
-/// Fill NULLs in `doctype.column` with `value` when the column becomes NOT NULL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NullFill {
-    /// The DocType.
-    pub doctype: String,
-    /// The column.
-    pub column: String,
-    /// The value, as text (stored with the column's affinity).
-    pub value: String,
-}
+pub use crate::plan::{NullFill, RenameHint};
 
 /// The key that encrypts backups.
 #[derive(Clone, PartialEq, Eq)]

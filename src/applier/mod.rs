@@ -12,8 +12,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::audit::{Action, AuditLog, Level, clean_temp_files, scan_markers};
-use crate::backup::{BackupManager, default_dir_for, planned_backups};
-use crate::diff::{DiffOptions, diff_table};
+use crate::backup::{BackupManager, default_dir_for};
 use crate::doctype::{
     Conflict, DocType, Warning, WarningCode, conflicts, load_path, validate_set, warnings,
 };
@@ -22,9 +21,8 @@ use crate::execution::{
     MigrationRecord, Phase, ProgressEvent, error_chain, read_snapshot, retry_busy,
 };
 use crate::history::{HistoryRow, MigrationId, store};
-use crate::plan::{DocTypePlan, MigrationPlan, plan_drop_table, plan_table};
+use crate::plan::{DocTypePlan, MigrationPlan, Mode, SetOptions, plan_set};
 use crate::rollback::{self, RollbackOptions, RollbackPlan, RollbackReport, RollbackTarget};
-use crate::schema::{SchemaSnapshot, introspect_table, target_spec};
 use crate::validation::{Finding, Rule, Severity, ValidationPolicy, sort_findings, validate_plan};
 use serde_json::json;
 
@@ -670,11 +668,15 @@ fn refuse_if_blocked(findings: Vec<Finding>) -> Result<()> {
     Ok(())
 }
 
-/// Whether to try the start-up fast path (fingerprints instead of introspection).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Full,
-    Fast,
+/// The set planner's view of this applier's options.
+fn set_options(options: &ApplierOptions) -> SetOptions<'_> {
+    SetOptions {
+        drop_orphan_columns: options.drop_orphan_columns,
+        drop_orphan_tables: options.drop_orphan_tables,
+        renames: &options.renames,
+        null_fills: &options.null_fills,
+        backup_policy: options.backup_policy,
+    }
 }
 
 fn plan_on(
@@ -682,131 +684,16 @@ fn plan_on(
     doctypes: &[DocType],
     options: &ApplierOptions,
 ) -> Result<MigrationPlan> {
-    plan_with(conn, doctypes, options, Mode::Full)
+    plan_set(conn, doctypes, &set_options(options), Mode::Full)
 }
 
-/// Plans the DocTypes. In [`Mode::Fast`], a DocType whose target spec and
-/// live table both have the fingerprints its last completed migration
-/// recorded is confirmed up to date without introspecting its table. Options
-/// that change a plan without changing the target spec (dropping orphans,
-/// rename hints, NULL fills) turn the fast path off.
 fn plan_with(
     conn: &Connection,
     doctypes: &[DocType],
     options: &ApplierOptions,
     mode: Mode,
 ) -> Result<MigrationPlan> {
-    let snapshot = SchemaSnapshot::read(conn)?;
-    let fast = mode == Mode::Fast
-        && !options.drop_orphan_columns
-        && !options.drop_orphan_tables
-        && options.renames.is_empty()
-        && options.null_fills.is_empty();
-    let (recorded, live_fps) = if fast {
-        (
-            store::latest_fingerprints(conn)?,
-            snapshot.table_fingerprints(),
-        )
-    } else {
-        Default::default()
-    };
-    let mut sorted: Vec<&DocType> = doctypes.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    let diff_options = DiffOptions {
-        drop_orphan_columns: options.drop_orphan_columns,
-        renames: Vec::new(),
-    };
-    let mut plan = MigrationPlan::default();
-    for dt in sorted {
-        let Some(target) = target_spec(dt)? else {
-            if options.drop_orphan_tables {
-                if let Some(live) = introspect_table(conn, &snapshot, &dt.table_name())? {
-                    let fingerprint = snapshot.table_fingerprint(&live.spec.name);
-                    let mut dt_plan = plan_drop_table(&dt.name, &live, fingerprint);
-                    dt_plan.backups = planned_backups(&dt_plan, options.backup_policy);
-                    plan.doctypes.push(dt_plan);
-                }
-            }
-            continue;
-        };
-        if fast {
-            let live_fp = live_fps.get(&target.name.to_ascii_lowercase());
-            if let (Some((Some(t), Some(a))), Some(l)) = (recorded.get(&dt.name), live_fp) {
-                if *t == target.fingerprint() && a == l {
-                    plan.confirmed_by_fingerprint += 1;
-                    plan.doctypes
-                        .push(DocTypePlan::up_to_date(&dt.name, target, Some(l.clone())));
-                    continue;
-                }
-            }
-        }
-        let live = introspect_table(conn, &snapshot, &target.name)?;
-        let mut hints: Vec<(String, String)> = dt
-            .fields
-            .iter()
-            .filter_map(|f| f.renamed_from.clone().map(|old| (old, f.fieldname.clone())))
-            .collect();
-        hints.extend(
-            options
-                .renames
-                .iter()
-                .filter(|h| h.doctype == dt.name)
-                .map(|h| (h.from.clone(), h.to.clone())),
-        );
-        let diff = diff_table(&dt.name, &target, live.as_ref(), &hints, &diff_options)?;
-        let fingerprint = snapshot.table_fingerprint(&target.name);
-        let fills: Vec<(String, String)> = options
-            .null_fills
-            .iter()
-            .filter(|f| f.doctype == dt.name)
-            .map(|f| (f.column.clone(), crate::ident::quote_literal(&f.value)))
-            .collect();
-        let mut dt_plan = plan_table(&diff, &target, live.as_ref(), fingerprint, &fills)?;
-        attribute_layers(dt, &mut dt_plan);
-        dt_plan.backups = planned_backups(&dt_plan, options.backup_policy);
-        plan.doctypes.push(dt_plan);
-    }
-    Ok(plan)
-}
-
-/// Names, on each change, the customization layers (Custom Fields,
-/// Property Setters) that caused it: those of the field behind a column
-/// change, of the fields an index covers, of the DocType for its `name`
-/// column, and all of them for a new table.
-fn attribute_layers(dt: &DocType, plan: &mut DocTypePlan) {
-    let fields = crate::doctype::index_fields(dt);
-    let of_column = |column: &str| -> Vec<String> {
-        let mut out: Vec<String> = fields
-            .iter()
-            .filter(|f| f.fieldname.eq_ignore_ascii_case(column))
-            .flat_map(|f| f.layers.iter().map(ToString::to_string))
-            .collect();
-        if column.eq_ignore_ascii_case("name") {
-            out.extend(dt.layers.iter().map(ToString::to_string));
-        }
-        out
-    };
-    let attribute = |change: &mut crate::diff::Change| {
-        let mut layers: Vec<String> = match (change.kind, &change.column) {
-            (crate::diff::ChangeKind::CreateTable, _) => dt
-                .layers
-                .iter()
-                .chain(fields.iter().flat_map(|f| f.layers.iter()))
-                .map(ToString::to_string)
-                .collect(),
-            (_, Some(column)) => of_column(column),
-            (_, None) => change.columns.iter().flat_map(|c| of_column(c)).collect(),
-        };
-        layers.dedup();
-        change.layers = layers;
-    };
-    if dt.layers.is_empty() && fields.iter().all(|f| f.layers.is_empty()) {
-        return;
-    }
-    plan.changes.iter_mut().for_each(attribute);
-    for step in &mut plan.steps {
-        step.changes.iter_mut().for_each(attribute);
-    }
+    plan_set(conn, doctypes, &set_options(options), mode)
 }
 
 fn new_batch_id() -> String {

@@ -7,9 +7,12 @@
 pub mod create_table;
 mod planner;
 mod rebuild;
+mod set;
 mod types;
 
 pub use planner::{needs_rebuild, plan_drop_table, plan_table};
 pub(crate) use rebuild::copy_expr_filling;
 pub use rebuild::{REBUILD_TEMP_PREFIX, copy_expr};
+pub(crate) use set::{Mode, SetOptions, plan_set};
+pub use set::{NullFill, RenameHint};
 pub use types::{DocTypePlan, MigrationPlan, PlanStep, StepKind};
