@@ -9,6 +9,22 @@ use std::path::PathBuf;
 
 use crate::history::{MigrationId, MigrationStatus};
 
+/// An error followed by its sources, outermost first: the one walk over
+/// `source()` chains in the crate (the CLI prints it as `caused by:` lines).
+pub fn error_sources<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| e.source())
+}
+
+/// An error with its sources, as one line (`outer: inner: ...`).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    error_sources(error)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -40,7 +40,7 @@ pub use doctype::{
     Conflict, DocType, Field, FieldType, IndexDef, Layer, LayerKind, Warning, WarningCode,
     load_path, load_paths, warnings,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, error_chain, error_sources};
 pub use execution::{Metrics, MigrationRecord, Phase, ProgressEvent, ProgressObserver};
 pub use history::{HistoryRow, MigrationId, MigrationStatus};
 pub use plan::{DocTypePlan, MigrationPlan, PlanStep, StepKind};

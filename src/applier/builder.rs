@@ -16,23 +16,7 @@ use super::MigrationApplier;
 
 pub use crate::plan::{NullFill, RenameHint};
 
-/// The key that encrypts backups.
-#[derive(Clone, PartialEq, Eq)]
-pub enum BackupKey {
-    /// A file holding 32 raw bytes or 64 hex characters.
-    KeyFile(PathBuf),
-    /// A passphrase, stretched with argon2id.
-    Passphrase(String),
-}
-
-impl std::fmt::Debug for BackupKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BackupKey::KeyFile(p) => f.debug_tuple("KeyFile").field(p).finish(),
-            BackupKey::Passphrase(_) => f.write_str("Passphrase(<redacted>)"),
-        }
-    }
-}
+pub use crate::backup::BackupKey;
 
 /// Options of a [`MigrationApplier`].
 #[derive(Debug, Clone)]
@@ -103,16 +87,9 @@ impl Default for ApplierOptions {
             audit_disabled: false,
             busy_timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(60),
-            applied_by: default_applied_by(),
+            applied_by: crate::history::default_actor(),
         }
     }
-}
-
-fn default_applied_by() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .map(|u| format!("{u} (doctype-migrate)"))
-        .unwrap_or_else(|_| "doctype-migrate".to_string())
 }
 
 /// How to open the database.
@@ -235,6 +212,13 @@ impl ApplierBuilder {
     /// Encrypts backups with a key derived from this passphrase (argon2id).
     pub fn backup_passphrase(mut self, passphrase: &str) -> Self {
         self.options.backup_key = Some(BackupKey::Passphrase(passphrase.to_string()));
+        self
+    }
+
+    /// Encrypts and authenticates backups with `key` (a key file or a
+    /// passphrase).
+    pub fn backup_key(mut self, key: BackupKey) -> Self {
+        self.options.backup_key = Some(key);
         self
     }
 

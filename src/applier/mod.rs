@@ -302,11 +302,9 @@ impl MigrationApplier {
         if let Some(level) = o.backup_compression_level {
             b = b.compression_level(level);
         }
-        b = match &o.backup_key {
-            Some(BackupKey::KeyFile(p)) => b.key_file(p.clone()),
-            Some(BackupKey::Passphrase(p)) => b.passphrase(p.clone()),
-            None => b,
-        };
+        if let Some(key) = &o.backup_key {
+            b = b.backup_key(key);
+        }
         b.build()
     }
 

@@ -28,6 +28,26 @@ const MAX_CHAIN: usize = 10_000;
 /// Longest argon2 salt accepted from a manifest (the writer uses 16 bytes).
 const MAX_SALT_LEN: usize = 64;
 
+/// The key that encrypts and authenticates backups: a key file or a
+/// passphrase. The one backup-key type of the crate (the applier, the
+/// backup manager and the CLI all take it).
+#[derive(Clone, PartialEq, Eq)]
+pub enum BackupKey {
+    /// A file holding 32 raw bytes or 64 hex characters.
+    KeyFile(PathBuf),
+    /// A passphrase, stretched with argon2id.
+    Passphrase(String),
+}
+
+impl std::fmt::Debug for BackupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackupKey::KeyFile(p) => f.debug_tuple("KeyFile").field(p).finish(),
+            BackupKey::Passphrase(_) => f.write_str("Passphrase(<redacted>)"),
+        }
+    }
+}
+
 /// The default backup directory for a database: `<db file name>.backups`
 /// beside the database file (`/data/app.db` → `/data/app.db.backups`).
 pub fn default_dir_for(db_path: &Path) -> PathBuf {
@@ -105,6 +125,14 @@ impl BackupManagerBuilder {
     pub fn key(mut self, key: [u8; 32]) -> Self {
         self.key = Some(key);
         self
+    }
+
+    /// Encrypt (and authenticate) with `key`: a key file or a passphrase.
+    pub fn backup_key(self, key: &BackupKey) -> Self {
+        match key {
+            BackupKey::KeyFile(p) => self.key_file(p.clone()),
+            BackupKey::Passphrase(p) => self.passphrase(p.clone()),
+        }
     }
 
     /// Encrypt with a key derived from this passphrase (argon2id, random

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::history::MigrationId;
 
 pub use manager::{
-    BackupManager, BackupManagerBuilder, DEFAULT_COMPRESSION_LEVEL, default_dir_for,
+    BackupKey, BackupManager, BackupManagerBuilder, DEFAULT_COMPRESSION_LEVEL, default_dir_for,
 };
 pub use policy::{BackupPolicy, PlannedBackup, planned_backups};
 

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use doctype_migrate::execution::{TxGuard, begin_immediate};
 use doctype_migrate::history::store;
 use doctype_migrate::{
-    ApplierBuilder, ApplierOptions, BackupInfo, BackupManager, BackupManagerBuilder, BackupPolicy,
-    BackupStrategy, Error, MigrationApplier, PlannedBackup, PrunePolicy, RestoreTarget,
-    default_dir_for,
+    ApplierBuilder, ApplierOptions, BackupInfo, BackupKey, BackupManager, BackupManagerBuilder,
+    BackupPolicy, BackupStrategy, Error, MigrationApplier, PlannedBackup, PrunePolicy,
+    RestoreTarget, default_dir_for,
 };
 use serde::Serialize;
 
@@ -38,21 +38,17 @@ pub fn run(args: &BackupArgs) -> Result<Outcome, CliError> {
 // ---------------------------------------------------------------------------
 // Options shared with `plan` and `apply`.
 
-/// A backup key, resolved from [`KeyOptions`].
-enum Key {
-    None,
-    File(PathBuf),
-    Passphrase(String),
-}
+/// A backup key, resolved from [`KeyOptions`] (`None`: no key given).
+type Key = Option<BackupKey>;
 
 /// Reads the key options. The passphrase comes from the named environment
 /// variable, which must be set and non-empty; its value is never printed.
 fn resolve_key(opts: &KeyOptions) -> Result<Key, CliError> {
     if let Some(path) = &opts.key_file {
-        return Ok(Key::File(path.clone()));
+        return Ok(Some(BackupKey::KeyFile(path.clone())));
     }
     let Some(var) = &opts.passphrase_env else {
-        return Ok(Key::None);
+        return Ok(None);
     };
     if var.is_empty() || var.contains(['=', '\0']) {
         return Err(CliError::Message(format!(
@@ -67,7 +63,10 @@ fn resolve_key(opts: &KeyOptions) -> Result<Key, CliError> {
         Some(v) if v.is_empty() => Err(CliError::Message(format!(
             "environment variable {var} is empty; it must hold the backup passphrase"
         ))),
-        Some(v) => v.into_string().map(Key::Passphrase).map_err(|_| {
+        Some(v) => v
+            .into_string()
+            .map(|p| Some(BackupKey::Passphrase(p)))
+            .map_err(|_| {
             CliError::Message(format!(
                 "environment variable {var} does not hold valid UTF-8; the backup passphrase must be text"
             ))
@@ -79,9 +78,8 @@ fn resolve_key(opts: &KeyOptions) -> Result<Key, CliError> {
 fn manager_builder(dir: &Path, key: &Key) -> BackupManagerBuilder {
     let b = BackupManager::builder().dir(dir);
     match key {
-        Key::None => b,
-        Key::File(p) => b.key_file(p),
-        Key::Passphrase(p) => b.passphrase(p.as_str()),
+        None => b,
+        Some(k) => b.backup_key(k),
     }
 }
 
@@ -107,11 +105,9 @@ pub fn configure(
     // Building a manager writes nothing; it reads and checks the key file.
     manager_builder(&dir, &key).build()?;
     let mut builder = builder.backup_dir(&dir);
-    builder = match &key {
-        Key::None => builder,
-        Key::File(p) => builder.backup_key_file(p),
-        Key::Passphrase(p) => builder.backup_passphrase(p),
-    };
+    if let Some(k) = key {
+        builder = builder.backup_key(k);
+    }
     if let Some(policy) = opts.backup_policy {
         builder = builder.backup_policy(match policy {
             PolicyArg::Destructive => BackupPolicy::DestructiveAndRebuild,
@@ -166,15 +162,7 @@ fn reason(e: &Error) -> String {
     match e {
         Error::Backup { message, .. } => message.clone(),
         Error::Io { source, .. } => source.to_string(),
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                let _ = write!(text, ": {s}");
-                source = s.source();
-            }
-            text
-        }
+        other => doctype_migrate::error_chain(other),
     }
 }
 
@@ -778,6 +766,6 @@ mod tests {
         for bad in ["", "A=B"] {
             assert!(resolve_key(&opts(bad)).is_err(), "{bad:?}");
         }
-        assert!(matches!(resolve_key(&KeyOptions::default()), Ok(Key::None)));
+        assert!(matches!(resolve_key(&KeyOptions::default()), Ok(None)));
     }
 }

@@ -106,12 +106,11 @@ pub fn run(args: Args) -> ExitCode {
 /// Control characters (other than line breaks) escaped: error messages
 /// quote names and SQL read from the database, which must not reach the
 /// terminal as escape sequences.
-pub fn error_report(error: &dyn std::error::Error) -> String {
-    let mut text = format!("error: {}\n", terminal_safe(&error.to_string()));
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(&format!("  caused by: {}\n", terminal_safe(&s.to_string())));
-        source = s.source();
+pub fn error_report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    for (i, e) in doctype_migrate::error_sources(error).enumerate() {
+        let lead = if i == 0 { "error: " } else { "  caused by: " };
+        text.push_str(&format!("{lead}{}\n", terminal_safe(&e.to_string())));
     }
     text
 }

@@ -138,17 +138,7 @@ pub fn record_failure(
     })
 }
 
-/// An error with its sources, as one line.
-pub fn error_chain(error: &Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub use crate::error::error_chain;
 
 fn run(
     conn: &Connection,

@@ -111,10 +111,7 @@ impl Default for RollbackOptions {
         RollbackOptions {
             cascade: false,
             allow_data_loss: false,
-            rolled_back_by: std::env::var("USER")
-                .or_else(|_| std::env::var("USERNAME"))
-                .map(|u| format!("{u} (doctype-migrate)"))
-                .unwrap_or_else(|_| "doctype-migrate".to_string()),
+            rolled_back_by: crate::history::default_actor(),
             lock_timeout: Duration::from_secs(60),
             backups: None,
         }
