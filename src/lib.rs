@@ -15,6 +15,7 @@
 pub mod applier;
 pub mod audit;
 pub mod backup;
+mod db;
 pub mod diff;
 pub mod doctype;
 mod error;

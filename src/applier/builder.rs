@@ -374,6 +374,6 @@ fn open(path: &Path, mode: OpenMode) -> Result<Connection> {
         OpenMode::CreateIfMissing => Connection::open(path).map_err(open_err)?,
     };
     let mut conn = conn;
-    crate::execution::sqlguard::install(&mut conn)?;
+    crate::db::sqlguard::install(&mut conn)?;
     Ok(conn)
 }

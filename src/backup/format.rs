@@ -285,10 +285,10 @@ impl Manifest {
             (BackupStrategy::FullTable, Some(x)) => x,
         };
         let single = |sql: &str| {
-            crate::execution::sqlguard::check_text(sql).map_err(|why| {
+            crate::db::sqlguard::check_text(sql).map_err(|why| {
                 format!(
                     "schema statement {} is not a single engine statement: {why}",
-                    crate::execution::sqlguard::printable(sql)
+                    crate::db::sqlguard::printable(sql)
                 )
             })
         };
@@ -308,7 +308,7 @@ impl Manifest {
             None => {
                 return Err(format!(
                     "schema statement {} is not a CREATE TABLE statement",
-                    crate::execution::sqlguard::printable(create)
+                    crate::db::sqlguard::printable(create)
                 ));
             }
         }
@@ -321,7 +321,7 @@ impl Manifest {
             {
                 return Err(format!(
                     "schema statement {} is not a CREATE INDEX or CREATE TRIGGER statement",
-                    crate::execution::sqlguard::printable(sql)
+                    crate::db::sqlguard::printable(sql)
                 ));
             }
         }

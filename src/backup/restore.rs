@@ -36,7 +36,7 @@ pub(crate) struct ChainFile {
 
 /// Runs restore SQL (built from a manifest) under the engine's SQL guard.
 fn exec(conn: &Connection, sql: &str) -> Result<()> {
-    crate::execution::sqlguard::run(conn, sql)
+    crate::db::sqlguard::run(conn, sql)
 }
 
 /// Runs one of the restore's own savepoint statements.
@@ -711,11 +711,13 @@ fn check_decl_type(table: &str, t: &str) -> Result<()> {
     Ok(())
 }
 
-/// Replaces the table name in a normalised `CREATE TABLE <name> ...`
-/// statement (as stored in `sqlite_schema`).
+/// Replaces the table name in a `CREATE TABLE` statement, with the one
+/// `CREATE TABLE` editor of the crate (`db::create_table`); everything
+/// after the name is kept byte for byte.
 pub(crate) fn rename_create_table(sql: &str, new_name: &str) -> Option<String> {
-    let (_, rest) = format::created_table(sql)?;
-    Some(format!("CREATE TABLE {}{rest}", quote(new_name)))
+    let mut ct = crate::db::create_table::CreateTable::parse(sql).ok()?;
+    ct.rename_table(new_name).ok()?;
+    Some(ct.to_sql())
 }
 
 #[cfg(test)]

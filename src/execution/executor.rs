@@ -226,7 +226,7 @@ fn run(
             affected += copied as i64;
             rows = Some(copied);
         } else {
-            super::sqlguard::run(conn, &sql)
+            crate::db::sqlguard::run(conn, &sql)
                 .map_err(|e| e.in_context(&plan.doctype, &plan.table))?;
         }
         ctx.audit.record(
@@ -343,7 +343,7 @@ const COPY_CHUNK: i64 = 65_536;
 fn copy_rows(conn: &Connection, sql: &str, plan: &DocTypePlan, progress: &Progress) -> Result<u64> {
     let by_rowid = sql.contains(") (rowid, ") || sql.contains(" (rowid, ");
     if !progress.is_active() || !by_rowid {
-        super::sqlguard::run(conn, sql)?;
+        crate::db::sqlguard::run(conn, sql)?;
         let n = conn.changes();
         progress.emit(ProgressEvent::RowsCopied {
             doctype: &plan.doctype,
@@ -368,7 +368,7 @@ fn copy_rows(conn: &Connection, sql: &str, plan: &DocTypePlan, progress: &Progre
     };
     let estimate = (hi - lo).saturating_add(1).max(0) as u64;
     let ranged = format!("{sql} WHERE rowid BETWEEN ?1 AND ?2");
-    let mut stmt = super::sqlguard::prepare(conn, &ranged)?;
+    let mut stmt = crate::db::sqlguard::prepare(conn, &ranged)?;
     let mut copied = 0u64;
     let mut start = lo;
     loop {
@@ -426,7 +426,7 @@ fn quick_check(conn: &Connection, plan: &DocTypePlan) -> Result<()> {
         table: plan.table.clone(),
         problems: problems
             .iter()
-            .map(|p| super::sqlguard::printable(p))
+            .map(|p| crate::db::sqlguard::printable(p))
             .collect::<Vec<_>>()
             .join("; "),
     })

@@ -2,14 +2,12 @@
 //! and verification of the result.
 
 mod executor;
-mod lock;
 mod progress;
-pub(crate) mod sqlguard;
 mod verify;
 
-pub use executor::{ExecContext, MigrationRecord, error_chain, execute_doctype, record_failure};
-pub use lock::{
+pub use crate::db::lock::{
     ForeignKeysOff, TxGuard, begin_immediate, error_is_busy, is_busy, read_snapshot, retry_busy,
 };
+pub use executor::{ExecContext, MigrationRecord, error_chain, execute_doctype, record_failure};
 pub use progress::{Metrics, Phase, Progress, ProgressEvent, ProgressObserver};
 pub use verify::{check_result, differences};

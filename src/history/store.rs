@@ -177,7 +177,7 @@ pub fn check_engine_tables(conn: &Connection) -> Result<()> {
     match found {
         None => Ok(()),
         Some((kind, name, table)) => Err(Error::EngineTableTampered {
-            object: format!("{kind} {:?}", crate::execution::sqlguard::printable(&name)),
+            object: format!("{kind} {:?}", crate::db::sqlguard::printable(&name)),
             table: if kind == "trigger" {
                 table
             } else {

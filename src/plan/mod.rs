@@ -4,7 +4,9 @@
 //! [`create_table`] edits the original `CREATE TABLE` text of a table so a
 //! rebuild keeps everything it does not change.
 
-pub mod create_table;
+/// The `CREATE TABLE` editor (lives in [`crate::db`]; re-exported here
+/// where it has always been found).
+pub use crate::db::create_table;
 mod planner;
 mod rebuild;
 mod set;

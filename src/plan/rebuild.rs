@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::ident::{ROWID_ALIASES, quote, quote_literal};
 use crate::schema::{Affinity, ColumnSpec, LiveTable, TableSpec, is_managed_index};
 
-use super::create_table::{self, CreateTable};
+use crate::db::create_table::{self, CreateTable};
 
 /// Prefix of the temporary table a rebuild creates.
 pub const REBUILD_TEMP_PREFIX: &str = "_dm_new_";

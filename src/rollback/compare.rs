@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::plan::create_table;
+use crate::db::create_table;
 use crate::schema::SchemaObject;
 
 /// How one object differs.

@@ -87,7 +87,7 @@ fn shadow_table(objects: &[SchemaObject], table: &str) -> Result<Option<LiveTabl
         for o in objects.iter().filter(|o| o.kind == kind) {
             let Some(sql) = &o.sql else { continue };
             // One statement per object, as sqlite_schema holds them.
-            crate::execution::sqlguard::check_text(sql)
+            crate::db::sqlguard::check_text(sql)
                 .map_err(|e| format!("recorded {kind} {:?}: {e}", o.name))?;
             shadow
                 .execute(sql, [])

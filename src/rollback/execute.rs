@@ -160,7 +160,7 @@ fn undo_one(
     let start = Instant::now();
     let run = |sqls: &[String]| -> Result<()> {
         for sql in sqls {
-            crate::execution::sqlguard::run(conn, sql)
+            crate::db::sqlguard::run(conn, sql)
                 .map_err(|e| e.in_context(&step.doctype, &step.table))?;
         }
         Ok(())

@@ -233,7 +233,7 @@ impl std::fmt::Display for Reason {
             } => write!(
                 f,
                 "migration {id}: its stored rollback SQL was edited ({reason}): {}",
-                crate::execution::sqlguard::printable(statement)
+                crate::db::sqlguard::printable(statement)
             ),
             Reason::RollbackSqlMismatch {
                 id,
@@ -242,10 +242,8 @@ impl std::fmt::Display for Reason {
                 derived,
             } => {
                 let show = |s: &Option<String>| {
-                    s.as_deref().map_or_else(
-                        || "(none)".to_string(),
-                        crate::execution::sqlguard::printable,
-                    )
+                    s.as_deref()
+                        .map_or_else(|| "(none)".to_string(), crate::db::sqlguard::printable)
                 };
                 write!(
                     f,
@@ -487,7 +485,7 @@ fn check_one(
     // refuse before anything runs (the SQL guard would refuse it at run
     // time too, inside the transaction).
     for statement in &row.rollback_sql {
-        if let Err(reason) = crate::execution::sqlguard::check_text(statement) {
+        if let Err(reason) = crate::db::sqlguard::check_text(statement) {
             reasons.push(Reason::UnsafeRollbackSql {
                 id,
                 statement: statement.clone(),

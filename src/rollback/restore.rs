@@ -67,7 +67,7 @@ pub fn restore_step(
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<()> {
-    crate::execution::sqlguard::run(conn, sql)
+    crate::db::sqlguard::run(conn, sql)
 }
 
 fn strings(conn: &Connection, sql: &str, table: &str) -> Result<Vec<String>> {
