@@ -103,6 +103,15 @@ pub fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// Whether `PRAGMA foreign_keys` is on for this connection.
+pub fn foreign_keys_enabled(conn: &Connection) -> Result<bool> {
+    use rusqlite::OptionalExtension;
+    conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .optional()
+        .map(|v| v.unwrap_or(false))
+        .map_err(|e| Error::sql("PRAGMA foreign_keys", e))
+}
+
 /// Rolls back an open transaction when dropped, unless committed.
 pub struct TxGuard<'c> {
     conn: &'c Connection,
@@ -161,7 +170,7 @@ pub struct ForeignKeysOff<'c> {
 impl<'c> ForeignKeysOff<'c> {
     /// Switches foreign keys off if they are on.
     pub fn new(conn: &'c Connection) -> Result<Self> {
-        let on = crate::schema::foreign_keys_enabled(conn)?;
+        let on = foreign_keys_enabled(conn)?;
         if on {
             debug_assert!(
                 conn.is_autocommit(),

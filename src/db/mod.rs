@@ -3,7 +3,7 @@
 //! under guard ([`sqlguard`]), and the lossless `CREATE TABLE` editor
 //! ([`create_table`]) that rebuilds, rollbacks and restores share.
 //! Everything above may import it; it imports nothing above it but the
-//! error type.
+//! error type and identifier quoting (`ident`).
 
 pub mod create_table;
 pub(crate) mod lock;

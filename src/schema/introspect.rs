@@ -436,13 +436,7 @@ pub fn referencing_tables(conn: &Connection, table: &str) -> Result<Vec<String>>
         .map_err(|e| Error::sql(SQL, e))
 }
 
-/// Whether `PRAGMA foreign_keys` is on for this connection.
-pub fn foreign_keys_enabled(conn: &Connection) -> Result<bool> {
-    conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-        .optional()
-        .map(|v| v.unwrap_or(false))
-        .map_err(|e| Error::sql("PRAGMA foreign_keys", e))
-}
+pub use crate::db::lock::foreign_keys_enabled;
 
 #[cfg(test)]
 mod tests {
