@@ -1,0 +1,202 @@
+//! Incremental chains: a base plus two increments restores exactly the table
+//! as at the last increment; altered or missing bases are detected.
+
+use crate::backup_support::*;
+use doctype_migrate::{BackupManager, BackupStrategy, MigrationId, RestoreTarget};
+use rusqlite::Connection;
+
+fn table(conn: &Connection, pk: bool) {
+    let key = if pk {
+        "name TEXT PRIMARY KEY"
+    } else {
+        "name TEXT"
+    };
+    conn.execute_batch(&format!(
+        "CREATE TABLE tabDoc ({key}, qty INTEGER, v, note TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+         INSERT INTO tabDoc SELECT 'DOC-' || i, i, randomblob(20), 'note ' || i FROM n;"
+    ))
+    .unwrap();
+}
+
+/// Base, then increments after two rounds of inserts, updates and deletes.
+/// Returns the files and the table snapshots at each point.
+fn chain(conn: &Connection, mgr: &BackupManager) -> (Vec<std::path::PathBuf>, Vec<Vec<Vec<V>>>) {
+    let base = mgr
+        .backup_table(
+            conn,
+            "tabDoc",
+            BackupStrategy::FullTable,
+            Some(MigrationId(1)),
+        )
+        .unwrap();
+    let s0 = snapshot(conn, "tabDoc", true);
+    conn.execute_batch(
+        "INSERT INTO tabDoc VALUES ('NEW-1', 1, -0.0, 'inserted'), ('NEW-2', 2, NULL, CAST(x'ff00' AS TEXT));
+         UPDATE tabDoc SET qty = qty * 10 WHERE qty % 7 = 0;
+         UPDATE tabDoc SET v = 1.5 WHERE qty = 3;
+         DELETE FROM tabDoc WHERE qty % 11 = 0;",
+    )
+    .unwrap();
+    let i1 = mgr
+        .backup_table_incremental(conn, "tabDoc", &base.path, Some(MigrationId(2)))
+        .unwrap();
+    let s1 = snapshot(conn, "tabDoc", true);
+    assert_eq!(i1.base.as_deref(), Some(base.path.as_path()));
+    assert!(i1.path.to_string_lossy().contains("__m2__incr"));
+    assert!(
+        i1.row_count < 400,
+        "increment stores only changes: {}",
+        i1.row_count
+    );
+    assert!(i1.deleted_count > 100);
+    assert_eq!(i1.table_row_count, s1.len() as u64);
+    conn.execute_batch(
+        "DELETE FROM tabDoc WHERE name = 'NEW-1';
+         INSERT INTO tabDoc VALUES ('NEW-3', 3, x'00', NULL);
+         UPDATE tabDoc SET note = NULL WHERE qty BETWEEN 100 AND 120;
+         INSERT INTO tabDoc VALUES ('DOC-11', 11, 'resurrected', 'was deleted in i1');",
+    )
+    .unwrap();
+    let i2 = mgr
+        .backup_table_incremental(conn, "tabDoc", &i1.path, Some(MigrationId(3)))
+        .unwrap();
+    let s2 = snapshot(conn, "tabDoc", true);
+    assert!(i2.row_count < 100, "{}", i2.row_count);
+    assert_eq!(i2.deleted_count, 1);
+    (vec![base.path, i1.path, i2.path], vec![s0, s1, s2])
+}
+
+fn run_chain(pk: bool, mgr_for: impl Fn(&std::path::Path) -> BackupManager) {
+    let tmp = tempfile::tempdir().unwrap();
+    let conn = open(&tmp.path().join("app.db"));
+    table(&conn, pk);
+    let mgr = mgr_for(&tmp.path().join("b"));
+    let (files, snaps) = chain(&conn, &mgr);
+    for f in &files {
+        mgr.verify(f).unwrap();
+    }
+    // Scribble, then restore the last increment: exactly the table as then.
+    conn.execute_batch("DELETE FROM tabDoc WHERE qty < 500; UPDATE tabDoc SET v = 'x'")
+        .unwrap();
+    let n = mgr
+        .restore(&conn, &files[2], RestoreTarget::Original)
+        .unwrap();
+    assert_eq!(n, snaps[2].len() as u64);
+    assert_eq!(snapshot(&conn, "tabDoc", true), snaps[2]);
+    // The middle of the chain restores its own state.
+    mgr.restore(&conn, &files[1], RestoreTarget::Original)
+        .unwrap();
+    assert_eq!(snapshot(&conn, "tabDoc", true), snaps[1]);
+    mgr.restore(&conn, &files[2], RestoreTarget::NewTable("doc2".into()))
+        .unwrap();
+    assert_eq!(snapshot(&conn, "doc2", true), snaps[2]);
+    mgr.restore(&conn, &files[0], RestoreTarget::Original)
+        .unwrap();
+    assert_eq!(snapshot(&conn, "tabDoc", true), snaps[0]);
+}
+
+#[test]
+fn chain_restores_exactly_with_primary_key() {
+    run_chain(true, |d| builder(d).build().unwrap());
+}
+
+#[test]
+fn chain_restores_exactly_keyed_by_rowid_and_encrypted() {
+    run_chain(false, |d| builder(d).key([9; 32]).build().unwrap());
+}
+
+#[test]
+fn column_backups_chain_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conn = open(&tmp.path().join("app.db"));
+    table(&conn, true);
+    let mgr = builder(&tmp.path().join("b")).build().unwrap();
+    let base = mgr
+        .backup_table(
+            &conn,
+            "tabDoc",
+            BackupStrategy::Columns(vec!["note".into()]),
+            None,
+        )
+        .unwrap();
+    conn.execute_batch("UPDATE tabDoc SET note = 'v2' WHERE qty <= 10")
+        .unwrap();
+    let inc = mgr
+        .backup_table_incremental(&conn, "tabDoc", &base.path, None)
+        .unwrap();
+    assert_eq!(inc.row_count, 10);
+    assert_eq!(inc.strategy, BackupStrategy::Columns(vec!["note".into()]));
+    let want = snapshot(&conn, "tabDoc", true);
+    conn.execute_batch("UPDATE tabDoc SET note = NULL").unwrap();
+    mgr.restore(&conn, &inc.path, RestoreTarget::Original)
+        .unwrap();
+    assert_eq!(snapshot(&conn, "tabDoc", true), want);
+}
+
+#[test]
+fn altered_or_missing_base_fails_verify_and_restore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conn = open(&tmp.path().join("app.db"));
+    table(&conn, true);
+    let mgr = builder(&tmp.path().join("b")).build().unwrap();
+    let (files, _) = chain(&conn, &mgr);
+    let current = snapshot(&conn, "tabDoc", true);
+    let base_bytes = std::fs::read(&files[0]).unwrap();
+
+    // A flipped payload byte in the base: the base itself fails its checks.
+    let mut b = base_bytes.clone();
+    b[100] ^= 0x10;
+    std::fs::write(&files[0], &b).unwrap();
+    assert!(mgr.verify(&files[2]).is_err());
+    assert!(
+        mgr.restore(&conn, &files[2], RestoreTarget::Original)
+            .is_err()
+    );
+    assert_eq!(snapshot(&conn, "tabDoc", true), current);
+
+    // The base replaced by another, internally valid backup of the table.
+    std::fs::remove_file(&files[0]).unwrap();
+    let other = mgr
+        .backup_table(&conn, "tabDoc", BackupStrategy::FullTable, None)
+        .unwrap();
+    std::fs::rename(&other.path, &files[0]).unwrap();
+    let err = mgr.verify(&files[2]).unwrap_err();
+    assert!(err.to_string().contains("altered or replaced"), "{err}");
+    let err = mgr
+        .restore(&conn, &files[2], RestoreTarget::Original)
+        .unwrap_err();
+    assert!(err.to_string().contains("altered or replaced"), "{err}");
+
+    // Missing.
+    std::fs::remove_file(&files[0]).unwrap();
+    let err = mgr.verify(&files[2]).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    let err = mgr.verify(&files[1]).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    let err = mgr
+        .restore(&conn, &files[2], RestoreTarget::Original)
+        .unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    assert_eq!(snapshot(&conn, "tabDoc", true), current);
+
+    // A base outside the backup directory cannot be linked by name.
+    let elsewhere = builder(&tmp.path().join("elsewhere")).build().unwrap();
+    let err = elsewhere
+        .backup_table_incremental(&conn, "tabDoc", &files[2], None)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("must be in the backup directory"),
+        "{err}"
+    );
+
+    // A changed table shape needs a new full backup.
+    std::fs::write(&files[0], &base_bytes).unwrap();
+    mgr.verify(&files[2]).unwrap();
+    conn.execute_batch("ALTER TABLE tabDoc ADD COLUMN extra TEXT")
+        .unwrap();
+    let err = mgr
+        .backup_table_incremental(&conn, "tabDoc", &files[2], None)
+        .unwrap_err();
+    assert!(err.to_string().contains("full backup"), "{err}");
+}
