@@ -24,7 +24,6 @@ mod atomicity;
 mod audit;
 #[cfg(unix)]
 mod audit_security;
-mod audit_trail;
 mod backup_incremental;
 mod backup_integration;
 mod backup_manage;
@@ -33,17 +32,15 @@ mod backup_roundtrip;
 #[cfg(unix)]
 mod backup_security;
 mod backup_tamper;
-mod bad_input;
 mod cli;
 mod cli_backup;
 mod cli_output;
 mod concurrency;
 mod corpus;
 mod crash;
-mod doctype_input;
 mod fast_path;
 mod frappe_apps;
-mod hostile_input;
+mod input;
 mod progress;
 mod proptest_roundtrip;
 mod rebuild_preserves;

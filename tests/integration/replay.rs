@@ -1,7 +1,7 @@
 //! Release-history replay: the DocTypes of consecutive releases of a real
 //! Frappe app applied in order to one database holding data, then every
 //! batch rolled back, newest first, to exactly the state before it (see
-//! tests/replay_support/mod.rs for the checks). The corpus tests skip when
+//! replay_support.rs for the checks). The corpus tests skip when
 //! `../shared/corpus/frappe-apps` is absent; the fixture tests always run.
 //! `scripts/replay.sh DIR...` replays any folders through `replay_from_env`.
 

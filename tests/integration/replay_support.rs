@@ -1,4 +1,4 @@
-//! The release-history replay harness (used by tests/replay.rs).
+//! The release-history replay harness (used by replay.rs).
 //!
 //! Given the DocType folders of consecutive releases of one app and one
 //! SQLite database, [`replay`]:

@@ -1,5 +1,5 @@
 //! Regression tests for forward-engine bugs found by the rollback round-trip
-//! property test (tests/proptest_roundtrip.rs). Each one failed before its
+//! property test (proptest_roundtrip.rs). Each one failed before its
 //! `fix:` commit.
 
 use crate::common::TestDb;
