@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Long run of the concurrent-start tests (tests/concurrency.rs) with N
-# processes instead of 32, repeated R times (default 1).
+# Long run of the concurrent-start tests (tests/integration/concurrency.rs)
+# with N processes instead of 32, repeated R times (default 1).
 #
 #   scripts/concurrency.sh 100        # 100 processes at once, fresh DB and v1 -> v2
 #   scripts/concurrency.sh 100 10     # the same, ten times
@@ -16,6 +16,6 @@ rounds="${2:-1}"
 cargo build --quiet --bin doctype-migrate --tests
 for ((r = 1; r <= rounds; r++)); do
     echo "==> round $r/$rounds: $n processes"
-    DM_CONCURRENCY="$n" cargo test --quiet --test concurrency concurrent_starts -- --nocapture --test-threads=1 </dev/null
+    DM_CONCURRENCY="$n" cargo test --quiet --test integration concurrency::concurrent_starts -- --nocapture --test-threads=1 </dev/null
 done
 echo "concurrency: $rounds round(s) of $n processes passed"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Release-history replay (tests/replay.rs, `replay_from_env`): applies the
-# DocType folders of consecutive releases of an app, oldest first, to one
-# database, filling every new table with rows after each release; checks
-# that no row is lost and that each release re-applied is a no-op; then
-# rolls every batch back, newest first, requiring the exact state (schema,
-# values, storage classes) from before each batch.
+# Release-history replay (tests/integration/replay.rs, test
+# `replay::replay_from_env`): applies the DocType folders of consecutive
+# releases of an app, oldest first, to one database, filling every new
+# table with rows after each release; checks that no row is lost and that
+# each release re-applied is a no-op; then rolls every batch back, newest
+# first, requiring the exact state (schema, values, storage classes) from
+# before each batch.
 #
 #   scripts/replay.sh ../shared/corpus/frappe-apps/lms-v1.0.0 \
 #                     ../shared/corpus/frappe-apps/lms-v2.20.0
@@ -30,4 +31,4 @@ done
 cd "$(dirname "$0")/.."
 echo "replay: ${#dirs[@]} release(s): ${dirs[*]}"
 DM_REPLAY_DIRS="$(IFS=:; echo "${dirs[*]}")" \
-    cargo test --release --test replay -- --exact replay_from_env --nocapture </dev/null
+    cargo test --release --test integration -- --exact replay::replay_from_env --nocapture </dev/null

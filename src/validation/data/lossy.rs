@@ -57,7 +57,7 @@
 //! The unary `+` strips the column's affinity so that SQLite applies no
 //! conversion to it before comparing; `IS NOT` keeps the result a plain 0/1.
 //! Every cell is checked against a real `CAST` conversion in
-//! `tests/validation_data.rs`.
+//! `tests/integration/validation_data.rs`.
 
 use crate::ident::quote;
 use crate::schema::Affinity;
