@@ -50,7 +50,7 @@ pub struct Inputs {
     /// DocType JSON files or directories (searched recursively).
     #[arg(long, value_name = "PATH", num_args = 1.., required = true)]
     pub doctypes: Vec<PathBuf>,
-    /// Print JSON (see the README for the contract) instead of text.
+    /// Print JSON (contract: docs/reference/json.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -332,7 +332,7 @@ pub struct RollbackArgs {
     /// no backup.
     #[arg(long)]
     pub allow_data_loss: bool,
-    /// Print JSON (see the README) instead of text.
+    /// Print JSON (contract: docs/reference/json.md) instead of text.
     #[arg(long)]
     pub json: bool,
     /// Backup directory (default: `<database file name>.backups` beside the database).

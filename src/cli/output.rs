@@ -1,5 +1,5 @@
-//! Rendering: human-readable text and the JSON contract documented in the
-//! README. Plan output contains nothing time- or machine-dependent, so the
+//! Rendering: human-readable text and the JSON contract documented in
+//! docs/reference/json.md. Plan output contains nothing time- or machine-dependent, so the
 //! same inputs print byte-identical text and JSON.
 
 use std::fmt::Write as _;

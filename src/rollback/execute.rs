@@ -3,7 +3,8 @@
 //! Foreign keys are switched off before `BEGIN IMMEDIATE` (inside a
 //! transaction the pragma is a no-op, and a rebuilt or recreated parent
 //! would otherwise cascade), the selection is checked again under the lock,
-//! then for each migration, newest first: its recorded rollback SQL, the
+//! then for each migration, newest first: its rollback SQL (derived again from the history row and checked
+//! against the stored text by feasibility), the
 //! restores from backups, verification that the table's schema equals the
 //! one recorded before the migration, and its history row moved to
 //! `rolled_back` with `rollback_info`. When foreign keys were on,
