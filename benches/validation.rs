@@ -1,11 +1,16 @@
-//! Cost of the data-aware validation of one table: `measure` answering five
-//! risky-change questions (row count, non-NULL values, NULLs, two lossy type
-//! conversions) against one plain full scan of the same table, in the same
-//! run. The target is a ratio close to 1: validating should cost about one
-//! scan however many questions a plan asks.
+//! Cost of the data-aware validation of one table, through the public API:
+//! a dry run of a DocType change that asks five risky-change questions of
+//! the data (row count, non-NULL values in a removed column, NULLs in a
+//! column becoming mandatory, two lossy type conversions), against one
+//! plain full scan of the same table and against the same questions asked
+//! as five separate raw-SQL statements, in the same run. The target is a
+//! ratio close to 1: validating should cost about one scan however many
+//! questions a plan asks. The dry run also plans; that part does not grow
+//! with the table.
 //!
-//! Rows: `DM_BENCH_ROWS` (default 1,000,000). The table is generated inside
-//! SQLite with a recursive CTE in a temporary directory.
+//! Rows: `DM_BENCH_ROWS` (default 1,000,000). The table is created by the
+//! engine, then filled inside SQLite with a recursive CTE in a temporary
+//! directory.
 //!
 //! ```text
 //! cargo bench --bench validation
@@ -13,13 +18,30 @@
 //! ```
 
 use std::hint::black_box;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use doctype_migrate::validation::data::{Question, measure};
+use doctype_migrate::{DocType, Field, FieldType, MigrationApplier, Rule};
 use rusqlite::Connection;
 
-const BASELINE: &str = "SELECT count(*) FROM t WHERE note IS NOT NULL";
+const TABLE: &str = "\"tabBench Item\"";
+
+/// The plain scan: one pass over the table reading one column.
+const BASELINE: &str = "SELECT count(*) FROM \"tabBench Item\" WHERE note IS NOT NULL";
+
+/// The five questions as separate statements, the way a validator without
+/// one-pass measurement asks them (the lossy checks compare the value with
+/// its CAST, as DL003 does).
+const SEPARATE: [&str; 5] = [
+    "SELECT count(*) FROM \"tabBench Item\"",
+    "SELECT count(*) FROM \"tabBench Item\" WHERE description IS NOT NULL",
+    "SELECT count(*) FROM \"tabBench Item\" WHERE note IS NULL",
+    "SELECT count(*) FROM \"tabBench Item\" WHERE code IS NOT NULL \
+     AND (CAST(code AS INTEGER) IS NOT code OR typeof(CAST(code AS INTEGER)) <> typeof(code))",
+    "SELECT count(*) FROM \"tabBench Item\" WHERE amount IS NOT NULL \
+     AND (CAST(amount AS INTEGER) IS NOT amount OR typeof(CAST(amount AS INTEGER)) <> typeof(amount))",
+];
 
 fn rows() -> u64 {
     std::env::var("DM_BENCH_ROWS")
@@ -28,19 +50,43 @@ fn rows() -> u64 {
         .unwrap_or(1_000_000)
 }
 
-/// A table shaped like a DocType table: standard columns, a code stored as
-/// text (some zero-padded), an amount, a nullable note, some filler.
-fn generate(conn: &Connection, n: u64) {
+/// The DocType as it is: a code stored as text (some zero-padded), an
+/// amount, a nullable note, a description.
+fn before() -> DocType {
+    DocType::new("Bench Item")
+        .field(Field::new("code", FieldType::Data))
+        .field(Field::new("amount", FieldType::Float))
+        .field(Field::new("qty", FieldType::Int))
+        .field(Field::new("note", FieldType::SmallText))
+        .field(Field::new("description", FieldType::SmallText))
+}
+
+/// The change the dry run judges: code and amount become Int (lossy for
+/// some rows), note becomes mandatory (it has NULLs), description is
+/// removed from the DocType and dropped (it holds values).
+fn after() -> DocType {
+    DocType::new("Bench Item")
+        .field(Field::new("code", FieldType::Int))
+        .field(Field::new("amount", FieldType::Int))
+        .field(Field::new("qty", FieldType::Int))
+        .field(Field::new("note", FieldType::SmallText).not_nullable())
+}
+
+fn generate(path: &Path, n: u64) {
+    MigrationApplier::builder(path)
+        .create_if_missing(true)
+        .build()
+        .expect("applier")
+        .sync_all(&[before()])
+        .expect("create the table");
+    let conn = Connection::open(path).expect("open");
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-         CREATE TABLE t(
-           name VARCHAR(140) PRIMARY KEY, creation DATETIME, modified DATETIME,
-           owner VARCHAR(140), docstatus INTEGER NOT NULL DEFAULT 0, idx INTEGER NOT NULL DEFAULT 0,
-           code VARCHAR(140), amount REAL, qty INTEGER, note TEXT, description TEXT);
          WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n})
-         INSERT INTO t SELECT
-           printf('DOC-%08d', i), '2024-01-01 10:00:00.000000', '2024-06-01 10:00:00.000000',
-           'Administrator', i % 3, i % 100,
+         INSERT INTO {TABLE} (name, creation, modified, modified_by, owner, docstatus, idx,
+                              code, amount, qty, note, description)
+         SELECT printf('DOC-%08d', i), '2024-01-01 10:00:00.000000',
+           '2024-06-01 10:00:00.000000', 'Administrator', 'Administrator', 0, i % 100,
            CASE WHEN i % 10 = 0 THEN printf('%06d', i) ELSE CAST(i AS TEXT) END,
            CASE WHEN i % 4 = 0 THEN i + 0.5 ELSE i * 1.0 END,
            i % 1000,
@@ -49,17 +95,12 @@ fn generate(conn: &Connection, n: u64) {
          FROM s;
          PRAGMA synchronous = FULL;"
     ))
-    .expect("generate table");
+    .expect("generate rows");
 }
 
-fn questions() -> Vec<Question> {
-    vec![
-        Question::RowCount,
-        Question::non_null("code"),
-        Question::nulls("note"),
-        Question::lossy("code", "INTEGER"),
-        Question::lossy("amount", "INTEGER"),
-    ]
+fn dry_run(applier: &MigrationApplier) -> usize {
+    let report = applier.dry_run(&[after()]).expect("dry run");
+    report.findings.len()
 }
 
 fn baseline(conn: &Connection) -> i64 {
@@ -82,47 +123,40 @@ fn bench(c: &mut Criterion) {
     let n = rows();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bench.db");
-    let conn = Connection::open(&path).expect("open");
     let t = Instant::now();
-    generate(&conn, n);
+    generate(&path, n);
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     eprintln!(
         "generated {n} rows, {:.0} MB, in {:.2?}",
         size as f64 / 1e6,
         t.elapsed()
     );
-
-    let qs = questions();
-    let answers = measure(&conn, "t", &qs).expect("measure");
-    for (q, count) in answers.iter() {
-        eprintln!("  {q:?}: {count}");
+    let conn = Connection::open(&path).expect("open");
+    let applier = MigrationApplier::builder(&path)
+        .read_only(true)
+        .drop_orphan_columns(true)
+        .build()
+        .expect("applier");
+    let report = applier.dry_run(&[after()]).expect("dry run");
+    for f in &report.findings {
+        eprintln!("  {} {}", f.rule.code(), f.message);
     }
-    eprintln!("  SQL: {}", answers.statements().join("; "));
+    for rule in [Rule::Dl002, Rule::Dl003, Rule::Mf002] {
+        assert!(
+            report.findings.iter().any(|f| f.rule == rule),
+            "the dry run measures {rule:?}"
+        );
+    }
 
     let mut group = c.benchmark_group(format!("validate_{n}_rows"));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(8));
     group.bench_function("plain_full_scan", |b| b.iter(|| black_box(baseline(&conn))));
-    group.bench_function("measure_5_questions", |b| {
-        b.iter(|| black_box(measure(&conn, "t", &qs).expect("measure")))
+    group.bench_function("dry_run_5_questions", |b| {
+        b.iter(|| black_box(dry_run(&applier)))
     });
-    // For scale: the same five answers asked one statement at a time, the
-    // way a validator without `measure` would (five scans, or four and an
-    // O(pages) count(*)).
-    let separate: Vec<String> = answers
-        .statements()
-        .first()
-        .map(|sql| split_aggregates(sql))
-        .unwrap_or_default();
     group.bench_function("five_separate_statements", |b| {
-        b.iter(|| {
-            for sql in &separate {
-                black_box(
-                    conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-                        .expect("separate"),
-                );
-            }
-        })
+        b.iter(|| black_box(separate(&conn)))
     });
     group.finish();
 
@@ -131,42 +165,24 @@ fn bench(c: &mut Criterion) {
         black_box(baseline(&conn));
     });
     let validate = best_of(5, || {
-        black_box(measure(&conn, "t", &qs).expect("measure"));
+        black_box(dry_run(&applier));
+    });
+    let five = best_of(5, || {
+        black_box(separate(&conn));
     });
     eprintln!(
-        "best of 5: plain scan {scan:.2?}, measure (5 questions) {validate:.2?}, ratio {:.2}",
-        validate.as_secs_f64() / scan.as_secs_f64().max(1e-9)
+        "best of 5: plain scan {scan:.2?}, dry run (5 questions) {validate:.2?} (ratio {:.2}), \
+         five separate statements {five:.2?} (ratio {:.2})",
+        validate.as_secs_f64() / scan.as_secs_f64().max(1e-9),
+        five.as_secs_f64() / scan.as_secs_f64().max(1e-9)
     );
 }
 
-/// `SELECT a, b, c FROM "t"` → `SELECT a FROM "t"`, `SELECT b FROM "t"`, ...
-/// (the aggregates `measure` generates contain no top-level `, ` other than
-/// the separators, since their only commas are inside parentheses).
-fn split_aggregates(sql: &str) -> Vec<String> {
-    let Some(body) = sql.strip_prefix("SELECT ") else {
-        return Vec::new();
-    };
-    let Some((list, from)) = body.rsplit_once(" FROM ") else {
-        return Vec::new();
-    };
-    let mut parts = Vec::new();
-    let (mut depth, mut start) = (0i32, 0usize);
-    for (i, ch) in list.char_indices() {
-        match ch {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(list[start..i].trim().to_string());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(list[start..].trim().to_string());
-    parts
-        .into_iter()
-        .map(|agg| format!("SELECT {agg} FROM {from}"))
-        .collect()
+fn separate(conn: &Connection) -> i64 {
+    SEPARATE
+        .iter()
+        .map(|sql| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).expect(sql))
+        .sum()
 }
 
 criterion_group!(benches, bench);

@@ -1,60 +1,72 @@
-//! # doctype-migrate
+#![doc = include_str!("../README.md")]
 //!
-//! An embedded-SQLite schema migration engine for DocType (Frappe-style)
-//! metadata. Hand it DocTypes; it diffs them against the live database,
-//! plans forward and rollback SQL, validates the plan against the real data,
-//! and applies it atomically with a history row in the same transaction.
+//! # The API at a glance
 //!
-//! The modules follow the pipeline: [`doctype`] (parse, validate) →
-//! [`schema`] (target spec, introspection) → [`diff`] → [`plan`] →
-//! [`validation`] → [`execution`] (lock, savepoints, verify) → [`history`].
-//! [`applier`] drives them; [`backup`] keeps what destructive steps change;
-//! [`rollback`] undoes migrations, data included.
+//! Everything public is re-exported here; the modules are private.
+//!
+//! - **Input**: [`DocType`], [`Field`], [`FieldType`], [`IndexDef`];
+//!   [`load_path`], [`load_paths`] (files and directory trees, with
+//!   [`Layer`]s of Custom Fields and Property Setters merged, validated),
+//!   [`doctypes_from_json`], [`validate_doctypes`], [`conflicts`]; what was
+//!   accepted as Frappe accepts it: [`Warning`], [`warnings`].
+//! - **Running**: [`MigrationApplier`] and its [`ApplierBuilder`] (plan,
+//!   dry run, apply, roll back, history, backups); [`migrate_on_start`].
+//! - **Plans and reports**: [`MigrationPlan`], [`DocTypePlan`],
+//!   [`PlanStep`], [`Change`], [`ChangeKind`], [`Finding`], [`Rule`],
+//!   [`Severity`], [`DryRunReport`], [`ApplyReport`], [`MigrationRecord`],
+//!   [`HistoryRow`], [`MigrationId`], [`MigrationStatus`].
+//! - **Rollback**: [`RollbackTarget`], [`RollbackOptions`],
+//!   [`RollbackPlan`], [`Reason`], [`RollbackReport`].
+//! - **Backups**: [`BackupPolicy`], [`BackupKey`], [`BackupManager`],
+//!   [`BackupInfo`], [`PrunePolicy`], [`PruneReport`], [`RestoreReport`].
+//! - **Observing a run**: [`ProgressObserver`] and [`ProgressEvent`]; the
+//!   audit log ([`AuditLog`], [`read_entries`]); interrupted runs
+//!   ([`stale_runs`]).
+//! - **Errors**: [`Error`], [`Result`], [`error_chain`], [`error_sources`].
 #![warn(missing_docs)]
 
-pub mod applier;
-pub mod audit;
-pub mod backup;
+mod applier;
+mod audit;
+mod backup;
 mod db;
-pub mod diff;
-pub mod doctype;
+mod diff;
+mod doctype;
 mod error;
-pub mod execution;
-pub mod history;
-pub mod ident;
-pub mod plan;
-pub mod rollback;
-pub mod schema;
-pub mod validation;
+mod execution;
+mod history;
+mod ident;
+mod plan;
+mod rollback;
+mod schema;
+mod validation;
 
 pub use applier::{
     ApplierBuilder, ApplierOptions, ApplyReport, BackupKey, DryRunReport, MigrationApplier,
-    NullFill, RenameHint, migrate_on_start,
+    NullFill, RenameHint, RestoreReport, migrate_on_start,
 };
-pub use audit::{AuditEntry, AuditLog, RunMarker, StaleRun};
+pub use audit::{
+    Action, AuditEntry, AuditLog, Level, RunInfo, StaleRun, default_path_for as audit_log_path_for,
+    read_entries, stale_runs,
+};
 pub use backup::{
     BackupInfo, BackupManager, BackupManagerBuilder, BackupPolicy, BackupStrategy, PlannedBackup,
-    PrunePolicy, RestoreTarget, default_dir_for,
+    PrunePolicy, PruneReport, RestoreTarget, default_dir_for,
 };
 pub use diff::{Change, ChangeKind, TableDiff};
 pub use doctype::{
     Conflict, DocType, Field, FieldType, IndexDef, Layer, LayerKind, Warning, WarningCode,
-    load_path, load_paths, warnings,
+    conflicts, doctypes_from_json, load_path, load_paths, validate_doctypes, warnings,
 };
 pub use error::{Error, Result, error_chain, error_sources};
 pub use execution::{Metrics, MigrationRecord, Phase, ProgressEvent, ProgressObserver};
 pub use history::{HistoryRow, MigrationId, MigrationStatus};
 pub use plan::{DocTypePlan, MigrationPlan, PlanStep, StepKind};
 pub use rollback::{
-    Reason, RollbackOptions, RollbackPlan, RollbackReport, RollbackTarget, RolledBack,
+    DifferenceKind, PlannedRestore, Reason, RestoreDone, RestoreMode, RollbackOptions,
+    RollbackPlan, RollbackReport, RollbackStep, RollbackTarget, RolledBack, SchemaDifference,
 };
-pub use schema::{ColumnSpec, IndexSpec, TableSpec};
+pub use schema::{Affinity, ColumnSpec, IndexSpec, TableSpec};
 pub use validation::{Finding, Rule, Severity, ValidationPolicy};
-
-/// The README's Rust examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;
 
 /// The guide's Rust examples (docs/guide.md), compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,9 +1,11 @@
 //! The [`MigrationApplier`]: plans, validates and applies DocTypes against
 //! one SQLite database.
 
+mod backups;
 mod builder;
 mod run;
 
+pub use backups::RestoreReport;
 pub use builder::{ApplierBuilder, ApplierOptions, BackupKey, NullFill, RenameHint};
 
 use std::path::{Path, PathBuf};
@@ -162,6 +164,18 @@ impl MigrationApplier {
     /// Migration history, oldest first (of one DocType, if given).
     pub fn history(&self, doctype: Option<&str>) -> Result<Vec<HistoryRow>> {
         store::list(&self.conn, doctype)
+    }
+
+    /// One migration's history row; [`Error::MigrationNotFound`] when no
+    /// row has this id.
+    pub fn migration(&self, id: MigrationId) -> Result<HistoryRow> {
+        store::get(&self.conn, id)
+    }
+
+    /// This database's id (in `tabMigrationMeta`), which its backups are
+    /// bound to; `None` until the first run that wrote history created it.
+    pub fn database_id(&self) -> Result<Option<String>> {
+        store::database_id(&self.conn)
     }
 
     /// Applies one DocType.
@@ -415,7 +429,7 @@ impl MigrationApplier {
         }
     }
 
-    /// Rolls back one migration (see [`crate::rollback`]): feasibility
+    /// Rolls back one migration (see [`RollbackPlan`] and [`crate::Reason`]): feasibility
     /// first, then the rollback SQL, restores from backups, verification and
     /// history, in one transaction. A refusal is
     /// [`Error::RollbackRefused`] and writes nothing.

@@ -154,13 +154,13 @@ pub fn default_path_for(db_path: &Path) -> PathBuf {
 /// were lost ([`AuditLog::failures`]). It never prints.
 ///
 /// ```
-/// use doctype_migrate::audit::{Action, AuditLog, Level};
+/// use doctype_migrate::{Action, AuditLog, Level, read_entries};
 /// use serde_json::json;
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let audit = AuditLog::beside(&dir.path().join("app.db"));
 /// audit.record(Action::Commit, Level::Info, None, Some("Note"), json!({"ms": 3}));
-/// let entries = doctype_migrate::audit::read_entries(audit.path().unwrap()).unwrap();
+/// let entries = read_entries(audit.path().unwrap()).unwrap();
 /// assert_eq!(entries[0].action, Action::Commit);
 /// assert!(audit.last_error().is_none());
 /// ```

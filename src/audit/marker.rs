@@ -63,6 +63,7 @@ pub struct RunInfo {
 #[derive(Debug)]
 pub struct RunMarker {
     path: PathBuf,
+    #[cfg_attr(not(test), allow(dead_code))]
     info: RunInfo,
     /// Holds the run's lock on the marker; closing it releases the lock.
     lock: Option<File>,
@@ -169,11 +170,13 @@ impl RunMarker {
     }
 
     /// The marker file.
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// What the marker records.
+    #[cfg(test)]
     pub fn info(&self) -> &RunInfo {
         &self.info
     }
@@ -192,6 +195,7 @@ impl RunMarker {
 
     /// The first interrupted run of the database at `db_path` (oldest
     /// first), if any; see [`stale_runs`].
+    #[cfg(test)]
     pub fn detect_stale(db_path: &Path) -> Option<StaleRun> {
         stale_runs(db_path).into_iter().next()
     }
@@ -263,8 +267,9 @@ impl StaleRun {
 
 /// Every interrupted run of the database at `db_path`, oldest first:
 /// markers (and marker temporaries) beside it whose lock no live process
-/// holds. Best effort: an unreadable directory gives none. Refused entries
-/// (see [`scan_markers`]) are skipped.
+/// holds. Best effort: an unreadable directory gives none. Entries that
+/// are not regular files with one name (symbolic links, FIFOs, directories,
+/// hard links) are refused and skipped.
 pub fn stale_runs(db_path: &Path) -> Vec<StaleRun> {
     scan_markers(db_path).stale
 }

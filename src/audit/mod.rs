@@ -24,7 +24,8 @@ mod log;
 mod marker;
 
 pub use log::{Action, AuditEntry, AuditLog, Level, default_path_for, read_entries};
-pub use marker::{
-    MARKER_INFIX, MarkerScan, RefusedMarker, RunInfo, RunMarker, StaleRun, clean_temp_files,
-    scan_markers, stale_runs,
-};
+pub use marker::{RunInfo, StaleRun, stale_runs};
+pub(crate) use marker::{RunMarker, clean_temp_files, scan_markers};
+
+#[cfg(test)]
+mod tests;

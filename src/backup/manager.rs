@@ -10,6 +10,7 @@ use rusqlite::Connection;
 
 use super::codec::{self, KdfParams};
 use super::format::{self, FORMAT_NAME, Manifest};
+use super::prune::PruneReport;
 use super::reader::{self, Opened, bad};
 use super::restore::{self, ChainFile};
 use super::safefs;
@@ -102,7 +103,7 @@ impl BackupManagerBuilder {
         self
     }
 
-    /// gzip level 0-9 (default [`DEFAULT_COMPRESSION_LEVEL`]).
+    /// gzip level 0-9 (default 1).
     pub fn compression_level(mut self, level: u32) -> Self {
         self.level = Some(level);
         self
@@ -720,7 +721,8 @@ impl BackupManager {
         Ok(prune::scan(&self.dir)?.1)
     }
 
-    /// Deletes the backups selected by `policy` and returns their paths.
+    /// Deletes the backups selected by `policy`; the report lists them and
+    /// what the rule selected but kept, and why.
     ///
     /// Never deletes a backup listed in `protected` (those a still-rollbackable
     /// migration needs) unless `force`; never deletes a base that a kept
@@ -731,7 +733,7 @@ impl BackupManager {
         policy: PrunePolicy,
         protected: &[PathBuf],
         force: bool,
-    ) -> Result<Vec<PathBuf>> {
+    ) -> Result<PruneReport> {
         prune::prune(&self.dir, &policy, protected, force, chrono::Utc::now())
     }
 }

@@ -46,10 +46,10 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::history::MigrationId;
 
-pub use manager::{
-    BackupKey, BackupManager, BackupManagerBuilder, DEFAULT_COMPRESSION_LEVEL, default_dir_for,
-};
+pub use manager::{BackupKey, BackupManager, BackupManagerBuilder, default_dir_for};
 pub use policy::{BackupPolicy, PlannedBackup, planned_backups};
+pub use prune::PruneReport;
+pub(crate) use prune::same_file;
 
 /// What a backup stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use super::format;
 use super::reader;
@@ -61,13 +62,55 @@ fn open_unauthenticated(dir: &Path, path: &Path) -> Result<reader::Opened> {
     Ok(reader::parse(raw)?.0)
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
+/// Whether two paths name the same file: equal as given, or equal once
+/// canonicalized (history may name a file by another relative path).
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     if a == b {
         return true;
     }
     match (fs::canonicalize(a), fs::canonicalize(b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
+    }
+}
+
+/// What a prune did, and what its rule selected but kept, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PruneReport {
+    /// Files deleted, sorted.
+    pub deleted: Vec<PathBuf>,
+    /// Files deleted although they were protected (only with `force`).
+    pub deleted_protected: Vec<PathBuf>,
+    /// Files the rule selected but that were kept because they are
+    /// protected (a completed migration names them), without `force`.
+    pub kept_protected: Vec<PathBuf>,
+    /// Files the rule selected but that were kept because a kept
+    /// incremental backup is based on them.
+    pub kept_as_base: Vec<PathBuf>,
+}
+
+/// The backups `policy` selects before protection and chains are taken
+/// into account. `infos` is sorted by table, then creation time (as
+/// [`scan`] returns it).
+fn select(infos: &[BackupInfo], policy: &PrunePolicy, now: DateTime<Utc>) -> Vec<PathBuf> {
+    match policy {
+        PrunePolicy::KeepNewest(n) => {
+            let mut out = Vec::new();
+            for group in infos.chunk_by(|a, b| a.table == b.table) {
+                let drop = group.len().saturating_sub(*n);
+                out.extend(group[..drop].iter().map(|i| i.path.clone()));
+            }
+            out
+        }
+        PrunePolicy::OlderThan(age) => {
+            let cutoff = now - *age;
+            infos
+                .iter()
+                .filter(|i| i.created_at < cutoff)
+                .map(|i| i.path.clone())
+                .collect()
+        }
     }
 }
 
@@ -80,36 +123,18 @@ pub(crate) fn prune(
     protected: &[PathBuf],
     force: bool,
     now: DateTime<Utc>,
-) -> Result<Vec<PathBuf>> {
+) -> Result<PruneReport> {
     let (infos, _unreadable) = scan(dir)?;
+    let selected = select(&infos, policy, now);
+    let is_protected = |p: &Path| protected.iter().any(|q| same_file(p, q));
+    let mut report = PruneReport::default();
     let mut doomed: HashSet<PathBuf> = HashSet::new();
-    match policy {
-        PrunePolicy::KeepNewest(n) => {
-            // `infos` is sorted by table then created_at ascending.
-            let mut start = 0;
-            while start < infos.len() {
-                let mut end = start;
-                while end < infos.len() && infos[end].table == infos[start].table {
-                    end += 1;
-                }
-                let group = &infos[start..end];
-                let drop = group.len().saturating_sub(*n);
-                doomed.extend(group[..drop].iter().map(|i| i.path.clone()));
-                start = end;
-            }
+    for p in &selected {
+        if !force && is_protected(p) {
+            report.kept_protected.push(p.clone());
+        } else {
+            doomed.insert(p.clone());
         }
-        PrunePolicy::OlderThan(age) => {
-            let cutoff = now - *age;
-            doomed.extend(
-                infos
-                    .iter()
-                    .filter(|i| i.created_at < cutoff)
-                    .map(|i| i.path.clone()),
-            );
-        }
-    }
-    if !force {
-        doomed.retain(|p| !protected.iter().any(|q| same_file(p, q)));
     }
     // A kept incremental keeps its whole chain.
     loop {
@@ -125,6 +150,11 @@ pub(crate) fn prune(
             break;
         }
     }
+    report.kept_as_base = selected
+        .iter()
+        .filter(|p| !doomed.contains(*p) && !report.kept_protected.contains(p))
+        .cloned()
+        .collect();
     let mut deleted: Vec<PathBuf> = doomed.into_iter().collect();
     deleted.sort();
     for p in &deleted {
@@ -136,5 +166,11 @@ pub(crate) fn prune(
     if !deleted.is_empty() {
         sync_dir(dir)?;
     }
-    Ok(deleted)
+    report.deleted_protected = deleted
+        .iter()
+        .filter(|p| is_protected(p))
+        .cloned()
+        .collect();
+    report.deleted = deleted;
+    Ok(report)
 }

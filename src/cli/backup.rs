@@ -2,18 +2,18 @@
 //! backup options `plan` and `apply` share (`--backup-dir`, `--key-file`,
 //! `--passphrase-env`, `--backup-policy`, `--backup-level`).
 //!
-//! The library's [`BackupManager`] does the work; this layer resolves the
-//! directory and key, chooses the transaction, protects the backups that
-//! history still names, and renders results as text or JSON.
+//! The library does the work (its [`BackupManager`], and
+//! [`MigrationApplier::restore_backup`] and
+//! [`MigrationApplier::prune_backups`] where the database is involved);
+//! this layer resolves the directory and key from the options and renders
+//! results as text or JSON.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use doctype_migrate::execution::{TxGuard, begin_immediate};
-use doctype_migrate::history::store;
 use doctype_migrate::{
-    ApplierBuilder, ApplierOptions, BackupInfo, BackupKey, BackupManager, BackupManagerBuilder,
-    BackupPolicy, BackupStrategy, Error, MigrationApplier, PlannedBackup, PrunePolicy,
+    ApplierBuilder, BackupInfo, BackupKey, BackupManager, BackupManagerBuilder, BackupPolicy,
+    BackupStrategy, Error, MigrationApplier, PlannedBackup, PrunePolicy, PruneReport,
     RestoreTarget, default_dir_for,
 };
 use serde::Serialize;
@@ -22,7 +22,7 @@ use super::args::{
     BackupArgs, BackupCommand, BackupListArgs, BackupOptions, BackupPruneArgs, BackupRestoreArgs,
     BackupVerifyArgs, KeyOptions, PolicyArg,
 };
-use super::global::{settings, with_timeouts};
+use super::global::with_timeouts;
 use super::{CliError, EXIT_ERROR, Outcome};
 
 /// Runs a `backup` subcommand.
@@ -177,14 +177,6 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, CliError> {
 
 fn warn(text: &str) {
     super::write_stderr(&format!("warning: {text}\n"));
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    a == b
-        || matches!(
-            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
-            (Ok(x), Ok(y)) if x == y
-        )
 }
 
 fn require_db(db: &Path) -> Result<(), CliError> {
@@ -460,126 +452,40 @@ fn verify_text(dir: &Path, whole_dir: bool, results: &[VerifyResult]) -> String 
 // ---------------------------------------------------------------------------
 // restore
 
-/// `backup restore --json`.
-#[derive(Debug, Serialize)]
-struct RestoreJson<'a> {
-    /// The backup file.
-    path: &'a Path,
-    /// The table the backup was taken from.
-    table: &'a str,
-    /// What the backup holds.
-    strategy: &'a BackupStrategy,
-    /// The table restored into.
-    target: &'a str,
-    /// Rows inserted (full backup) or updated (column backup).
-    rows: u64,
-}
-
-/// `backup restore`: one transaction taken with `BEGIN IMMEDIATE`; the
-/// manager verifies the whole backup (and its chain) before it touches the
-/// target, and any failure rolls the transaction back.
+/// `backup restore`: the library restores in one transaction taken with
+/// `BEGIN IMMEDIATE`, from a file in the backup directory only, verifying
+/// the whole backup (and its chain) before it touches the target.
 fn restore(args: &BackupRestoreArgs) -> Result<Outcome, CliError> {
-    let key = resolve_key(&args.key)?;
     if args.into.as_deref().is_some_and(|t| t.trim().is_empty()) {
         return Err(CliError::Message("--into needs a table name".into()));
     }
     require_db(&args.db)?;
-    if !args.file.is_file() {
-        return Err(CliError::Message(format!(
-            "backup file {} does not exist",
-            args.file.display()
-        )));
-    }
-    // Only a file inside the configured backup directory is read: whoever
-    // can put a file elsewhere gains nothing by naming it here.
-    let dir = args
-        .backup_dir
-        .clone()
-        .unwrap_or_else(|| default_dir_for(&args.db));
-    let parent = args
-        .file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let inside = match (std::fs::canonicalize(parent), std::fs::canonicalize(&dir)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if !inside {
-        return Err(CliError::Message(format!(
-            "backup file {} is not in the backup directory {} (copy it there, or name the \
-             directory it is in with --backup-dir)",
-            args.file.display(),
-            dir.display()
-        )));
-    }
-    let manager = manager_builder(&dir, &key).build()?;
-    // The manifest (header checksum checked) tells the source table.
-    let info = manager
-        .list()?
-        .into_iter()
-        .find(|i| same_file(&i.path, &args.file));
-    let info = match info {
-        Some(i) => i,
-        None => {
-            // Unreadable: report the reason the scan found, or verify's.
-            let why = manager
-                .list_unreadable()?
-                .into_iter()
-                .find(|(p, _)| same_file(p, &args.file))
-                .map(|(_, e)| e)
-                .unwrap_or_else(|| match manager.verify(&args.file) {
-                    Err(e) => e,
-                    Ok(_) => Error::Backup {
-                        path: args.file.clone(),
-                        message: "not a backup file (expected a .dmbak file)".into(),
-                    },
-                });
-            return Err(why.into());
-        }
-    };
     let target = match &args.into {
         Some(t) => RestoreTarget::NewTable(t.clone()),
         None => RestoreTarget::Original,
     };
-    let applier = with_timeouts(MigrationApplier::builder(&args.db)).build()?;
-    let conn = applier.connection();
-    let lock_timeout = settings()
-        .lock_timeout
-        .unwrap_or(ApplierOptions::default().lock_timeout);
-    begin_immediate(conn, &args.db, lock_timeout)?;
-    let guard = TxGuard::new(conn);
-    if let Err(e) = doctype_migrate::history::store::check_engine_tables(conn) {
-        guard.rollback()?;
-        return Err(e.into());
-    }
-    let rows = match manager.restore(conn, &args.file, target) {
-        Ok(n) => n,
-        Err(e) => {
-            guard.rollback()?;
-            return Err(e.into());
-        }
+    let backups = BackupOptions {
+        backup_dir: args.backup_dir.clone(),
+        key: args.key.clone(),
+        ..BackupOptions::default()
     };
-    guard.commit()?;
-    let into = args.into.as_deref().unwrap_or(&info.table);
+    let builder = with_timeouts(MigrationApplier::builder(&args.db));
+    let applier = configure(builder, &args.db, &backups)?.build()?;
+    let done = applier.restore_backup(&args.file, target)?;
     let stdout = if args.json {
-        to_json(&RestoreJson {
-            path: &args.file,
-            table: &info.table,
-            strategy: &info.strategy,
-            target: into,
-            rows,
-        })?
+        to_json(&done)?
     } else {
-        let what = match &info.strategy {
+        let what = match &done.strategy {
             BackupStrategy::FullTable => "row(s) inserted",
             BackupStrategy::Columns(_) => "row(s) updated",
         };
         format!(
-            "Restored {} ({} backup of {}) into {into}: {rows} {what}.\n",
-            args.file.display(),
-            strategy_text(&info.strategy),
-            info.table
+            "Restored {} ({} backup of {}) into {}: {} {what}.\n",
+            done.path.display(),
+            strategy_text(&done.strategy),
+            done.table,
+            done.target,
+            done.rows
         )
     };
     Ok(Outcome {
@@ -591,21 +497,6 @@ fn restore(args: &BackupRestoreArgs) -> Result<Outcome, CliError> {
 
 // ---------------------------------------------------------------------------
 // prune
-
-/// `backup prune --json`.
-#[derive(Debug, Serialize)]
-struct PruneJson {
-    /// Files deleted.
-    deleted: Vec<PathBuf>,
-    /// Files deleted although a completed migration named them (`--force`).
-    deleted_protected: Vec<PathBuf>,
-    /// Files the rule selected but that were kept because a completed
-    /// migration names them (without `--force`).
-    kept_protected: Vec<PathBuf>,
-    /// Files the rule selected but that were kept because a kept
-    /// incremental backup is based on them.
-    kept_as_base: Vec<PathBuf>,
-}
 
 /// `backup prune`: deletes by age or keeps the newest N per table, never
 /// deleting a backup a `completed` history row names unless `--force`.
@@ -621,49 +512,17 @@ fn prune(args: &BackupPruneArgs) -> Result<Outcome, CliError> {
     };
     require_db(&args.db)?;
     let dir = backup_dir(&args.db, args.backup_dir.as_deref());
-    let in_use = {
-        let applier = with_timeouts(MigrationApplier::builder(&args.db).read_only(true)).build()?;
-        store::backup_paths_in_use(applier.connection())?
-    };
-    // History may name files by a path relative to another working
-    // directory: a file of this directory with the same name is protected too.
-    let mut protected: Vec<PathBuf> = in_use.clone();
-    protected.extend(
-        in_use
-            .iter()
-            .filter_map(|p| p.file_name())
-            .map(|n| dir.join(n)),
-    );
-    let manager = BackupManager::builder().dir(&dir).build()?;
-    let before = manager.list()?;
-    for (path, e) in manager.list_unreadable()? {
+    let applier = with_timeouts(MigrationApplier::builder(&args.db).read_only(true))
+        .backup_dir(&dir)
+        .build()?;
+    for (path, e) in applier.backup_manager()?.list_unreadable()? {
         warn(&format!(
             "unreadable backup {} is never pruned: {}",
             path.display(),
             reason(&e)
         ));
     }
-    let selected = select(&before, &policy, chrono::Utc::now());
-    let deleted = manager.prune(policy, &protected, args.force)?;
-    let is_protected = |p: &Path| protected.iter().any(|q| same_file(p, q));
-    let is_deleted = |p: &Path| deleted.iter().any(|d| d == p);
-    let mut report = PruneJson {
-        deleted_protected: deleted
-            .iter()
-            .filter(|p| is_protected(p))
-            .cloned()
-            .collect(),
-        deleted: deleted.clone(),
-        kept_protected: Vec::new(),
-        kept_as_base: Vec::new(),
-    };
-    for p in selected.iter().filter(|p| !is_deleted(p)) {
-        if !args.force && is_protected(p) {
-            report.kept_protected.push(p.clone());
-        } else {
-            report.kept_as_base.push(p.clone());
-        }
-    }
+    let report = applier.prune_backups(policy, args.force)?;
     let stdout = if args.json {
         to_json(&report)?
     } else {
@@ -676,38 +535,7 @@ fn prune(args: &BackupPruneArgs) -> Result<Outcome, CliError> {
     })
 }
 
-/// The backups `policy` selects before protection (the same rule as the
-/// library's prune), so the report can say what was kept and why.
-fn select(
-    infos: &[BackupInfo],
-    policy: &PrunePolicy,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Vec<PathBuf> {
-    match policy {
-        PrunePolicy::KeepNewest(n) => {
-            // `list` sorts by table, then creation time.
-            let mut out = Vec::new();
-            let mut start = 0;
-            while start < infos.len() {
-                let end = infos[start..]
-                    .iter()
-                    .position(|i| i.table != infos[start].table)
-                    .map_or(infos.len(), |k| start + k);
-                let drop = (end - start).saturating_sub(*n);
-                out.extend(infos[start..start + drop].iter().map(|i| i.path.clone()));
-                start = end;
-            }
-            out
-        }
-        PrunePolicy::OlderThan(age) => infos
-            .iter()
-            .filter(|i| i.created_at < now - *age)
-            .map(|i| i.path.clone())
-            .collect(),
-    }
-}
-
-fn prune_text(dir: &Path, r: &PruneJson) -> String {
+fn prune_text(dir: &Path, r: &PruneReport) -> String {
     let mut out = String::new();
     let mut section = |title: &str, paths: &[PathBuf]| {
         if !paths.is_empty() {

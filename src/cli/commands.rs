@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use doctype_migrate::{
-    DocType, Error, MigrationApplier, load_paths, schema::target_spec, warnings,
-};
+use doctype_migrate::{DocType, Error, MigrationApplier, load_paths, warnings};
 
 use super::args::{ApplyArgs, HistoryArgs, PlanArgs};
 use super::backup;
@@ -188,9 +186,9 @@ fn load_doctypes(paths: &[PathBuf]) -> Result<Vec<DocType>, CliError> {
         )));
     }
     for dt in &doctypes {
-        // validate_set already covers what target_spec checks; mapping here
+        // validation already covers what target_table checks; mapping here
         // as well guarantees planning cannot fail on input later.
-        match target_spec(dt)? {
+        match dt.target_table()? {
             Some(spec) => tracing::debug!(
                 "DocType {:?} -> table {:?} ({} column(s))",
                 dt.name,

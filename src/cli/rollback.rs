@@ -4,8 +4,9 @@
 
 use std::fmt::Write as _;
 
-use doctype_migrate::rollback::{RollbackOptions, RollbackPlan, RollbackTarget, RolledBack};
-use doctype_migrate::{Error, MigrationApplier, MigrationId};
+use doctype_migrate::{
+    Error, MigrationApplier, MigrationId, RollbackOptions, RollbackPlan, RollbackTarget, RolledBack,
+};
 use serde::Serialize;
 
 use super::args::{BackupOptions, RollbackArgs};

@@ -7,9 +7,7 @@
 //! constraint names, conflict clauses, even comments and spacing), the engine
 //! *edits the original text* instead of regenerating the statement:
 //!
-//! ```
-//! use doctype_migrate::plan::create_table::CreateTable;
-//!
+//! ```text
 //! let mut t = CreateTable::parse(
 //!     "CREATE TABLE \"tabNote\" (name TEXT PRIMARY KEY, qty INT /* pcs */ NOT NULL DEFAULT 0)",
 //! )?;
@@ -20,8 +18,9 @@
 //!     t.to_sql(),
 //!     "CREATE TABLE \"tabNote__new\" (name TEXT PRIMARY KEY, qty INT /* pcs */ DEFAULT -1)"
 //! );
-//! # Ok::<(), doctype_migrate::plan::create_table::CreateTableError>(())
 //! ```
+//!
+//! (This example runs as the unit test `module_doc_example`.)
 //!
 //! The text is the source of truth: [`CreateTable`] records where each part
 //! is, every edit splices replacement text into the statement and then parses
@@ -259,31 +258,37 @@ impl CreateTable {
     }
 
     /// The statement text, borrowed.
+    #[cfg(test)]
     pub fn as_str(&self) -> &str {
         &self.sql
     }
 
     /// The table name, unquoted.
+    #[cfg(test)]
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The schema qualifier (`main`, `temp`, ...), unquoted, if written.
+    #[cfg(test)]
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
     }
 
     /// True for `CREATE TEMP TABLE` / `CREATE TEMPORARY TABLE`.
+    #[cfg(test)]
     pub fn is_temporary(&self) -> bool {
         self.temporary
     }
 
     /// True when the statement says `IF NOT EXISTS`.
+    #[cfg(test)]
     pub fn if_not_exists(&self) -> bool {
         self.if_not_exists
     }
 
     /// The columns, in declaration order.
+    #[cfg(test)]
     pub fn columns(&self) -> &[Column] {
         &self.columns
     }
@@ -296,12 +301,14 @@ impl CreateTable {
     }
 
     /// The table constraints, in order.
+    #[cfg(test)]
     pub fn table_constraints(&self) -> &[TableConstraint] {
         &self.constraints
     }
 
     /// True when the table uses `AUTOINCREMENT` (it then has a row in
     /// `sqlite_sequence` that a rebuild must carry over).
+    #[cfg(test)]
     pub fn is_autoincrement(&self) -> bool {
         self.columns
             .iter()
@@ -316,6 +323,7 @@ impl CreateTable {
     }
 
     /// True for `STRICT` tables.
+    #[cfg(test)]
     pub fn is_strict(&self) -> bool {
         self.strict
     }
@@ -669,6 +677,7 @@ impl CreateTable {
 
     /// Sets the column's collation (`COLLATE "name"`, replacing an existing
     /// one) or removes it (`None`).
+    #[cfg(test)]
     pub fn set_collation(
         &mut self,
         name: &str,
@@ -779,21 +788,19 @@ pub fn parse(sql: &str) -> Result<CreateTable, CreateTableError> {
 
 impl Column {
     /// The column name, unquoted.
+    #[cfg(test)]
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The declared type exactly as written (`VARCHAR(140)`); empty if none.
+    #[cfg(test)]
     pub fn decl_type(&self) -> &str {
         &self.decl_type
     }
 
-    /// The whole definition as written, from the name to the last constraint.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     /// The column constraints, in order.
+    #[cfg(test)]
     pub fn constraints(&self) -> &[ColumnConstraint] {
         &self.constraints
     }
@@ -804,21 +811,19 @@ impl Column {
     }
 
     /// True if the column is declared NOT NULL.
+    #[cfg(test)]
     pub fn is_not_null(&self) -> bool {
         self.has_constraint(ColumnConstraintKind::NotNull)
     }
 
-    /// True if the column is declared PRIMARY KEY in its own definition.
-    pub fn is_primary_key(&self) -> bool {
-        self.has_constraint(ColumnConstraintKind::PrimaryKey)
-    }
-
     /// True for generated (`AS (...)`) columns.
+    #[cfg(test)]
     pub fn is_generated(&self) -> bool {
         self.has_constraint(ColumnConstraintKind::Generated)
     }
 
     /// The DEFAULT value as written (`0`, `-1`, `'x'`, `(expr)`), if any.
+    #[cfg(test)]
     pub fn default_value(&self) -> Option<&str> {
         self.constraints
             .iter()
@@ -827,6 +832,7 @@ impl Column {
     }
 
     /// The collation name, unquoted, if the column declares one.
+    #[cfg(test)]
     pub fn collation(&self) -> Option<String> {
         self.constraints
             .iter()
@@ -838,22 +844,26 @@ impl Column {
 
 impl ColumnConstraint {
     /// What the constraint is.
+    #[cfg(test)]
     pub fn kind(&self) -> ColumnConstraintKind {
         self.kind
     }
 
     /// The name from a `CONSTRAINT name` prefix, unquoted.
+    #[cfg(test)]
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
 
     /// The constraint as written, including its `CONSTRAINT name` prefix.
+    #[cfg(test)]
     pub fn text(&self) -> &str {
         &self.text
     }
 
     /// The DEFAULT value, the COLLATE name, or the parenthesized expression
     /// of CHECK / GENERATED, as written.
+    #[cfg(test)]
     pub fn argument(&self) -> Option<&str> {
         let arg = self.arg?;
         let offset = arg.start.checked_sub(self.span.start)?;
@@ -862,6 +872,7 @@ impl ColumnConstraint {
     }
 
     /// True for `PRIMARY KEY ... AUTOINCREMENT`.
+    #[cfg(test)]
     pub fn is_autoincrement(&self) -> bool {
         self.autoincrement
     }
@@ -869,27 +880,26 @@ impl ColumnConstraint {
 
 impl TableConstraint {
     /// What the constraint is.
+    #[cfg(test)]
     pub fn kind(&self) -> TableConstraintKind {
         self.kind
     }
 
     /// The name from a `CONSTRAINT name` prefix, unquoted.
+    #[cfg(test)]
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
 
-    /// The constraint as written, including its `CONSTRAINT name` prefix.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     /// The columns of a PRIMARY KEY, UNIQUE, or (child side of a) FOREIGN
     /// KEY, unquoted; empty for CHECK.
+    #[cfg(test)]
     pub fn columns(&self) -> &[String] {
         &self.columns
     }
 
     /// The parent table of a FOREIGN KEY, unquoted.
+    #[cfg(test)]
     pub fn foreign_table(&self) -> Option<&str> {
         self.foreign_table.as_deref()
     }

@@ -39,23 +39,14 @@ use crate::error::{Error, Result};
 ///
 /// An object with a `doctype` key must have `"doctype": "DocType"` (a Frappe
 /// record of another type is refused). The result is not validated: call
-/// [`super::validate_set`] before using it, or use [`load_paths`].
+/// [`super::validate_set`] before using it, or use [`load_paths`]. (The
+/// applier validates what it is given.)
 pub fn from_json_str(json: &str, origin: &str) -> Result<Vec<DocType>> {
     let value: Value = serde_json::from_str(json).map_err(|source| Error::Json {
         origin: origin.to_string(),
         source,
     })?;
     doctypes_from_value(&value, origin)
-}
-
-/// Reads and parses one file (any extension). The origin is the path as given.
-/// Not validated; see [`from_json_str`].
-pub fn load_file(path: &Path) -> Result<Vec<DocType>> {
-    let text = fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    from_json_str(&text, &path.display().to_string())
 }
 
 /// Loads DocTypes from a file, or from every DocType JSON file under a

@@ -87,6 +87,22 @@ pub fn validate_doctype(dt: &DocType) -> Result<()> {
     first_error(doctype_conflicts(dt))
 }
 
+impl DocType {
+    /// Checks this DocType on its own (names, field types, lengths,
+    /// defaults, indexes, width); the first problem is returned as
+    /// [`Error::InvalidDocType`]. A set of DocTypes is checked with
+    /// [`validate_set`], which also finds problems between them.
+    pub fn validate(&self) -> Result<()> {
+        validate_doctype(self)
+    }
+
+    /// Every problem in this DocType on its own, in a stable order; empty
+    /// when it is valid.
+    pub fn conflicts(&self) -> Vec<Conflict> {
+        doctype_conflicts(self)
+    }
+}
+
 /// Checks a set of DocTypes: each one, plus DocTypes that share a name or a
 /// table (names equal ignoring case), or index names used twice in the
 /// database. The first problem is returned as [`Error::InvalidDocType`].

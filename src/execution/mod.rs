@@ -5,9 +5,7 @@ mod executor;
 mod progress;
 mod verify;
 
-pub use crate::db::lock::{
-    ForeignKeysOff, TxGuard, begin_immediate, error_is_busy, is_busy, read_snapshot, retry_busy,
-};
+pub use crate::db::lock::{ForeignKeysOff, TxGuard, begin_immediate, read_snapshot, retry_busy};
 pub use executor::{ExecContext, MigrationRecord, error_chain, execute_doctype, record_failure};
 pub use progress::{Metrics, Phase, Progress, ProgressEvent, ProgressObserver};
-pub use verify::{check_result, differences};
+pub use verify::check_result;

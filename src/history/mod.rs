@@ -4,7 +4,7 @@ mod status;
 pub mod store;
 
 pub use status::{MigrationId, MigrationStatus};
-pub use store::{HISTORY_TABLE, HistoryRow};
+pub use store::HistoryRow;
 
 /// Who a history row says ran a migration or a rollback when the caller
 /// names no one: `$USER (doctype-migrate)` (`$USERNAME` on Windows), or

@@ -1,20 +1,17 @@
 //! Planning and SQL generation: per DocType, the steps that take the live
 //! table to its target, each with forward and rollback SQL.
 //!
-//! [`create_table`] edits the original `CREATE TABLE` text of a table so a
-//! rebuild keeps everything it does not change.
+//! [`crate::db::create_table`] edits the original `CREATE TABLE` text of a
+//! table so a rebuild keeps everything it does not change.
 
-/// The `CREATE TABLE` editor (lives in [`crate::db`]; re-exported here
-/// where it has always been found).
-pub use crate::db::create_table;
 mod planner;
 mod rebuild;
 mod set;
 mod types;
 
-pub use planner::{needs_rebuild, plan_drop_table, plan_table};
+pub use planner::{plan_drop_table, plan_table};
+pub use rebuild::REBUILD_TEMP_PREFIX;
 pub(crate) use rebuild::copy_expr_filling;
-pub use rebuild::{REBUILD_TEMP_PREFIX, copy_expr};
 pub(crate) use set::{Mode, SetOptions, plan_set};
 pub use set::{NullFill, RenameHint};
 pub use types::{DocTypePlan, MigrationPlan, PlanStep, StepKind};

@@ -54,22 +54,6 @@ impl SchemaSnapshot {
             .find(|o| o.kind == "table" && o.name.eq_ignore_ascii_case(name))
     }
 
-    /// Whether an object of any kind has this name (case-insensitive).
-    pub fn has_object(&self, name: &str) -> bool {
-        self.objects
-            .iter()
-            .any(|o| o.name.eq_ignore_ascii_case(name))
-    }
-
-    /// Everything that belongs to a table or mentions it: the table, its
-    /// indexes and triggers, and views and triggers whose SQL names it.
-    pub fn objects_for(&self, table: &str) -> Vec<&SchemaObject> {
-        self.objects
-            .iter()
-            .filter(|o| o.tbl_name.eq_ignore_ascii_case(table) || mentions(o, table))
-            .collect()
-    }
-
     /// Views whose SQL mentions the table.
     pub fn views_mentioning(&self, table: &str) -> Vec<SchemaObject> {
         self.objects

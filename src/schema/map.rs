@@ -14,13 +14,28 @@ pub const DEFAULT_VARCHAR_LENGTH: u32 = 140;
 
 /// The table a DocType wants, or `None` for single and virtual DocTypes.
 ///
-/// The columns are those Frappe's schema code builds (see the README's
-/// type-mapping section): `name` to `idx`, one column per fieldname (the
+/// The columns are those Frappe's schema code builds (see
+/// docs/reference/type-mapping.md): `name` to `idx`, one column per fieldname (the
 /// last definition, at the first one's position; a field named like a
 /// standard column leaves it as it is), then the child columns or the
 /// optional `_user_tags`, `_comments`, `_assign`, `_liked_by`, then `_seen`.
 /// Numeric defaults are written as Frappe's `cint`/`flt` read them.
 pub fn target_spec(doctype: &DocType) -> Result<Option<TableSpec>> {
+    doctype.target_table()
+}
+
+impl DocType {
+    /// The table this DocType wants in the database, or `None` for single
+    /// and virtual DocTypes: its columns in Frappe's order (`name` to
+    /// `idx`, one per fieldname, then the child or optional columns, then
+    /// `_seen`), declared types from docs/reference/type-mapping.md, and
+    /// its indexes. Fails on what validation refuses.
+    pub fn target_table(&self) -> Result<Option<TableSpec>> {
+        target_table(self)
+    }
+}
+
+fn target_table(doctype: &DocType) -> Result<Option<TableSpec>> {
     if !doctype.has_table() {
         return Ok(None);
     }

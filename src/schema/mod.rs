@@ -7,11 +7,8 @@ mod spec;
 
 pub(crate) use introspect::hex;
 pub use introspect::{
-    ForeignKey, LiveColumn, LiveIndex, LiveTable, SchemaObject, SchemaSnapshot,
-    foreign_keys_enabled, introspect_table, referencing_tables, table_spec,
+    LiveTable, SchemaObject, SchemaSnapshot, foreign_keys_enabled, introspect_table,
+    referencing_tables, table_spec,
 };
-pub use map::{DEFAULT_VARCHAR_LENGTH, managed_index_name, target_spec};
-pub use spec::{
-    Affinity, ColumnSpec, IndexSpec, MANAGED_INDEX_PREFIX, TableSpec, is_managed_index,
-    normalize_type,
-};
+pub use map::target_spec;
+pub use spec::{Affinity, ColumnSpec, IndexSpec, TableSpec, is_managed_index, normalize_type};

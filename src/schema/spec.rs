@@ -27,7 +27,8 @@ pub struct TableSpec {
 pub struct ColumnSpec {
     /// Column name.
     pub name: String,
-    /// Declared type, normalized (see [`normalize_type`]).
+    /// Declared type, normalized: upper case, single spaces, none inside
+    /// parentheses (`varchar ( 140 )` → `VARCHAR(140)`).
     pub decl_type: String,
     /// `NOT NULL`.
     pub not_null: bool,

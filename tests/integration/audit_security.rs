@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::common::*;
-use doctype_migrate::audit::{default_path_for, read_entries};
 use doctype_migrate::{ApplyReport, MigrationStatus, WarningCode};
+use doctype_migrate::{audit_log_path_for, read_entries};
 
 /// What a hostile file at the log's name must never receive.
 const PRECIOUS: &[u8] = b"root:x:0:0:root:/root:/bin/sh\n";
@@ -90,7 +90,7 @@ fn run002(report: &ApplyReport) -> Vec<String> {
 fn assert_refused(db: &TestDb, report: &ApplyReport, reason: &str) {
     let warnings = run002(report);
     assert_eq!(warnings.len(), 1, "{:?}", report.warnings);
-    let log = default_path_for(&db.path);
+    let log = audit_log_path_for(&db.path);
     assert!(
         warnings[0].contains(&log.display().to_string()),
         "{}",
@@ -105,7 +105,7 @@ fn a_symlinked_audit_log_is_never_followed() {
     let db = TestDb::new();
     let outside = tempfile::tempdir().unwrap();
     let target = precious_file(outside.path());
-    let log = default_path_for(&db.path);
+    let log = audit_log_path_for(&db.path);
     std::os::unix::fs::symlink(&target, &log).unwrap();
 
     let report = db.applier().sync_all(&note()).unwrap();
@@ -139,7 +139,7 @@ fn a_dangling_symlinked_audit_log_creates_nothing() {
     let db = TestDb::new();
     let outside = tempfile::tempdir().unwrap();
     let target = outside.path().join("cron.d-entry");
-    std::os::unix::fs::symlink(&target, default_path_for(&db.path)).unwrap();
+    std::os::unix::fs::symlink(&target, audit_log_path_for(&db.path)).unwrap();
 
     let report = db.applier().sync_all(&note()).unwrap();
 
@@ -155,7 +155,7 @@ fn a_hard_linked_audit_log_is_refused() {
     let outside = tempfile::tempdir_in(db.dir.path().parent().unwrap()).unwrap();
     let target = precious_file(outside.path());
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::hard_link(&target, default_path_for(&db.path)).unwrap();
+    std::fs::hard_link(&target, audit_log_path_for(&db.path)).unwrap();
 
     let report = db.applier().sync_all(&note()).unwrap();
 
@@ -168,7 +168,7 @@ fn a_hard_linked_audit_log_is_refused() {
 fn a_world_writable_audit_log_is_refused() {
     let db = TestDb::new();
     // A first run writes the log as it should be.
-    let log = default_path_for(&db.path);
+    let log = audit_log_path_for(&db.path);
     let first = db.applier().sync_all(&note()).unwrap();
     assert!(run002(&first).is_empty(), "{:?}", first.warnings);
     let before = std::fs::read(&log).unwrap();
@@ -215,7 +215,7 @@ fn an_audit_log_owned_by_someone_else_is_refused() {
         return;
     }
     let db = TestDb::new();
-    let log = default_path_for(&db.path);
+    let log = audit_log_path_for(&db.path);
     std::fs::write(&log, b"").unwrap();
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::os::unix::fs::chown(&log, Some(4242), Some(4242)).unwrap();
@@ -230,7 +230,7 @@ fn an_audit_log_owned_by_someone_else_is_refused() {
 #[test]
 fn a_fifo_at_the_audit_log_path_is_refused_without_hanging() {
     let db = TestDb::new();
-    let log = default_path_for(&db.path);
+    let log = audit_log_path_for(&db.path);
     mkfifo(&log);
 
     let report = sync_with_timeout(&db, &log);
@@ -286,7 +286,7 @@ fn a_symlinked_run_marker_is_not_followed() {
             link.display()
         );
     }
-    let actions: Vec<String> = read_entries(&default_path_for(&db.path))
+    let actions: Vec<String> = read_entries(&audit_log_path_for(&db.path))
         .unwrap()
         .into_iter()
         .map(|e| e.action.as_str().to_string())
@@ -322,7 +322,7 @@ fn temp_file_cleanup_never_leaves_the_backup_directory() {
         PRECIOUS,
         "a *.tmp outside the backup directory is never removed"
     );
-    let entries = read_entries(&default_path_for(&db.path)).unwrap();
+    let entries = read_entries(&audit_log_path_for(&db.path)).unwrap();
     assert!(
         !entries
             .iter()

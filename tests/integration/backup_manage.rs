@@ -192,16 +192,20 @@ fn prune_keeps_newest_protected_and_bases() {
         .path;
 
     // Keep newest 1 per table; u1 protected (its migration can still roll back).
-    let deleted = mgr
+    let report = mgr
         .prune(PrunePolicy::KeepNewest(1), std::slice::from_ref(&u1), false)
         .unwrap();
-    assert_eq!(deleted, vec![u2.clone()]);
+    assert_eq!(report.deleted, vec![u2.clone()]);
+    assert_eq!(report.kept_protected, vec![u1.clone()]);
+    assert!(report.deleted_protected.is_empty() && report.kept_as_base.is_empty());
     assert!(u1.exists() && u3.exists() && s1.exists());
     // Forced: the protected one goes too.
-    let deleted = mgr
+    let report = mgr
         .prune(PrunePolicy::KeepNewest(1), std::slice::from_ref(&u1), true)
         .unwrap();
-    assert_eq!(deleted, vec![u1.clone()]);
+    assert_eq!(report.deleted, vec![u1.clone()]);
+    assert_eq!(report.deleted_protected, vec![u1.clone()]);
+    assert!(report.kept_protected.is_empty());
 
     // A kept incremental keeps its whole chain, even when forced.
     conn.execute_batch("INSERT INTO tabUser VALUES ('u2', 'x@y.z')")
@@ -216,14 +220,19 @@ fn prune_keeps_newest_protected_and_bases() {
         .backup_table_incremental(&conn, "tabUser", &i1, Some(MigrationId(5)))
         .unwrap()
         .path;
-    let deleted = mgr.prune(PrunePolicy::KeepNewest(1), &[], true).unwrap();
-    assert!(deleted.is_empty(), "{deleted:?}");
+    let report = mgr.prune(PrunePolicy::KeepNewest(1), &[], true).unwrap();
+    assert!(report.deleted.is_empty(), "{report:?}");
+    assert_eq!(
+        report.kept_as_base,
+        vec![u3.clone(), i1.clone()],
+        "{report:?}"
+    );
     assert!(u3.exists() && i1.exists() && i2.exists());
     mgr.verify(&i2).unwrap();
 
     // By age: everything older than "now" except what is protected.
     std::thread::sleep(std::time::Duration::from_millis(5));
-    let deleted = mgr
+    let report = mgr
         .prune(
             PrunePolicy::OlderThan(chrono::Duration::zero()),
             std::slice::from_ref(&s1),
@@ -232,7 +241,8 @@ fn prune_keeps_newest_protected_and_bases() {
         .unwrap();
     let mut want = vec![u3, i1, i2];
     want.sort();
-    assert_eq!(deleted, want);
+    assert_eq!(report.deleted, want);
+    assert_eq!(report.kept_protected, vec![s1.clone()]);
     assert_eq!(backup_files(&dir), vec![s1]);
 }
 

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use crate::backup_support::{builder, open};
 use crate::common::TestDb;
-use doctype_migrate::history::store;
 use doctype_migrate::{
     BackupManager, BackupStrategy, DocType, Error, Field, FieldType, MigrationApplier, MigrationId,
     Reason, RestoreTarget, RollbackOptions, default_dir_for,
@@ -412,8 +411,16 @@ fn a_backup_from_another_database_is_refused() {
     assert_eq!(id_a, id_b);
     assert_eq!(file_a.file_name(), file_b.file_name());
     let ids = (
-        store::database_id(&a.conn()).unwrap().unwrap(),
-        store::database_id(&b.conn()).unwrap().unwrap(),
+        MigrationApplier::open(&a.path)
+            .unwrap()
+            .database_id()
+            .unwrap()
+            .unwrap(),
+        MigrationApplier::open(&b.path)
+            .unwrap()
+            .database_id()
+            .unwrap()
+            .unwrap(),
     );
     assert_ne!(ids.0, ids.1);
     let mgr_b = applier_with(&b, Some(&key)).backup_manager().unwrap();
@@ -455,13 +462,19 @@ fn history_records_each_backups_sha256_and_a_replaced_file_is_refused() {
     let (id, file) = migrated(&db, None);
     let mgr = crate::rollback_support::manager(&db.path);
     let info = mgr.verify(&file).unwrap();
-    let row = store::get(&db.conn(), id).unwrap();
+    let row = MigrationApplier::open(&db.path)
+        .unwrap()
+        .migration(id)
+        .unwrap();
     let recorded: Vec<String> =
         serde_json::from_str(row.backup_sha256.as_deref().unwrap()).unwrap();
     assert_eq!(recorded, vec![info.header_sha256.clone()]);
     assert_eq!(
         info.database_id,
-        store::database_id(&db.conn()).unwrap(),
+        MigrationApplier::open(&db.path)
+            .unwrap()
+            .database_id()
+            .unwrap(),
         "the manifest names this database"
     );
 

@@ -100,7 +100,7 @@ pub fn count(conn: &Connection, sql: &str) -> i64 {
 
 /// Parses one DocType from JSON text.
 pub fn doctype(json: &str) -> DocType {
-    doctype_migrate::doctype::from_json_str(json, "<test>")
+    doctype_migrate::doctypes_from_json(json, "<test>")
         .unwrap()
         .remove(0)
 }

@@ -609,7 +609,7 @@ fn a_database_made_before_the_optional_columns_gains_them_on_its_next_apply() {
             \"title\" VARCHAR(140), \"_user_tags\" VARCHAR(140));
          INSERT INTO \"tabNote\" (name, title, _user_tags) VALUES ('n1', 'One', 'a,b');",
     );
-    let note: Vec<DocType> = doctype_migrate::doctype::from_json_str(
+    let note: Vec<DocType> = doctype_migrate::doctypes_from_json(
         r#"{"name": "Note", "fields": [{"fieldname": "title", "fieldtype": "Data"},
             {"fieldname": "_user_tags", "fieldtype": "Data"}]}"#,
         "<string>",

@@ -31,11 +31,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use doctype_migrate::doctype::{
-    Conflict, conflicts, from_json_str, load_file, load_path, load_paths, validate_doctype,
-    validate_set,
+use doctype_migrate::{
+    Conflict, DocType, Error, Field, FieldType, MigrationApplier, conflicts, doctypes_from_json,
+    load_path, load_paths, validate_doctypes,
 };
-use doctype_migrate::{DocType, Error, Field, FieldType, MigrationApplier};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -86,11 +85,11 @@ fn temp_tree(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 /// Parses `json` as `<string>` and validates it; returns the error.
 fn rejection(json: &str) -> Error {
-    let dts = match from_json_str(json, "<string>") {
+    let dts = match doctypes_from_json(json, "<string>") {
         Ok(dts) => dts,
         Err(e) => return e,
     };
-    match validate_set(&dts) {
+    match validate_doctypes(&dts) {
         Ok(()) => panic!("accepted: {dts:?}"),
         Err(e) => e,
     }
@@ -101,8 +100,8 @@ fn rejection(json: &str) -> Error {
 #[test]
 fn frappe_file_is_read_with_its_flags() {
     let path = input_fixture("frappe/note.json");
-    let dts = load_file(&path).expect("load");
-    validate_set(&dts).expect("valid");
+    let dts = load_path(&path).expect("load");
+    validate_doctypes(&dts).expect("valid");
     let [note] = dts.as_slice() else {
         panic!("one DocType expected, got {}", dts.len())
     };
@@ -142,7 +141,7 @@ fn frappe_file_is_read_with_its_flags() {
 #[test]
 fn sodaf_file_is_read_with_booleans_aliases_and_indexes() {
     let dts = load_path(&input_fixture("sodaf/library.json")).expect("load");
-    validate_set(&dts).expect("valid");
+    validate_doctypes(&dts).expect("valid");
     assert_eq!(names(&dts), ["Library Member", "Library Loan Item"]);
     let member = &dts[0];
     assert!(member.is_autoincrement());
@@ -223,10 +222,10 @@ fn load_paths_concatenates_in_order_and_validates() {
 
 #[test]
 fn string_input_may_be_an_object_or_an_array() {
-    let one = from_json_str(r#"{"name": "Task", "fields": []}"#, "<string>").expect("object");
+    let one = doctypes_from_json(r#"{"name": "Task", "fields": []}"#, "<string>").expect("object");
     assert_eq!(names(&one), ["Task"]);
     assert_eq!(one[0].origin, "<string>");
-    let two = from_json_str(
+    let two = doctypes_from_json(
         r#"[{"name": "A"}, {"doctype": "DocType", "name": "B"}]"#,
         "inline",
     )
@@ -241,18 +240,20 @@ fn doctypes_built_in_code_validate() {
         .field(Field::new("subject", FieldType::Data).indexed())
         .field(Field::new("progress", FieldType::Percent).default_value("0"))
         .field(Field::new("idx", FieldType::Int)); // reuses the standard column, as Web Page does
-    validate_doctype(&dt).expect("valid");
+    dt.validate().expect("valid");
     // A child table's `parent` declared as Int keeps the standard column
     // (QK002); only a spelling that differs in case is refused.
     let child = DocType::new("Project Task Item")
         .child_table()
         .field(Field::new("parent", FieldType::Int));
-    validate_doctype(&child).expect("accepted, with a warning");
+    child.validate().expect("accepted, with a warning");
     assert_eq!(child.warnings()[0].code.as_str(), "QK002");
     let child = DocType::new("Project Task Item")
         .child_table()
         .field(Field::new("Parent", FieldType::Data));
-    let err = validate_doctype(&child).expect_err("Parent differs from parent only in case");
+    let err = child
+        .validate()
+        .expect_err("Parent differs from parent only in case");
     assert_invalid(
         &err,
         &[
@@ -278,7 +279,7 @@ fn symlink_loops_are_walked_once() {
 #[test]
 fn malformed_json_names_the_file_and_the_position() {
     let path = input_fixture("malformed/broken.json");
-    for result in [load_file(&path), load_path(&input_fixture("malformed"))] {
+    for result in [load_path(&path), load_path(&input_fixture("malformed"))] {
         let err = result.expect_err("malformed");
         let Error::Json { origin, source } = &err else {
             panic!("expected Error::Json, got {err:?}");
@@ -309,7 +310,7 @@ fn missing_path_is_an_io_error_naming_it() {
     let missing = input_fixture("does_not_exist");
     for result in [
         load_path(&missing),
-        load_file(&missing),
+        load_path(&missing),
         load_paths(std::slice::from_ref(&missing)),
     ] {
         match result {
@@ -321,7 +322,7 @@ fn missing_path_is_an_io_error_naming_it() {
 
 #[test]
 fn wrong_json_types_name_the_file_doctype_and_property() {
-    let err = load_file(&input_fixture("wrong_types/fields_not_array.json")).expect_err("fields");
+    let err = load_path(&input_fixture("wrong_types/fields_not_array.json")).expect_err("fields");
     assert_invalid(
         &err,
         &[
@@ -331,7 +332,7 @@ fn wrong_json_types_name_the_file_doctype_and_property() {
         ],
     );
 
-    let err = load_file(&input_fixture("wrong_types/reqd_yes.json")).expect_err("reqd");
+    let err = load_path(&input_fixture("wrong_types/reqd_yes.json")).expect_err("reqd");
     assert_invalid(
         &err,
         &[
@@ -433,12 +434,12 @@ fn very_long_names_are_refused() {
 #[test]
 fn duplicate_fieldnames_differing_in_case_are_refused() {
     // The same name exactly is accepted (QK001, see frappe_apps.rs).
-    let dts = from_json_str(
+    let dts = doctypes_from_json(
         r#"{"name": "T", "fields": [{"fieldname": "code", "fieldtype": "Data"}, {"fieldname": "code", "fieldtype": "Int"}]}"#,
         "<string>",
     )
     .expect("parse");
-    validate_set(&dts).expect("accepted as Frappe accepts it");
+    validate_doctypes(&dts).expect("accepted as Frappe accepts it");
     let err = rejection(
         r#"{"name": "T", "fields": [{"fieldname": "code", "fieldtype": "Data"}, {"fieldname": "Code", "fieldtype": "Data"}]}"#,
     );
@@ -459,8 +460,8 @@ fn standard_column_collisions_in_another_case_and_name_are_refused() {
         r#"{"name": "T", "fields": [{"fieldname": "owner", "fieldtype": "Int"}]}"#,
         r#"{"name": "T", "track_seen": 1, "fields": [{"fieldname": "_seen", "fieldtype": "Int"}]}"#,
     ] {
-        let dts = from_json_str(json, "<string>").expect("parse");
-        validate_set(&dts).expect(json);
+        let dts = doctypes_from_json(json, "<string>").expect("parse");
+        validate_doctypes(&dts).expect(json);
     }
 }
 
@@ -1417,10 +1418,10 @@ proptest! {
             }
         }
         let text = String::from_utf8_lossy(&text);
-        let Ok(doctypes) = doctype_migrate::doctype::from_json_str(&text, "<proptest>") else {
+        let Ok(doctypes) = doctypes_from_json(&text, "<proptest>") else {
             return Ok(());
         };
-        if doctype_migrate::doctype::validate_set(&doctypes).is_err() {
+        if validate_doctypes(&doctypes).is_err() {
             return Ok(());
         }
         let applier = MigrationApplier::builder(planning_db()).read_only(true).build().unwrap();

@@ -50,6 +50,5 @@ mod rollback_cli;
 mod rollback_forward_fixes;
 mod security;
 mod sync_basics;
-mod validation_data;
 mod validation_data_rules;
 mod validation_rules;

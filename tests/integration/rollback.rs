@@ -166,7 +166,7 @@ fn refuses_under_drift_and_shows_it() {
     assert_eq!(differences[0].name, "by_hand");
     assert_eq!(
         differences[0].difference,
-        doctype_migrate::rollback::DifferenceKind::Unexpected
+        doctype_migrate::DifferenceKind::Unexpected
     );
     assert!(reasons[0].to_string().contains("by_hand"), "{}", reasons[0]);
     assert_eq!(db.bytes(), bytes);
@@ -231,7 +231,7 @@ fn refuses_destroyed_data_without_a_backup_unless_data_loss_is_allowed() {
     let mut no_backups = MigrationApplier::builder(&db.path)
         .allow_data_loss(true)
         .drop_orphan_columns(true)
-        .backup_policy(doctype_migrate::backup::BackupPolicy::Never)
+        .backup_policy(doctype_migrate::BackupPolicy::Never)
         .build()
         .unwrap();
     let report = no_backups.sync_all(&[v2()]).unwrap();
@@ -548,7 +548,7 @@ fn encrypted_backups_need_the_key_and_the_applier_supplies_its_own() {
 
 #[test]
 fn rollbacks_and_refusals_are_audited() {
-    use doctype_migrate::audit::{Action, Level, default_path_for, read_entries};
+    use doctype_migrate::{Action, Level, audit_log_path_for, read_entries};
     let db = TestDb::new();
     let backups = manager(&db.path);
     let mut a = applier(&db);
@@ -557,7 +557,7 @@ fn rollbacks_and_refusals_are_audited() {
     let id = a.sync_all(&[v2()]).unwrap().migrations[0].id.unwrap();
     a.rollback_migration(id, &options(&backups)).unwrap();
     let _ = a.rollback_migration(id, &options(&backups)).unwrap_err();
-    let entries = read_entries(&default_path_for(&db.path)).unwrap();
+    let entries = read_entries(&audit_log_path_for(&db.path)).unwrap();
     let rollbacks: Vec<_> = entries
         .iter()
         .filter(|e| e.action == Action::Rollback && e.details.get("kind").is_some())

@@ -330,7 +330,7 @@ fn a_damaged_table_is_not_rebuilt() {
     let chain = format!("{err:?}");
     assert!(chain.contains("CorruptTable"), "{chain}");
     assert!(
-        doctype_migrate::execution::error_chain(&err).contains("is damaged"),
+        doctype_migrate::error_chain(&err).contains("is damaged"),
         "{err}"
     );
     assert_eq!(t.db.bytes(), before);
@@ -377,13 +377,13 @@ fn oversized_input_is_refused_before_slow_work() {
     let wide = (0..400_000).fold(DocType::new("Wide"), |dt, i| {
         dt.field(Field::new(format!("f{i}"), FieldType::Data))
     });
-    let found = doctype_migrate::doctype::doctype_conflicts(&wide);
+    let found = wide.conflicts();
     assert_eq!(found.len(), 1, "one conflict, the width");
     assert!(found[0].message.contains("400011 columns"), "{}", found[0]);
     // Defaults over 64 KiB.
     let big = DocType::new("Big")
         .field(Field::new("notes", FieldType::Text).default_value("x".repeat(65 * 1024)));
-    let err = doctype_migrate::doctype::validate_doctype(&big).unwrap_err();
+    let err = big.validate().unwrap_err();
     assert!(err.to_string().contains("at most 65536"), "{err}");
 }
 

@@ -1269,3 +1269,18 @@ mod props {
         }
     }
 }
+
+#[test]
+fn module_doc_example() {
+    let mut t = CreateTable::parse(
+        "CREATE TABLE \"tabNote\" (name TEXT PRIMARY KEY, qty INT /* pcs */ NOT NULL DEFAULT 0)",
+    )
+    .unwrap();
+    t.set_not_null("QTY", false).unwrap();
+    t.set_default("qty", Some("-1")).unwrap();
+    t.rename_table("tabNote__new").unwrap();
+    assert_eq!(
+        t.to_sql(),
+        "CREATE TABLE \"tabNote__new\" (name TEXT PRIMARY KEY, qty INT /* pcs */ DEFAULT -1)"
+    );
+}

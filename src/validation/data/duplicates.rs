@@ -32,6 +32,7 @@ pub struct DuplicateReport {
 impl DuplicateReport {
     /// Rows that would have to change or go for the index to build: every
     /// row in a duplicate group except one per group.
+    #[cfg(test)]
     pub fn excess_rows(&self) -> u64 {
         self.rows_in_duplicate_groups.saturating_sub(self.groups)
     }

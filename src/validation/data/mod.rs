@@ -14,6 +14,8 @@
 mod duplicates;
 mod lossy;
 mod table;
+#[cfg(test)]
+mod tests;
 
 use rusqlite::{Connection, StatementStatus};
 
@@ -21,7 +23,9 @@ use crate::error::{Error, Result};
 use crate::ident::quote;
 use crate::schema::Affinity;
 
-pub use duplicates::{DuplicateExample, DuplicateReport, duplicates};
+#[cfg(test)]
+pub(crate) use duplicates::DuplicateReport;
+pub use duplicates::duplicates;
 pub use lossy::lost_value_sql;
 
 /// Most aggregate expressions put in one statement. SQLite allows 2,000
@@ -100,6 +104,7 @@ impl Answers {
     }
 
     /// Every question asked, in the order given, with its count.
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (&Question, u64)> + '_ {
         self.answers.iter().map(|(q, n)| (q, *n))
     }
@@ -107,6 +112,7 @@ impl Answers {
     /// The statements that were run: one for up to 1,000 distinct
     /// aggregates, none when no question was asked. Shown for transparency
     /// (dry-run output, `EXPLAIN QUERY PLAN`).
+    #[cfg(test)]
     pub fn statements(&self) -> &[String] {
         &self.statements
     }
@@ -115,6 +121,7 @@ impl Answers {
     /// (`SQLITE_STMTSTATUS_FULLSCAN_STEP`, summed over [`Self::statements`]).
     /// One pass over an `n`-row table is about `n`; a second scan would
     /// double it. Zero when SQLite could count without scanning.
+    #[cfg(test)]
     pub fn fullscan_steps(&self) -> u64 {
         self.fullscan_steps
     }

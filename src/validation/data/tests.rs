@@ -5,10 +5,8 @@
 //! column of the new type) and judged in Rust from the typed values SQLite
 //! hands back.
 
-use doctype_migrate::schema::Affinity;
-use doctype_migrate::validation::data::{
-    DuplicateReport, Question, duplicates, lost_value_sql, measure,
-};
+use super::{DuplicateReport, Question, duplicates, lost_value_sql, measure};
+use crate::schema::Affinity;
 use proptest::prelude::*;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, StatementStatus, params};
