@@ -20,6 +20,7 @@ pub use crate::backup::BackupKey;
 
 /// Options of a [`MigrationApplier`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ApplierOptions {
     /// Continue with the other DocTypes when one fails (it is rolled back to
     /// its savepoint and recorded as `failed`). Default: all-or-nothing.

@@ -57,6 +57,7 @@ pub struct MigrationApplier {
 
 /// The result of a dry run: the complete plan and its findings.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct DryRunReport {
     /// Whether `apply` would refuse this plan.
     pub blocked: bool,
@@ -71,6 +72,7 @@ pub struct DryRunReport {
 
 /// The result of an apply.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ApplyReport {
     /// Always false in a returned report: a blocked apply returns [`Error::Blocked`].
     pub blocked: bool,

@@ -28,6 +28,7 @@ use crate::history::MigrationId;
 /// Severity of an audit entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Level {
     /// Normal progress.
     Info,
@@ -111,6 +112,7 @@ impl std::fmt::Display for Action {
 /// known, and `pid` (the writing process, so that the entries of
 /// concurrent runs can be told apart).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AuditEntry {
     /// When (RFC 3339, UTC, milliseconds).
     pub timestamp: String,

@@ -45,6 +45,7 @@ pub const MARKER_INFIX: &str = ".dm-run.";
 
 /// The contents of a run marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunInfo {
     /// `<pid>-<nanoseconds since the epoch>`, unique per run.
     pub run_id: String,
@@ -216,6 +217,7 @@ impl Drop for RunMarker {
 /// no live process holds it. While this value lives, this process holds
 /// the marker's lock, so no other process reports the same run.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct StaleRun {
     /// The marker file left behind.
     pub marker: PathBuf,

@@ -33,6 +33,7 @@ const MAX_SALT_LEN: usize = 64;
 /// passphrase. The one backup-key type of the crate (the applier, the
 /// backup manager and the CLI all take it).
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BackupKey {
     /// A file holding 32 raw bytes or 64 hex characters.
     KeyFile(PathBuf),

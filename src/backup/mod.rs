@@ -54,12 +54,23 @@ pub(crate) use prune::same_file;
 /// What a backup stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "columns", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum BackupStrategy {
     /// The table's schema SQL (table, indexes, triggers) and every row with
     /// its rowid.
     FullTable,
     /// The rowid, the primary key columns and the named columns.
     Columns(Vec<String>),
+}
+
+impl std::fmt::Display for BackupStrategy {
+    /// `full`, or `columns(a, b)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackupStrategy::FullTable => f.write_str("full"),
+            BackupStrategy::Columns(cols) => write!(f, "columns({})", cols.join(", ")),
+        }
+    }
 }
 
 impl BackupStrategy {
@@ -74,6 +85,7 @@ impl BackupStrategy {
 
 /// Where [`BackupManager::restore`] puts the data.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RestoreTarget {
     /// The table the backup was taken from. A full backup replaces its
     /// contents (recreating the table, its indexes and triggers if it is
@@ -88,6 +100,7 @@ pub enum RestoreTarget {
 
 /// Which backups [`BackupManager::prune`] deletes.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PrunePolicy {
     /// Keep the newest `n` backups of each table, delete older ones.
     KeepNewest(usize),
@@ -97,6 +110,7 @@ pub enum PrunePolicy {
 
 /// What is known about one backup file (from its manifest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct BackupInfo {
     /// The backup file.
     pub path: PathBuf,

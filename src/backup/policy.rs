@@ -10,6 +10,7 @@ use super::BackupStrategy;
 /// When the applier backs up a table before migrating it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum BackupPolicy {
     /// Before destructive steps (dropped columns and tables, type changes,
     /// filled NULLs) and before every rebuild. The default.
@@ -23,6 +24,7 @@ pub enum BackupPolicy {
 
 /// A backup the plan will take before executing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PlannedBackup {
     /// The table, by its live name.
     pub table: String,

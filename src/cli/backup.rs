@@ -142,10 +142,7 @@ pub fn plan_note(db: &Path, opts: &BackupOptions, planned: usize) -> String {
 
 /// `columns(a, b)` or `full`.
 pub fn strategy_text(s: &BackupStrategy) -> String {
-    match s {
-        BackupStrategy::FullTable => "full".into(),
-        BackupStrategy::Columns(cols) => format!("columns({})", cols.join(", ")),
-    }
+    s.to_string()
 }
 
 /// One planned backup as a text line item.
@@ -478,6 +475,7 @@ fn restore(args: &BackupRestoreArgs) -> Result<Outcome, CliError> {
         let what = match &done.strategy {
             BackupStrategy::FullTable => "row(s) inserted",
             BackupStrategy::Columns(_) => "row(s) updated",
+            _ => "row(s) restored",
         };
         format!(
             "Restored {} ({} backup of {}) into {}: {} {what}.\n",

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use doctype_migrate::{
-    ApplyReport, Change, ChangeKind, DocTypePlan, DryRunReport, Finding, HistoryRow,
+    ApplyReport, Change, ChangeKind, DocTypePlan, DryRunReport, Finding, HistoryRow, MigrationPlan,
     MigrationRecord, PlannedBackup, Warning,
 };
 use serde::Serialize;
@@ -59,20 +59,35 @@ const NO_ORPHANS: &[String] = &[];
 impl<'a> PlanView<'a> {
     /// Selects and orders what a dry run report shows.
     pub fn new(report: &'a DryRunReport) -> Self {
+        Self::of(
+            report.blocked,
+            &report.plan,
+            &report.findings,
+            &report.warnings,
+        )
+    }
+
+    /// [`PlanView::new`] from a report's parts.
+    fn of(
+        blocked: bool,
+        plan: &'a MigrationPlan,
+        findings: &'a [Finding],
+        warnings: &'a [Warning],
+    ) -> Self {
         let mut doctypes: Vec<DocTypeView<'a>> = Vec::new();
         let mut up_to_date = 0;
-        for plan in &report.plan.doctypes {
-            let findings = findings_of(&report.findings, &plan.doctype);
-            if plan.is_empty() && findings.is_empty() {
+        for dt_plan in &plan.doctypes {
+            let found = findings_of(findings, &dt_plan.doctype);
+            if dt_plan.is_empty() && found.is_empty() {
                 up_to_date += 1;
                 continue;
             }
-            doctypes.push(view_of(plan, findings));
+            doctypes.push(view_of(dt_plan, found));
         }
         // Findings about DocTypes without a plan entry (no table, say).
-        for f in &report.findings {
+        for f in findings {
             if !doctypes.iter().any(|d| d.doctype == f.doctype)
-                && !report.plan.doctypes.iter().any(|p| p.doctype == f.doctype)
+                && !plan.doctypes.iter().any(|p| p.doctype == f.doctype)
             {
                 doctypes.push(DocTypeView {
                     doctype: &f.doctype,
@@ -80,7 +95,7 @@ impl<'a> PlanView<'a> {
                     changes: NO_CHANGES,
                     forward_sql: Vec::new(),
                     rollback_sql: Vec::new(),
-                    findings: findings_of(&report.findings, &f.doctype),
+                    findings: findings_of(findings, &f.doctype),
                     orphans: NO_ORPHANS,
                     rebuilds: false,
                     backups: &[],
@@ -89,10 +104,10 @@ impl<'a> PlanView<'a> {
         }
         doctypes.sort_by(|a, b| a.doctype.cmp(b.doctype));
         PlanView {
-            blocked: report.blocked || report.findings.iter().any(|f| f.blocking),
+            blocked: blocked || findings.iter().any(|f| f.blocking),
             doctypes,
             up_to_date,
-            warnings: &report.warnings,
+            warnings,
         }
     }
 }
@@ -579,32 +594,29 @@ mod tests {
     use doctype_migrate::{MigrationPlan, Rule, Severity};
 
     fn finding(doctype: &str, severity: Severity, blocking: bool) -> Finding {
-        Finding {
-            rule: Rule::Dl003,
-            severity,
-            blocking,
-            doctype: doctype.into(),
-            table: format!("tab{doctype}"),
-            column: Some("qty".into()),
-            rows_affected: Some(3),
-            message: "type change alters stored values".into(),
-            suggestion: "fix the values first".into(),
-        }
+        serde_json::from_value(serde_json::json!({
+            "rule": Rule::Dl003,
+            "severity": severity,
+            "blocking": blocking,
+            "doctype": doctype,
+            "table": format!("tab{doctype}"),
+            "column": "qty",
+            "rows_affected": 3,
+            "message": "type change alters stored values",
+            "suggestion": "fix the values first",
+        }))
+        .unwrap()
     }
 
     #[test]
     fn findings_are_grouped_by_doctype_most_severe_first_and_block() {
-        let report = DryRunReport {
-            blocked: true,
-            plan: MigrationPlan::default(),
-            findings: vec![
-                finding("Item", Severity::Low, false),
-                finding("Item", Severity::Critical, true),
-                finding("Customer", Severity::Medium, false),
-            ],
-            warnings: Vec::new(),
-        };
-        let view = PlanView::new(&report);
+        let plan = MigrationPlan::default();
+        let findings = vec![
+            finding("Item", Severity::Low, false),
+            finding("Item", Severity::Critical, true),
+            finding("Customer", Severity::Medium, false),
+        ];
+        let view = PlanView::of(true, &plan, &findings, &[]);
         assert!(view.blocked);
         let names: Vec<&str> = view.doctypes.iter().map(|d| d.doctype).collect();
         assert_eq!(names, ["Customer", "Item"]);

@@ -105,15 +105,7 @@ pub fn attach(builder: ApplierBuilder, shown: Option<&Arc<CliProgress>>) -> Appl
 
 /// The lowercase name of a phase.
 pub fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Plan => "plan",
-        Phase::Validate => "validate",
-        Phase::Lock => "lock",
-        Phase::Backup => "backup",
-        Phase::Execute => "execute",
-        Phase::Verify => "verify",
-        Phase::Commit => "commit",
-    }
+    phase.as_str()
 }
 
 // ---------------------------------------------------------------------------

@@ -47,11 +47,9 @@ pub fn rollback(args: &RollbackArgs) -> Result<Outcome, CliError> {
             doctype: args.doctype.clone(),
         }
     };
-    let mut options = RollbackOptions {
-        cascade: args.cascade,
-        allow_data_loss: args.allow_data_loss,
-        ..RollbackOptions::default()
-    };
+    let mut options = RollbackOptions::default();
+    options.cascade = args.cascade;
+    options.allow_data_loss = args.allow_data_loss;
     if let Some(t) = crate::cli::global::settings().lock_timeout {
         options.lock_timeout = t;
     }

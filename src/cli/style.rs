@@ -56,6 +56,7 @@ impl Tone {
             | ChangeKind::ChangeNullability
             | ChangeKind::ChangeDefault
             | ChangeKind::ChangeAutoincrement => Tone::Change,
+            _ => Tone::Change,
         }
     }
 
@@ -66,6 +67,7 @@ impl Tone {
             Severity::Critical | Severity::High => Some(Tone::Severe),
             Severity::Medium => Some(Tone::Warn),
             Severity::Low | Severity::Info => None,
+            _ => None,
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// The kind of a schema change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ChangeKind {
     /// A new table.
     CreateTable,
@@ -79,6 +80,7 @@ impl fmt::Display for ChangeKind {
 
 /// One change to one table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Change {
     /// What kind of change.
     pub kind: ChangeKind,

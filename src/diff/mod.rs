@@ -15,6 +15,7 @@ use crate::schema::{IndexSpec, LiveTable, TableSpec, normalize_type};
 
 /// The changes one table needs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct TableDiff {
     /// The DocType.
     pub doctype: String,

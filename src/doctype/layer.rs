@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 
 /// What kind of customization record a layer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum LayerKind {
     /// A `Custom Field` record: adds a field to a DocType.
     CustomField,
@@ -47,6 +48,7 @@ impl Serialize for LayerKind {
 
 /// One customization record that shaped a DocType or field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Layer {
     /// Custom Field or Property Setter.
     pub kind: LayerKind,

@@ -38,6 +38,7 @@ pub const MAX_COLUMNS: usize = 2000;
 
 /// One problem in a DocType definition or between DocTypes.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Conflict {
     /// Where the DocType came from (file path, `<string>`, `<code>`).
     pub origin: String,

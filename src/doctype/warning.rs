@@ -73,6 +73,7 @@ impl Serialize for WarningCode {
 
 /// One warning: what was accepted or noticed, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Warning {
     /// What kind of warning (stable code).
     pub code: WarningCode,

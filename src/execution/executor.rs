@@ -23,6 +23,7 @@ use super::verify::check_result;
 
 /// What happened to one DocType.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct MigrationRecord {
     /// History id (None only when even the failure could not be recorded).
     pub id: Option<MigrationId>,

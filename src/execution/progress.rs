@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// A phase of a migration run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Phase {
     /// Planning (diff and SQL generation).
     Plan,
@@ -24,6 +25,28 @@ pub enum Phase {
     Verify,
     /// Committing.
     Commit,
+}
+
+impl Phase {
+    /// The phase's lowercase name, as in JSON (`plan`, `validate`, `lock`,
+    /// `backup`, `execute`, `verify`, `commit`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Plan => "plan",
+            Phase::Validate => "validate",
+            Phase::Lock => "lock",
+            Phase::Backup => "backup",
+            Phase::Execute => "execute",
+            Phase::Verify => "verify",
+            Phase::Commit => "commit",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Something that happened during a run.
@@ -104,6 +127,7 @@ impl fmt::Debug for Progress {
 /// Where one migration spent its time, and how much it moved. Stored with
 /// the history row (`metrics`, JSON) and shown by `history`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Metrics {
     /// Validating the batch this migration belongs to, in milliseconds.
     pub validate_ms: f64,

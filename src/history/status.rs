@@ -29,6 +29,7 @@ impl FromStr for MigrationId {
 /// `completed → rolled_back`; [`MigrationStatus::can_become`] enforces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum MigrationStatus {
     /// Recorded but not started.
     Planned,

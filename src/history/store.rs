@@ -49,6 +49,7 @@ const COLUMNS: &[(&str, &str)] = &[
 /// keys; `sql`, `rollback_sql`, `changes`, `schema_before` and
 /// `schema_after` are JSON stored as text and given back parsed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HistoryRow {
     /// Migration id.
     pub id: MigrationId,

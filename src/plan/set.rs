@@ -17,6 +17,7 @@ use crate::schema::{SchemaSnapshot, introspect_table, target_spec};
 
 /// A rename hint given to the applier: in `doctype`, column `from` is now `to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RenameHint {
     /// The DocType.
     pub doctype: String,
@@ -28,6 +29,7 @@ pub struct RenameHint {
 
 /// Fill NULLs in `doctype.column` with `value` when the column becomes NOT NULL.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NullFill {
     /// The DocType.
     pub doctype: String,

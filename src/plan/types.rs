@@ -8,6 +8,7 @@ use crate::schema::TableSpec;
 /// How a step changes its table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StepKind {
     /// `CREATE TABLE` and its indexes.
     CreateTable,
@@ -19,6 +20,7 @@ pub enum StepKind {
 
 /// One step: forward SQL and the SQL that undoes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PlanStep {
     /// How the step works.
     pub kind: StepKind,
@@ -32,6 +34,7 @@ pub struct PlanStep {
 
 /// Everything one DocType needs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct DocTypePlan {
     /// The DocType.
     pub doctype: String,
@@ -107,6 +110,7 @@ impl DocTypePlan {
 
 /// The plan for a set of DocTypes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct MigrationPlan {
     /// One entry per DocType that has a table, in a deterministic order.
     pub doctypes: Vec<DocTypePlan>,

@@ -17,6 +17,7 @@ use crate::schema::SchemaObject;
 /// How one object differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DifferenceKind {
     /// Recorded but not in the live schema.
     Missing,
@@ -28,6 +29,7 @@ pub enum DifferenceKind {
 
 /// One object that differs between the recorded and the live schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct SchemaDifference {
     /// `table`, `index`, `trigger` or `view`.
     #[serde(rename = "type")]

@@ -30,6 +30,7 @@ use super::{RollbackOptions, RollbackTarget};
 
 /// One migration that was rolled back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct RolledBack {
     /// The migration.
     pub id: MigrationId,
@@ -49,6 +50,7 @@ pub struct RolledBack {
 
 /// The result of a rollback that ran.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct RollbackReport {
     /// The plan that was executed (with its warnings).
     pub plan: RollbackPlan,

@@ -315,6 +315,7 @@ impl std::fmt::Display for Reason {
 /// How a backup gives data back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RestoreMode {
     /// A dropped table, recreated empty by the rollback SQL, gets every row
     /// of its full backup back (with their rowids).
@@ -332,6 +333,7 @@ pub enum RestoreMode {
 
 /// A backup that the rollback restores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PlannedRestore {
     /// The backup file.
     pub path: PathBuf,
@@ -349,6 +351,7 @@ pub struct PlannedRestore {
 
 /// One migration to undo.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct RollbackStep {
     /// The migration.
     pub id: MigrationId,
@@ -377,6 +380,7 @@ pub struct RollbackStep {
 /// The feasibility report and the plan: what would be undone, in which
 /// order, with which statements and backups, and why not (refusals).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct RollbackPlan {
     /// What was asked for.
     pub target: RollbackTarget,

@@ -53,6 +53,7 @@ pub use restore::RestoreDone;
 /// What to roll back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RollbackTarget {
     /// One migration, by history id.
     Migration {
@@ -87,6 +88,7 @@ impl std::fmt::Display for RollbackTarget {
 
 /// Options of a rollback.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RollbackOptions {
     /// Roll back the later completed migrations of the same DocTypes first
     /// (newest first) instead of refusing with [`Reason::NotLatest`].
@@ -115,6 +117,38 @@ impl Default for RollbackOptions {
             lock_timeout: Duration::from_secs(60),
             backups: None,
         }
+    }
+}
+
+impl RollbackOptions {
+    /// Sets [`cascade`](Self::cascade).
+    pub fn with_cascade(mut self, yes: bool) -> Self {
+        self.cascade = yes;
+        self
+    }
+
+    /// Sets [`allow_data_loss`](Self::allow_data_loss): risky, read it first.
+    pub fn with_allow_data_loss(mut self, yes: bool) -> Self {
+        self.allow_data_loss = yes;
+        self
+    }
+
+    /// Sets who is recorded as having rolled back.
+    pub fn with_rolled_back_by(mut self, who: impl Into<String>) -> Self {
+        self.rolled_back_by = who.into();
+        self
+    }
+
+    /// Sets how long to wait for the write lock in total.
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Sets the backups to verify and restore from.
+    pub fn with_backups(mut self, backups: Arc<BackupManager>) -> Self {
+        self.backups = Some(backups);
+        self
     }
 }
 

@@ -28,6 +28,7 @@ use super::feasibility::{PlannedRestore, RestoreMode, RollbackStep};
 
 /// A backup that was restored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RestoreDone {
     /// The backup file.
     pub path: PathBuf,

@@ -11,6 +11,7 @@ pub const MANAGED_INDEX_PREFIX: &str = "dm_";
 
 /// The shape of one table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TableSpec {
     /// Table name.
     pub name: String,
@@ -24,6 +25,7 @@ pub struct TableSpec {
 
 /// One column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ColumnSpec {
     /// Column name.
     pub name: String,
@@ -40,6 +42,7 @@ pub struct ColumnSpec {
 
 /// One index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct IndexSpec {
     /// Index name.
     pub name: String,
@@ -200,6 +203,7 @@ pub fn normalize_type(decl: &str) -> String {
 /// SQLite's column affinity for a declared type (sqlite.org/datatype3.html 3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Affinity {
     /// INTEGER affinity.
     Integer,

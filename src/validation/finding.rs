@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// How serious a finding is, least to most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Severity {
     /// For information.
     Info,
@@ -41,6 +42,7 @@ impl fmt::Display for Severity {
 
 /// A validation rule, by its stable code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Rule {
     /// Every statement prepares and the plan replays on a shadow schema.
     #[serde(rename = "SQL001")]
@@ -119,6 +121,7 @@ impl fmt::Display for Rule {
 
 /// One finding about a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Finding {
     /// The rule that produced it.
     pub rule: Rule,

@@ -13,6 +13,7 @@ use super::{data_rules, rules, shadow};
 
 /// What the caller allows.
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct ValidationPolicy {
     /// Data-loss findings (DL*, RB001) do not block.
     pub allow_data_loss: bool,

@@ -459,10 +459,7 @@ fn naming_series_to_autoincrement_needs_canonical_integer_names() {
     applier
         .rollback_batch(
             &report.batch_id.unwrap(),
-            &RollbackOptions {
-                allow_data_loss: true,
-                ..Default::default()
-            },
+            &RollbackOptions::default().with_allow_data_loss(true),
         )
         .unwrap();
     assert_eq!(db.schema(), schema);
@@ -763,10 +760,7 @@ fn lms_custom_fields_add_exactly_their_data_columns_to_user_and_roll_back() {
     applier
         .rollback_batch(
             &report.batch_id.unwrap(),
-            &RollbackOptions {
-                allow_data_loss: true,
-                ..Default::default()
-            },
+            &RollbackOptions::default().with_allow_data_loss(true),
         )
         .unwrap();
     assert_eq!(

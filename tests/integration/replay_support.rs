@@ -803,11 +803,9 @@ pub fn replay(dirs: &[PathBuf]) -> ReplaySummary {
     let final_counts = row_counts(&conn);
 
     // Roll back, newest first; after batch k the state must be S_k.
-    let options = RollbackOptions {
-        allow_data_loss: true,
-        rolled_back_by: "replay harness".into(),
-        ..RollbackOptions::default()
-    };
+    let options = RollbackOptions::default()
+        .with_allow_data_loss(true)
+        .with_rolled_back_by("replay harness");
     let mut rolled_back = Vec::new();
     for (k, step) in steps.iter().enumerate().rev() {
         let context = format!("release {} (rollback of its batch)", step.label);

@@ -121,10 +121,7 @@ fn refuses_a_rollback_that_is_not_the_latest_and_cascade_rolls_back_newest_first
     assert_eq!(reasons[0].code(), "not_latest");
     assert_eq!(db.bytes(), bytes, "a refusal writes nothing");
 
-    let cascade = doctype_migrate::RollbackOptions {
-        cascade: true,
-        ..options(&backups)
-    };
+    let cascade = options(&backups).with_cascade(true);
     let report = a.rollback_migration(id2, &cascade).unwrap();
     let order: Vec<(MigrationId, bool)> = report
         .rolled_back
@@ -243,10 +240,7 @@ fn refuses_destroyed_data_without_a_backup_unless_data_loss_is_allowed() {
     };
     assert_eq!(lost, &["code", "title"]);
 
-    let lossy = doctype_migrate::RollbackOptions {
-        allow_data_loss: true,
-        ..options(&backups)
-    };
+    let lossy = options(&backups).with_allow_data_loss(true);
     let report = a.rollback_migration(id, &lossy).unwrap();
     assert_eq!(report.plan.warnings.len(), 1);
     let after = snapshot(&db.conn());
@@ -385,10 +379,7 @@ fn rollback_reapply_rollback_keeps_history_consistent_and_create_table_needs_con
         }]
     );
     assert_eq!(db.bytes(), bytes);
-    let lossy = doctype_migrate::RollbackOptions {
-        allow_data_loss: true,
-        ..options(&backups)
-    };
+    let lossy = options(&backups).with_allow_data_loss(true);
     a.rollback_last(Some("Item"), &lossy).unwrap();
     assert!(crate::common::columns(&db.conn(), "tabItem").is_empty());
     // And the DocType can be applied again from scratch.

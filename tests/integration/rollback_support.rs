@@ -22,11 +22,9 @@ pub fn manager(db: &std::path::Path) -> Arc<BackupManager> {
 
 /// Rollback options with the given backups.
 pub fn options(backups: &Arc<BackupManager>) -> RollbackOptions {
-    RollbackOptions {
-        backups: Some(backups.clone()),
-        rolled_back_by: "tests".into(),
-        ..RollbackOptions::default()
-    }
+    RollbackOptions::default()
+        .with_backups(backups.clone())
+        .with_rolled_back_by("tests")
 }
 
 /// `sync_all` through the real applier path, which takes the backups its
