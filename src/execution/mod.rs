@@ -10,4 +10,6 @@ pub use crate::db::lock::{
 };
 pub use executor::{ExecContext, MigrationRecord, error_chain, execute_doctype, record_failure};
 pub use progress::{Metrics, Phase, Progress, ProgressEvent, ProgressObserver};
-pub use verify::{check_result, differences};
+// The comparison itself is schema::compare's; re-exported where it was.
+pub use crate::schema::compare::differences;
+pub use verify::check_result;
