@@ -11,7 +11,8 @@ pub use change::{Change, ChangeKind};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::schema::{IndexSpec, LiveTable, TableSpec, normalize_type};
+use crate::schema::compare::{ColumnDifference, compare_column, same_index};
+use crate::schema::{IndexSpec, LiveTable, TableSpec};
 
 /// The changes one table needs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -140,36 +141,30 @@ pub fn diff_table(
         if naming_changes && t.primary_key && l.primary_key {
             continue;
         }
-        if l.primary_key != t.primary_key {
-            return Err(unsupported(format!(
-                "column {:?} would {} the primary key; changing the primary key is not supported",
-                t.name,
-                if t.primary_key {
-                    "become"
-                } else {
-                    "stop being"
+        // One comparison with verification (schema::compare): the NOT NULL
+        // of a rowid alias is not compared.
+        for difference in compare_column(target, t, &live.spec, l) {
+            let change = match difference {
+                ColumnDifference::PrimaryKey { target: key, .. } => {
+                    return Err(unsupported(format!(
+                        "column {:?} would {} the primary key; changing the primary key is not supported",
+                        t.name,
+                        if key { "become" } else { "stop being" }
+                    )));
                 }
-            )));
-        }
-        if normalize_type(&l.decl_type) != normalize_type(&t.decl_type) {
-            diff.changes.push(
-                Change::on_column(ChangeKind::ChangeType, &t.name)
-                    .with_values(Some(l.decl_type.clone()), Some(t.decl_type.clone())),
-            );
-        }
-        // An INTEGER PRIMARY KEY is never reported NOT NULL; nothing to compare.
-        let integer_pk = t.primary_key && !t.not_null;
-        if !integer_pk && l.not_null != t.not_null {
-            diff.changes.push(
-                Change::on_column(ChangeKind::ChangeNullability, &t.name)
-                    .with_values(Some(null_word(l.not_null)), Some(null_word(t.not_null))),
-            );
-        }
-        if l.default != t.default {
-            diff.changes.push(
-                Change::on_column(ChangeKind::ChangeDefault, &t.name)
-                    .with_values(l.default.clone(), t.default.clone()),
-            );
+                ColumnDifference::Type { live, target } => {
+                    Change::on_column(ChangeKind::ChangeType, &t.name)
+                        .with_values(Some(live), Some(target))
+                }
+                ColumnDifference::NotNull { live, target } => {
+                    Change::on_column(ChangeKind::ChangeNullability, &t.name)
+                        .with_values(Some(null_word(live)), Some(null_word(target)))
+                }
+                ColumnDifference::Default { live, target } => {
+                    Change::on_column(ChangeKind::ChangeDefault, &t.name).with_values(live, target)
+                }
+            };
+            diff.changes.push(change);
         }
     }
     for (i, name) in live_names.iter().enumerate() {
@@ -196,23 +191,6 @@ pub fn diff_table(
 
 fn null_word(not_null: bool) -> String {
     if not_null { "NOT NULL" } else { "NULL" }.to_string()
-}
-
-fn same_index(target: &IndexSpec, live: &IndexSpec, renames: &[(String, String)]) -> bool {
-    let renamed = |c: &String| {
-        renames
-            .iter()
-            .find(|(old, _)| old.eq_ignore_ascii_case(c))
-            .map(|(_, new)| new.clone())
-            .unwrap_or_else(|| c.clone())
-    };
-    target.unique == live.unique
-        && target.columns.len() == live.columns.len()
-        && target
-            .columns
-            .iter()
-            .zip(live.columns.iter().map(renamed))
-            .all(|(a, b)| a.eq_ignore_ascii_case(&b))
 }
 
 fn add_index(idx: &IndexSpec) -> Change {

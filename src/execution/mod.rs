@@ -8,4 +8,3 @@ mod verify;
 pub use crate::db::lock::{ForeignKeysOff, TxGuard, begin_immediate, read_snapshot, retry_busy};
 pub use executor::{ExecContext, MigrationRecord, error_chain, execute_doctype, record_failure};
 pub use progress::{Metrics, Phase, Progress, ProgressEvent, ProgressObserver};
-pub use verify::check_result;

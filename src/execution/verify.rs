@@ -1,160 +1,134 @@
 //! Verification (invariant 9): after executing, the live table must match
-//! the target spec, plus the orphan columns that were kept.
+//! the target spec, plus the orphan columns that were kept. The comparison
+//! is `schema::compare`'s, the one the diff and the shadow check use.
 
-use crate::diff::ChangeKind;
 use crate::plan::DocTypePlan;
-use crate::schema::{TableSpec, normalize_type};
+use crate::schema::TableSpec;
+use crate::schema::compare::check_table;
 
 /// What is wrong with the table after a DocType's plan ran (`None`: the
 /// table does not exist); empty when the result is what the plan promised.
 pub fn check_result(plan: &DocTypePlan, live: Option<&TableSpec>) -> Vec<String> {
-    let drops = plan.changes.iter().any(|c| c.kind == ChangeKind::DropTable);
-    match (live, drops) {
-        (None, true) => Vec::new(),
-        (Some(_), true) => vec!["the table still exists".into()],
-        (None, false) => vec!["the table does not exist".into()],
-        (Some(live), false) => differences(&plan.target, &plan.orphans, live),
-    }
-}
-
-/// Differences between the live table and what the plan promised; empty
-/// when they match.
-pub fn differences(target: &TableSpec, orphans: &[String], live: &TableSpec) -> Vec<String> {
-    let mut out = Vec::new();
-    for t in &target.columns {
-        let Some(l) = live.column(&t.name) else {
-            out.push(format!("column {:?} is missing", t.name));
-            continue;
-        };
-        if normalize_type(&l.decl_type) != normalize_type(&t.decl_type) {
-            out.push(format!(
-                "column {:?} has type {} instead of {}",
-                t.name, l.decl_type, t.decl_type
-            ));
-        }
-        let integer_pk = t.primary_key && target.autoincrement;
-        if l.not_null != t.not_null && !integer_pk {
-            out.push(format!(
-                "column {:?} NOT NULL is {} instead of {}",
-                t.name, l.not_null, t.not_null
-            ));
-        }
-        if l.default != t.default {
-            out.push(format!(
-                "column {:?} has default {:?} instead of {:?}",
-                t.name, l.default, t.default
-            ));
-        }
-        if l.primary_key != t.primary_key {
-            out.push(format!(
-                "column {:?} primary key is {}",
-                t.name, l.primary_key
-            ));
-        }
-    }
-    for l in &live.columns {
-        let expected = target.column(&l.name).is_some()
-            || orphans.iter().any(|o| o.eq_ignore_ascii_case(&l.name));
-        if !expected {
-            out.push(format!("unexpected column {:?}", l.name));
-        }
-    }
-    for t in &target.indexes {
-        match live.index(&t.name) {
-            Some(l)
-                if l.unique == t.unique
-                    && l.columns.len() == t.columns.len()
-                    && l.columns
-                        .iter()
-                        .zip(&t.columns)
-                        .all(|(a, b)| a.eq_ignore_ascii_case(b)) => {}
-            Some(_) => out.push(format!("index {:?} differs from its definition", t.name)),
-            None => out.push(format!("index {:?} is missing", t.name)),
-        }
-    }
-    for l in live.indexes.iter().filter(|i| i.is_managed()) {
-        if target.index(&l.name).is_none() {
-            out.push(format!(
-                "managed index {:?} should have been dropped",
-                l.name
-            ));
-        }
-    }
-    out
+    check_table(&plan.target, &plan.orphans, plan.drops_table(), live)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{ColumnSpec, IndexSpec};
+    use crate::diff::{ChangeKind, DiffOptions, diff_table};
+    use crate::schema::ColumnSpec;
 
-    fn col(name: &str, ty: &str) -> ColumnSpec {
-        ColumnSpec {
-            name: name.into(),
-            decl_type: ty.into(),
-            not_null: false,
-            default: None,
-            primary_key: false,
-        }
-    }
-
-    fn spec(columns: Vec<ColumnSpec>, indexes: Vec<IndexSpec>) -> TableSpec {
+    /// A one-column target: the primary key `name`.
+    fn pk_target(decl_type: &str, not_null: bool, autoincrement: bool) -> TableSpec {
         TableSpec {
             name: "tabX".into(),
-            columns,
-            indexes,
-            autoincrement: false,
+            columns: vec![ColumnSpec {
+                name: "name".into(),
+                decl_type: decl_type.into(),
+                not_null,
+                default: None,
+                primary_key: true,
+            }],
+            indexes: Vec::new(),
+            autoincrement,
         }
     }
 
-    fn idx(name: &str, unique: bool) -> IndexSpec {
-        IndexSpec {
-            name: name.into(),
-            columns: vec!["a".into()],
-            unique,
-        }
+    /// The table `tabX` created with `column` in a fresh in-memory
+    /// database, read back as the diff reads it (`introspect_table`) and as
+    /// verification reads it (`table_spec`).
+    fn live_table(column: &str) -> (crate::schema::LiveTable, TableSpec) {
+        use crate::schema::{SchemaSnapshot, introspect_table, table_spec};
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!("CREATE TABLE \"tabX\" ({column})"))
+            .unwrap();
+        let snapshot = SchemaSnapshot::read_table(&conn, "tabX").unwrap();
+        let live = introspect_table(&conn, &snapshot, "tabX").unwrap().unwrap();
+        (live, table_spec(&conn, "tabX").unwrap().unwrap())
     }
 
+    /// Diff and verification apply one NOT NULL rule: a rowid alias
+    /// (`INTEGER PRIMARY KEY`) never holds NULL whatever it declares, so its
+    /// flag is never a difference; any other column's flag always is.
     #[test]
-    fn matching_tables_and_kept_orphans_pass() {
-        let target = spec(vec![col("a", "TEXT")], vec![idx("dm_idx__tabX__a", false)]);
-        let live = spec(
-            vec![col("A", "text"), col("old", "TEXT")],
-            vec![idx("dm_idx__tabX__a", false), idx("user_idx", true)],
-        );
-        assert!(differences(&target, &["old".into()], &live).is_empty());
-    }
-
-    #[test]
-    fn every_kind_of_mismatch_is_reported() {
-        let mut wanted = col("a", "INTEGER");
-        wanted.not_null = true;
-        wanted.default = Some("0".into());
-        let target = spec(
-            vec![wanted, col("b", "TEXT")],
-            vec![idx("dm_uq__tabX__a", true)],
-        );
-        let live = spec(
-            vec![col("a", "TEXT"), col("stray", "TEXT")],
-            vec![
-                idx("dm_uq__tabX__a", false),
-                idx("dm_idx__tabX__gone", false),
-            ],
-        );
-        let found = differences(&target, &[], &live).join("\n");
-        for expected in [
-            "column \"a\" has type TEXT instead of INTEGER",
-            "column \"a\" NOT NULL is false instead of true",
-            "column \"a\" has default None instead of Some(\"0\")",
-            "column \"b\" is missing",
-            "unexpected column \"stray\"",
-            "index \"dm_uq__tabX__a\" differs from its definition",
-            "managed index \"dm_idx__tabX__gone\" should have been dropped",
-        ] {
-            assert!(
-                found.contains(expected),
-                "missing {expected:?} in:\n{found}"
-            );
+    fn diff_and_verify_agree_on_not_null_of_primary_keys() {
+        // (target type, NOT NULL, AUTOINCREMENT; live column; difference expected)
+        let cases = [
+            (
+                ("INTEGER", false, true),
+                "name INTEGER PRIMARY KEY AUTOINCREMENT",
+                false,
+            ),
+            (
+                ("INTEGER", false, true),
+                "name INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT",
+                false,
+            ),
+            (
+                ("INTEGER", true, true),
+                "name INTEGER PRIMARY KEY AUTOINCREMENT",
+                false,
+            ),
+            (
+                ("INTEGER", true, true),
+                "name INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT",
+                false,
+            ),
+            (("INTEGER", false, false), "name INTEGER PRIMARY KEY", false),
+            (
+                ("INTEGER", false, false),
+                "name INTEGER PRIMARY KEY NOT NULL",
+                false,
+            ),
+            (("INTEGER", true, false), "name INTEGER PRIMARY KEY", false),
+            (
+                ("INTEGER", true, false),
+                "name INTEGER PRIMARY KEY NOT NULL",
+                false,
+            ),
+            (
+                ("VARCHAR(140)", true, false),
+                "name VARCHAR(140) PRIMARY KEY NOT NULL",
+                false,
+            ),
+            (
+                ("VARCHAR(140)", true, false),
+                "name VARCHAR(140) PRIMARY KEY",
+                true,
+            ),
+            (
+                ("VARCHAR(140)", false, false),
+                "name VARCHAR(140) PRIMARY KEY",
+                false,
+            ),
+            (
+                ("VARCHAR(140)", false, false),
+                "name VARCHAR(140) PRIMARY KEY NOT NULL",
+                true,
+            ),
+            // Not rowid aliases: INT is not INTEGER; NULL is stored.
+            (("INT", true, false), "name INT PRIMARY KEY", true),
+            (("INT", false, false), "name INT PRIMARY KEY NOT NULL", true),
+        ];
+        let mut wrong = Vec::new();
+        for ((decl_type, not_null, autoincrement), column, expected) in cases {
+            let target = pk_target(decl_type, not_null, autoincrement);
+            let (live, verified) = live_table(column);
+            let diff = diff_table("X", &target, Some(&live), &[], &DiffOptions::default()).unwrap();
+            let in_diff = diff.has(ChangeKind::ChangeNullability);
+            let plan = DocTypePlan::up_to_date("X", target.clone(), None);
+            let in_verify = check_result(&plan, Some(&verified))
+                .iter()
+                .any(|d| d.contains("NOT NULL"));
+            let others = diff.changes.len() - usize::from(in_diff);
+            if (in_diff, in_verify, others) != (expected, expected, 0) {
+                wrong.push(format!(
+                    "target {decl_type} not_null={not_null} autoincrement={autoincrement} \
+                     vs live `{column}`: expected {expected}, diff {in_diff}, verify {in_verify}, \
+                     other changes {others}"
+                ));
+            }
         }
+        assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::diff::Change;
+use crate::diff::{Change, ChangeKind};
 use crate::schema::TableSpec;
 
 /// How a step changes its table.
@@ -83,6 +83,11 @@ impl DocTypePlan {
     /// Whether the DocType is already up to date.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// Whether the plan drops the table (verification then expects it gone).
+    pub(crate) fn drops_table(&self) -> bool {
+        self.changes.iter().any(|c| c.kind == ChangeKind::DropTable)
     }
 
     /// Forward statements of all steps, in order.

@@ -1,6 +1,8 @@
 //! Table specifications: the target a DocType wants ([`target_spec`]) and the
-//! live table read from the database ([`introspect_table`]).
+//! live table read from the database ([`introspect_table`]), and the one
+//! comparison of the two (`compare`).
 
+pub(crate) mod compare;
 mod introspect;
 mod map;
 mod spec;
@@ -11,4 +13,4 @@ pub use introspect::{
     referencing_tables, table_spec,
 };
 pub use map::target_spec;
-pub use spec::{Affinity, ColumnSpec, IndexSpec, TableSpec, is_managed_index, normalize_type};
+pub use spec::{Affinity, ColumnSpec, IndexSpec, TableSpec, is_managed_index};

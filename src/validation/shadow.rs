@@ -8,8 +8,8 @@
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
-use crate::execution::check_result;
 use crate::plan::{DocTypePlan, MigrationPlan, StepKind};
+use crate::schema::compare::check_table;
 use crate::schema::{LiveTable, SchemaSnapshot, introspect_table, table_spec};
 
 use super::finding::{Finding, Rule, Severity};
@@ -72,7 +72,8 @@ fn replay(shadow: &Connection, p: &DocTypePlan) -> Result<Option<String>> {
         }
     }
     let after = table_spec(shadow, &p.table)?;
-    let problems = check_result(p, after.as_ref());
+    // The comparison verification makes after executing (invariant 9).
+    let problems = check_table(&p.target, &p.orphans, p.drops_table(), after.as_ref());
     if !problems.is_empty() {
         return Ok(Some(format!(
             "the forward SQL does not produce the target schema: {}",

@@ -261,6 +261,87 @@ fn not_null_and_default_changes_rebuild_and_keep_rows() {
     assert_eq!(s, "Active");
 }
 
+/// An autoincrement `name` declared `INTEGER NOT NULL PRIMARY KEY
+/// AUTOINCREMENT` (as a table made by hand may declare it; the engine
+/// writes no NOT NULL) is what an autoincrement DocType asks for: SQLite
+/// never stores NULL in a rowid alias, whatever it declares. Planning
+/// finds nothing to do, and later changes (a native ADD COLUMN and a
+/// rebuild) pass the shadow check (SQL001) and verification and keep the
+/// declaration.
+#[test]
+fn autoincrement_name_declared_not_null_is_up_to_date() {
+    let v1 = r#"{"name": "Log", "autoname": "autoincrement", "fields": [
+        {"fieldname": "message", "fieldtype": "Data"}
+    ]}"#;
+    let db = TestDb::new();
+    db.applier().sync_all(&[doctype(v1)]).unwrap();
+    let table_sql = |conn: &rusqlite::Connection| -> String {
+        conn.query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'tabLog'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let conn = db.conn();
+    let created = table_sql(&conn);
+    let declared = created.replace(
+        "\"name\" INTEGER PRIMARY KEY AUTOINCREMENT",
+        "\"name\" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT",
+    );
+    assert_ne!(declared, created, "{created}");
+    conn.execute_batch(&format!(
+        "DROP TABLE \"tabLog\"; {declared};
+         INSERT INTO \"tabLog\" (message) VALUES ('a'), ('b'), (NULL);"
+    ))
+    .unwrap();
+    let nulls: Vec<bool> = columns(&conn, "tabLog").iter().map(|c| c.2).collect();
+    assert!(nulls[0], "introspection reports the declared NOT NULL");
+
+    let dry = db.applier().dry_run(&[doctype(v1)]).unwrap();
+    assert!(dry.plan.is_empty(), "{:?}", dry.plan.doctypes[0].changes);
+    assert!(
+        db.applier()
+            .sync_all(&[doctype(v1)])
+            .unwrap()
+            .migrations
+            .is_empty()
+    );
+
+    // A native ADD COLUMN, then a type change (a rebuild): verified and
+    // replayed on the shadow schema with the NOT NULL in place.
+    let v2 = v1.replace(
+        r#"{"fieldname": "message", "fieldtype": "Data"}"#,
+        r#"{"fieldname": "message", "fieldtype": "Data"},
+        {"fieldname": "level", "fieldtype": "Int"}"#,
+    );
+    let v3 = v2.replace(r#""fieldtype": "Data""#, r#""fieldtype": "Small Text""#);
+    for (v, kind) in [(&v2, ChangeKind::AddColumn), (&v3, ChangeKind::ChangeType)] {
+        let report = db.applier().sync_all(&[doctype(v)]).unwrap();
+        assert_eq!(report.migrations.len(), 1);
+        assert_eq!(report.migrations[0].status, MigrationStatus::Completed);
+        let kinds: Vec<_> = report.migrations[0]
+            .changes
+            .iter()
+            .map(|c| c.kind)
+            .collect();
+        assert_eq!(kinds, [kind]);
+        assert!(db.applier().plan(&[doctype(v)]).unwrap().is_empty());
+    }
+    let conn = db.conn();
+    assert!(
+        table_sql(&conn).contains("\"name\" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT"),
+        "the rebuild keeps the declaration: {}",
+        table_sql(&conn)
+    );
+    assert_eq!(count(&conn, "SELECT count(*) FROM \"tabLog\""), 3);
+    assert_eq!(
+        count(&conn, "SELECT max(name) FROM \"tabLog\""),
+        3,
+        "rowids kept"
+    );
+}
+
 #[test]
 fn rename_only_from_a_hint_and_data_follows() {
     let db = TestDb::new();
