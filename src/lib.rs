@@ -19,8 +19,9 @@
 //!   [`RollbackPlan`], [`Reason`], [`RollbackReport`].
 //! - **Backups**: [`BackupPolicy`], [`BackupKey`], [`BackupManager`],
 //!   [`BackupInfo`], [`PrunePolicy`], [`PruneReport`], [`RestoreReport`].
-//! - **Observing a run**: [`ProgressObserver`] and [`ProgressEvent`]; the
-//!   audit log ([`AuditLog`], [`read_entries`]); interrupted runs
+//! - **Observing a run**: [`RunObserver`] hears every [`RunEvent`] of a
+//!   run (the audit log and the CLI's progress display are observers
+//!   too); the audit log ([`AuditLog`], [`read_entries`]); interrupted runs
 //!   ([`stale_runs`]).
 //! - **Errors**: [`Error`], [`Result`], [`error_chain`], [`error_sources`].
 #![warn(missing_docs)]
@@ -32,6 +33,7 @@ mod db;
 mod diff;
 mod doctype;
 mod error;
+mod events;
 mod execution;
 mod history;
 mod ident;
@@ -45,7 +47,7 @@ pub use applier::{
     NullFill, RenameHint, RestoreReport, migrate_on_start,
 };
 pub use audit::{
-    Action, AuditEntry, AuditLog, Level, RunInfo, StaleRun, default_path_for as audit_log_path_for,
+    Action, AuditEntry, AuditLog, Level, StaleRun, default_path_for as audit_log_path_for,
     read_entries, stale_runs,
 };
 pub use backup::{
@@ -58,7 +60,8 @@ pub use doctype::{
     conflicts, doctypes_from_json, load_path, load_paths, validate_doctypes, warnings,
 };
 pub use error::{Error, Result, error_chain, error_sources};
-pub use execution::{Metrics, MigrationRecord, Phase, ProgressEvent, ProgressObserver};
+pub use events::{Phase, RollbackCause, RunEvent, RunInfo, RunObserver, RunOutcome};
+pub use execution::{Metrics, MigrationRecord};
 pub use history::{HistoryRow, MigrationId, MigrationStatus};
 pub use plan::{DocTypePlan, MigrationPlan, PlanStep, StepKind};
 pub use rollback::{

@@ -8,8 +8,8 @@ use rusqlite::{Connection, OpenFlags};
 use crate::audit::AuditLog;
 use crate::backup::BackupPolicy;
 use crate::error::{Error, Result};
+use crate::events::{Observers, RunObserver};
 use crate::execution::retry_busy;
-use crate::execution::{Progress, ProgressObserver};
 use crate::ident::check_fieldname;
 
 use super::MigrationApplier;
@@ -53,8 +53,9 @@ pub struct ApplierOptions {
     /// Read each backup back (decrypt, decompress, checksum, count) before
     /// the step it protects runs. Default: on.
     pub verify_backups: bool,
-    /// Receives progress events (phases, rows copied, backups written).
-    pub progress: Progress,
+    /// Hear every event of a run (after the audit log, in the order
+    /// added). See [`ApplierBuilder::observer`].
+    pub(crate) observers: Observers,
     /// Where the JSON Lines audit log goes: `None` = beside the database
     /// (`<db>.audit.jsonl`). See [`ApplierBuilder::no_audit_log`].
     pub audit_log: Option<PathBuf>,
@@ -83,7 +84,7 @@ impl Default for ApplierOptions {
             backup_key: None,
             backup_compression_level: None,
             verify_backups: true,
-            progress: Progress::default(),
+            observers: Observers::default(),
             audit_log: None,
             audit_disabled: false,
             busy_timeout: Duration::from_secs(5),
@@ -249,9 +250,12 @@ impl ApplierBuilder {
         self
     }
 
-    /// Sends progress events to `observer`.
-    pub fn progress(mut self, observer: std::sync::Arc<dyn ProgressObserver>) -> Self {
-        self.options.progress = Progress::new(observer);
+    /// Adds an observer that hears every [`crate::RunEvent`] of each run
+    /// (phases, the plan, the lock, validation, backups, statements, rows
+    /// copied, verification, commit or rollback, the end), after the audit
+    /// log and the observers added before it.
+    pub fn observer(mut self, observer: std::sync::Arc<dyn RunObserver>) -> Self {
+        self.options.observers.push(observer);
         self
     }
 
@@ -329,11 +333,16 @@ impl ApplierBuilder {
                 None => AuditLog::beside(&self.path),
             }
         };
+        let audit = std::sync::Arc::new(audit);
+        let mut events = Observers::default();
+        events.push(audit.clone());
+        events.extend(&self.options.observers);
         Ok(MigrationApplier {
             conn,
             path: self.path,
             options: self.options,
-            audit: std::sync::Arc::new(audit),
+            audit,
+            events,
         })
     }
 }

@@ -19,14 +19,12 @@ use crate::doctype::{
     Conflict, DocType, Warning, WarningCode, conflicts, load_path, validate_set, warnings,
 };
 use crate::error::{Error, Result};
-use crate::execution::{
-    MigrationRecord, Phase, ProgressEvent, error_chain, read_snapshot, retry_busy,
-};
+use crate::events::{Observers, Phase, RunEvent, RunOutcome};
+use crate::execution::{MigrationRecord, error_chain, read_snapshot, retry_busy};
 use crate::history::{HistoryRow, MigrationId, store};
 use crate::plan::{DocTypePlan, MigrationPlan, Mode, SetOptions, plan_set};
 use crate::rollback::{self, RollbackOptions, RollbackPlan, RollbackReport, RollbackTarget};
 use crate::validation::{Finding, Rule, Severity, ValidationPolicy, sort_findings, validate_plan};
-use serde_json::json;
 
 /// Applies DocTypes to one SQLite database.
 ///
@@ -53,6 +51,8 @@ pub struct MigrationApplier {
     path: PathBuf,
     options: ApplierOptions,
     audit: std::sync::Arc<AuditLog>,
+    /// The audit log, then the caller's observers.
+    events: Observers,
 }
 
 /// The result of a dry run: the complete plan and its findings.
@@ -133,15 +133,15 @@ impl MigrationApplier {
         // Plan and validation read one snapshot: a commit by another process
         // in between would make the plan look wrong (SQL001 on a table that
         // appeared meanwhile).
-        let progress = &self.options.progress;
+        let events = &self.events;
         let (plan, more) = self.read(|| {
-            progress.emit(ProgressEvent::Phase {
+            events.emit(RunEvent::Phase {
                 doctype: None,
                 phase: Phase::Plan,
             });
             store::check_engine_tables(&self.conn)?;
             let plan = plan_on(&self.conn, &clean, &self.options)?;
-            progress.emit(ProgressEvent::Phase {
+            events.emit(RunEvent::Phase {
                 doctype: None,
                 phase: Phase::Validate,
             });
@@ -194,16 +194,13 @@ impl MigrationApplier {
     /// audit log, and its marker cleared.
     pub fn sync_all(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
         let started = std::time::Instant::now();
+        self.events.emit(RunEvent::RunStarted {
+            doctypes: doctypes.len(),
+        });
         let mut found = self.notice_interrupted_runs();
         let accepted = warnings(doctypes);
         for w in &accepted {
-            self.audit.record(
-                Action::Warning,
-                Level::Warn,
-                None,
-                w.doctype.as_deref(),
-                serde_json::to_value(w).unwrap_or_default(),
-            );
+            self.events.emit(RunEvent::InputAccepted { warning: w });
         }
         found.extend(accepted.iter().cloned());
         let result = if self.options.strict {
@@ -213,24 +210,21 @@ impl MigrationApplier {
             self.sync_inner(doctypes)
         };
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        match &result {
-            Ok(r) if r.migrations.is_empty() => self.audit_note(
-                Action::RunFinished,
-                Level::Info,
-                json!({"outcome": "up_to_date", "fast_path": r.fast_path, "ms": ms}),
-            ),
-            Ok(r) => self.audit_note(
-                Action::RunFinished,
-                Level::Info,
-                json!({"outcome": "committed", "batch_id": r.batch_id, "migrations": r.migrations.len(),
-                    "failed": r.failed().count(), "ms": ms}),
-            ),
-            Err(e) => self.audit_note(
-                Action::RunFinished,
-                Level::Error,
-                json!({"outcome": "failed", "error": audit_error(e), "ms": ms}),
-            ),
-        }
+        let error_text = result.as_ref().err().map(audit_error);
+        let outcome = match (&result, &error_text) {
+            (Ok(r), _) if r.migrations.is_empty() => RunOutcome::UpToDate {
+                fast_path: r.fast_path,
+            },
+            (Ok(r), _) => RunOutcome::Committed {
+                batch_id: r.batch_id.as_deref(),
+                migrations: r.migrations.len(),
+                failed: r.failed().count(),
+            },
+            (Err(_), error) => RunOutcome::Failed {
+                error: error.as_deref().unwrap_or_default(),
+            },
+        };
+        self.events.emit(RunEvent::RunFinished { outcome, ms });
         if self.audit.failures() > 0 {
             if let Some(e) = self.audit.last_error() {
                 found.push(Warning::run(
@@ -279,8 +273,14 @@ impl MigrationApplier {
             .collect()
     }
 
-    fn audit_note(&self, action: Action, level: Level, details: serde_json::Value) {
-        self.audit.record(action, level, None, None, details);
+    /// Reports a housekeeping task that did not work, as an event and as
+    /// a warning of the run.
+    fn housekeeping_failed(&self, task: &'static str, text: String) -> Warning {
+        self.events.emit(RunEvent::HousekeepingFailed {
+            task,
+            message: &text,
+        });
+        Warning::run(WarningCode::AuditNotWritten, text)
     }
 
     /// Reports runs that started and never finished (their markers were
@@ -289,12 +289,13 @@ impl MigrationApplier {
         let mut found = Vec::new();
         let scan = scan_markers(&self.path);
         for refused in &scan.refused {
-            let text = refused.describe();
-            self.audit_note(Action::Failure, Level::Warn, json!({"run_marker": text}));
-            found.push(Warning::run(WarningCode::AuditNotWritten, text));
+            found.push(self.housekeeping_failed("run_marker", refused.describe()));
         }
         for stale in scan.stale {
-            self.audit_note(Action::InterruptedRunDetected, Level::Warn, stale.details());
+            self.events.emit(RunEvent::InterruptedRun {
+                marker: &stale.marker,
+                run: stale.info.as_ref(),
+            });
             found.push(Warning::run(WarningCode::InterruptedRun, stale.describe()));
             if let Err(e) = stale.clear() {
                 found.push(Warning::run(
@@ -347,15 +348,17 @@ impl MigrationApplier {
         match clean_temp_files(&dir, ".tmp", std::time::Duration::ZERO) {
             Ok(removed) => {
                 for p in removed {
-                    self.audit_note(Action::TempFileRemoved, Level::Warn, json!({"path": p}));
+                    self.events.emit(RunEvent::LeftoverRemoved {
+                        path: &p,
+                        reason: None,
+                    });
                 }
                 None
             }
-            Err(e) => {
-                let text = format!("backup temp files not cleaned: {}", error_chain(&e));
-                self.audit_note(Action::Failure, Level::Warn, json!({"temp_cleanup": text}));
-                Some(Warning::run(WarningCode::AuditNotWritten, text))
-            }
+            Err(e) => Some(self.housekeeping_failed(
+                "temp_cleanup",
+                format!("backup temp files not cleaned: {}", error_chain(&e)),
+            )),
         }
     }
 
@@ -400,23 +403,17 @@ impl MigrationApplier {
         match result {
             Ok(removed) => {
                 for p in removed {
-                    self.audit_note(
-                        Action::TempFileRemoved,
-                        Level::Warn,
-                        json!({"path": p, "reason": "backup of a migration that never committed"}),
-                    );
+                    self.events.emit(RunEvent::LeftoverRemoved {
+                        path: &p,
+                        reason: Some("backup of a migration that never committed"),
+                    });
                 }
                 None
             }
-            Err(e) => {
-                let text = format!("orphaned backups not cleaned: {}", error_chain(&e));
-                self.audit_note(
-                    Action::Failure,
-                    Level::Warn,
-                    json!({"backup_cleanup": text}),
-                );
-                Some(Warning::run(WarningCode::AuditNotWritten, text))
-            }
+            Err(e) => Some(self.housekeeping_failed(
+                "backup_cleanup",
+                format!("orphaned backups not cleaned: {}", error_chain(&e)),
+            )),
         }
     }
 

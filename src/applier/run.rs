@@ -12,24 +12,24 @@
 //!    history row (and verification, inside [`execute_doctype`]);
 //! 5. **commit**.
 //!
-//! Each phase is one function; the audit log and the progress observer hear
-//! about each step from the phase that does it.
+//! Each phase is one function. Each happening is one [`RunEvent`], sent to
+//! every observer (the audit log first): the phase that does a thing says
+//! so once.
 
 use std::path::PathBuf;
 use std::time::Instant;
-
-use serde_json::json;
 
 use super::{
     ApplyReport, MigrationApplier, Mode, new_batch_id, plan_on, plan_with, refuse_if_blocked,
     remove_files, split_conflicts,
 };
-use crate::audit::{Action, Level, RunMarker};
-use crate::doctype::{DocType, Warning, WarningCode};
+use crate::audit::RunMarker;
+use crate::doctype::{DocType, Warning};
 use crate::error::{Error, Result};
+use crate::events::{Phase, RollbackCause, RunEvent};
 use crate::execution::{
-    ExecContext, ForeignKeysOff, MigrationRecord, Phase, ProgressEvent, TxGuard, begin_immediate,
-    error_chain, execute_doctype, record_failure,
+    ExecContext, ForeignKeysOff, MigrationRecord, TxGuard, begin_immediate, error_chain,
+    execute_doctype, record_failure,
 };
 use crate::history::store;
 use crate::plan::MigrationPlan;
@@ -61,11 +61,9 @@ impl MigrationApplier {
         notes.extend(self.remove_orphaned_backups());
         if locked.plan.is_empty() {
             locked.guard.rollback()?;
-            self.audit_note(
-                Action::Rollback,
-                Level::Info,
-                json!({"scope": "transaction", "reason": "another process migrated meanwhile"}),
-            );
+            self.events.emit(RunEvent::TransactionRolledBack {
+                cause: RollbackCause::NothingLeft,
+            });
             let mut report = ApplyReport::empty();
             report.warnings = notes;
             return Ok(report);
@@ -87,7 +85,7 @@ impl MigrationApplier {
     }
 
     fn phase(&self, phase: Phase) {
-        self.options.progress.emit(ProgressEvent::Phase {
+        self.events.emit(RunEvent::Phase {
             doctype: None,
             phase,
         });
@@ -100,11 +98,11 @@ impl MigrationApplier {
         let preplan = self.read(|| plan_with(&self.conn, doctypes, &self.options, Mode::Fast))?;
         if !preplan.is_empty() {
             let pending: Vec<&str> = preplan.pending().map(|p| p.doctype.as_str()).collect();
-            self.audit_note(
-                Action::Plan,
-                Level::Info,
-                json!({"doctypes": doctypes.len(), "pending": pending, "rebuilds": preplan.rebuilds()}),
-            );
+            self.events.emit(RunEvent::Planned {
+                doctypes: doctypes.len(),
+                pending: &pending,
+                rebuilds: preplan.rebuilds(),
+            });
         }
         Ok(preplan)
     }
@@ -116,9 +114,10 @@ impl MigrationApplier {
         match RunMarker::begin(&self.path) {
             Ok(m) => Some(m),
             Err(e) => {
-                let text = format!("run marker not written: {}", error_chain(&e));
-                self.audit_note(Action::Failure, Level::Warn, json!({"run_marker": text}));
-                notes.push(Warning::run(WarningCode::AuditNotWritten, text));
+                notes.push(self.housekeeping_failed(
+                    "run_marker",
+                    format!("run marker not written: {}", error_chain(&e)),
+                ));
                 None
             }
         }
@@ -156,11 +155,9 @@ impl MigrationApplier {
             guard.rollback()?;
             return Err(e);
         }
-        self.audit_note(
-            Action::LockTaken,
-            Level::Info,
-            json!({"waited_ms": clock.elapsed().as_secs_f64() * 1000.0}),
-        );
+        self.events.emit(RunEvent::LockTaken {
+            waited_ms: clock.elapsed().as_secs_f64() * 1000.0,
+        });
         Ok(Locked { guard, fk, plan })
     }
 
@@ -176,25 +173,18 @@ impl MigrationApplier {
         let findings = validate_plan(&self.conn, &locked.plan, doctypes, &self.policy())?;
         let ms = clock.elapsed().as_secs_f64() * 1000.0;
         let blocking = findings.iter().filter(|f| f.blocking).count();
-        let level = if blocking > 0 {
-            Level::Warn
-        } else {
-            Level::Info
-        };
-        self.audit_note(
-            Action::Validate,
-            level,
-            json!({"findings": findings.len(), "blocking": blocking, "ms": ms}),
-        );
+        self.events.emit(RunEvent::Validated {
+            findings: findings.len(),
+            blocking,
+            ms,
+        });
         if blocking > 0 {
             self.conn
                 .execute_batch("ROLLBACK")
                 .map_err(|e| Error::sql("ROLLBACK", e))?;
-            self.audit_note(
-                Action::Rollback,
-                Level::Warn,
-                json!({"scope": "transaction", "reason": "blocked by validation"}),
-            );
+            self.events.emit(RunEvent::TransactionRolledBack {
+                cause: RollbackCause::Blocked,
+            });
             return Err(Error::Blocked { findings });
         }
         Ok((findings, ms))
@@ -218,9 +208,8 @@ impl MigrationApplier {
             batch_id: new_batch_id(),
             check_foreign_keys: locked.fk.as_ref().is_some_and(ForeignKeysOff::were_on),
             verify_backups: self.options.verify_backups,
-            progress: self.options.progress.clone(),
+            events: self.events.clone(),
             validate_ms,
-            audit: self.audit.clone(),
         };
         let manager = if locked.plan.pending().any(|p| !p.backups.is_empty()) {
             Some(self.backup_manager()?)
@@ -244,11 +233,9 @@ impl MigrationApplier {
                 Err(e) => {
                     conn.execute_batch("ROLLBACK")
                         .map_err(|e| Error::sql("ROLLBACK", e))?;
-                    self.audit_note(
-                        Action::Rollback,
-                        Level::Error,
-                        json!({"scope": "transaction", "reason": format!("DocType {:?} failed", dt_plan.doctype)}),
-                    );
+                    self.events.emit(RunEvent::TransactionRolledBack {
+                        cause: RollbackCause::DocTypeFailed(&dt_plan.doctype),
+                    });
                     remove_files(taken.drain(..));
                     return Err(Error::DocTypeFailed {
                         doctype: dt_plan.doctype.clone(),
@@ -276,11 +263,10 @@ impl MigrationApplier {
             return Err(e);
         }
         drop(fk);
-        self.audit_note(
-            Action::Commit,
-            Level::Info,
-            json!({"batch_id": batch_id, "migrations": migrations}),
-        );
+        self.events.emit(RunEvent::Committed {
+            batch_id,
+            migrations,
+        });
         Ok(())
     }
 }

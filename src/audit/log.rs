@@ -43,7 +43,7 @@ pub enum Level {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Action {
-    /// A run started (pid, database, options).
+    /// A run started (the number of DocTypes given).
     RunStarted,
     /// A plan was computed (DocTypes, steps).
     Plan,

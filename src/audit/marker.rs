@@ -33,31 +33,15 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::fsguard;
 use crate::error::{Error, Result};
+pub use crate::events::RunInfo;
 
 /// What a marker's file name holds between the database file name and the
 /// run id: `app.db` → `app.db.dm-run.<pid>-<nanos>.json`.
 pub const MARKER_INFIX: &str = ".dm-run.";
-
-/// The contents of a run marker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct RunInfo {
-    /// `<pid>-<nanoseconds since the epoch>`, unique per run.
-    pub run_id: String,
-    /// The process that ran.
-    pub pid: u32,
-    /// When the run started (RFC 3339, UTC).
-    pub started: String,
-    /// The database path as given to the run.
-    pub database: String,
-    /// The doctype-migrate version that ran.
-    pub version: String,
-}
 
 /// The marker of a run in progress. Created by [`RunMarker::begin`];
 /// removed by [`RunMarker::finish`] or, failing that, when dropped.

@@ -22,10 +22,11 @@
 mod fsguard;
 mod log;
 mod marker;
+mod observer;
 
 pub use log::{Action, AuditEntry, AuditLog, Level, default_path_for, read_entries};
-pub use marker::{RunInfo, StaleRun, stale_runs};
 pub(crate) use marker::{RunMarker, clean_temp_files, scan_markers};
+pub use marker::{StaleRun, stale_runs};
 
 #[cfg(test)]
 mod tests;

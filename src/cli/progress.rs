@@ -1,4 +1,4 @@
-//! Progress on stderr while the library works: a [`ProgressObserver`] that
+//! Progress on stderr while the library works: a [`RunObserver`] that
 //! draws indicatif bars on a terminal and writes rate-limited plain lines
 //! anywhere else (CI logs, pipes, files). Nothing here writes to stdout,
 //! which carries the report and `--json`.
@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use doctype_migrate::{ApplierBuilder, Phase, ProgressEvent, ProgressObserver};
+use doctype_migrate::{ApplierBuilder, Phase, RunEvent, RunObserver};
 use indicatif::{
     HumanBytes, HumanCount, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle,
 };
@@ -81,8 +81,8 @@ impl Drop for CliProgress {
     }
 }
 
-impl ProgressObserver for CliProgress {
-    fn on_event(&self, event: &ProgressEvent<'_>) {
+impl RunObserver for CliProgress {
+    fn on_event(&self, event: &RunEvent<'_>) {
         match &self.inner {
             Inner::Plain(state) => {
                 let line = lock(state).line_for(event, Instant::now());
@@ -98,7 +98,7 @@ impl ProgressObserver for CliProgress {
 /// Sends the builder's progress events to `shown`, when progress is on.
 pub fn attach(builder: ApplierBuilder, shown: Option<&Arc<CliProgress>>) -> ApplierBuilder {
     match shown {
-        Some(p) => builder.progress(p.clone()),
+        Some(p) => builder.observer(p.clone()),
         None => builder,
     }
 }
@@ -134,20 +134,20 @@ impl PlainState {
     ///   (`copied == total`, the exact count), and at most one line per
     ///   interval in between;
     /// - backups written: always, with size and path.
-    fn line_for(&mut self, event: &ProgressEvent<'_>, now: Instant) -> Option<String> {
+    fn line_for(&mut self, event: &RunEvent<'_>, now: Instant) -> Option<String> {
         match event {
-            ProgressEvent::Phase {
+            RunEvent::Phase {
                 doctype: None,
                 phase,
             } => Some(format!("progress: {}\n", phase_name(*phase))),
-            ProgressEvent::Phase {
+            RunEvent::Phase {
                 doctype: Some(doctype),
                 phase,
             } => due(self.last_phase, now).then(|| {
                 self.last_phase = Some(now);
                 format!("progress: {doctype}: {}\n", phase_name(*phase))
             }),
-            ProgressEvent::RowsCopied {
+            RunEvent::RowsCopied {
                 table,
                 copied,
                 total,
@@ -165,7 +165,7 @@ impl PlainState {
                     format!("progress: {table}: {copied}/{total} rows copied{state}\n")
                 })
             }
-            ProgressEvent::BackupWritten {
+            RunEvent::BackupWritten {
                 table, bytes, path, ..
             } => Some(format!(
                 "progress: backup of {table} written ({}): {}\n",
@@ -220,16 +220,16 @@ impl Bars {
         }
     }
 
-    fn on_event(&self, event: &ProgressEvent<'_>) {
+    fn on_event(&self, event: &RunEvent<'_>) {
         match event {
-            ProgressEvent::Phase { doctype, phase } => {
+            RunEvent::Phase { doctype, phase } => {
                 let name = phase_name(*phase);
                 match doctype {
                     Some(d) => self.spinner.set_message(format!("{d}: {name}")),
                     None => self.spinner.set_message(name),
                 }
             }
-            ProgressEvent::RowsCopied {
+            RunEvent::RowsCopied {
                 table,
                 copied,
                 total,
@@ -265,7 +265,7 @@ impl Bars {
                     ));
                 }
             }
-            ProgressEvent::BackupWritten {
+            RunEvent::BackupWritten {
                 table, bytes, path, ..
             } => {
                 let _ = self.multi.println(format!(
@@ -292,8 +292,8 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn rows(table: &str, copied: u64, total: u64) -> ProgressEvent<'_> {
-        ProgressEvent::RowsCopied {
+    fn rows(table: &str, copied: u64, total: u64) -> RunEvent<'_> {
+        RunEvent::RowsCopied {
             doctype: "Reading",
             table,
             copied,
@@ -329,13 +329,13 @@ mod tests {
     fn plain_phase_and_backup_lines() {
         let mut s = PlainState::default();
         let now = Instant::now();
-        let batch = ProgressEvent::Phase {
+        let batch = RunEvent::Phase {
             doctype: None,
             phase: Phase::Lock,
         };
         assert_eq!(s.line_for(&batch, now).as_deref(), Some("progress: lock\n"));
         assert_eq!(s.line_for(&batch, now).as_deref(), Some("progress: lock\n"));
-        let dt = ProgressEvent::Phase {
+        let dt = RunEvent::Phase {
             doctype: Some("Item"),
             phase: Phase::Execute,
         };
@@ -344,11 +344,15 @@ mod tests {
             Some("progress: Item: execute\n")
         );
         assert_eq!(s.line_for(&dt, now), None, "rate-limited");
-        let backup = ProgressEvent::BackupWritten {
+        let backup = RunEvent::BackupWritten {
+            migration: doctype_migrate::MigrationId(1),
             doctype: "Item",
             table: "tabItem",
-            bytes: 2048,
             path: Path::new("/b/x.dmbak"),
+            rows: 10,
+            bytes: 2048,
+            sha256: "00",
+            verified: true,
         };
         assert_eq!(
             s.line_for(&backup, now).as_deref(),

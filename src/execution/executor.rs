@@ -3,22 +3,21 @@
 //! and verification before it is released.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::audit::{Action, AuditLog, Level};
 use crate::backup::BackupManager;
 use crate::diff::{Change, ChangeKind};
 use crate::error::{Error, Result};
+use crate::events::{Observers, Phase, RunEvent};
 use crate::history::{MigrationId, MigrationStatus, store};
 use crate::ident::quote;
 use crate::plan::{DocTypePlan, REBUILD_TEMP_PREFIX};
 use crate::schema::{SchemaSnapshot, referencing_tables, table_spec};
 
-use super::progress::{Metrics, Phase, Progress, ProgressEvent};
+use super::metrics::Metrics;
 use super::verify::check_result;
 
 /// What happened to one DocType.
@@ -61,12 +60,10 @@ pub struct ExecContext {
     pub check_foreign_keys: bool,
     /// Read every backup back before the step it protects runs.
     pub verify_backups: bool,
-    /// Where progress goes.
-    pub progress: Progress,
+    /// Who hears the run's events (the audit log among them).
+    pub events: Observers,
     /// Time spent validating the batch, in milliseconds (recorded in metrics).
     pub validate_ms: f64,
-    /// The audit log; writing it never fails a migration.
-    pub audit: Arc<AuditLog>,
 }
 
 /// Runs one DocType's plan in its own savepoint. On error the savepoint is
@@ -92,22 +89,17 @@ pub fn execute_doctype(
             Ok(record)
         }
         Err(e) => {
-            ctx.audit.record(
-                Action::Failure,
-                Level::Error,
-                None,
-                Some(&plan.doctype),
-                serde_json::json!({"table": plan.table, "error": error_chain(&e)}),
-            );
+            ctx.events.emit(RunEvent::DocTypeFailed {
+                doctype: &plan.doctype,
+                table: &plan.table,
+                error: &error_chain(&e),
+            });
             exec(conn, &format!("ROLLBACK TO {savepoint}"))?;
             exec(conn, &format!("RELEASE {savepoint}"))?;
-            ctx.audit.record(
-                Action::Rollback,
-                Level::Warn,
-                None,
-                Some(&plan.doctype),
-                serde_json::json!({"scope": "savepoint", "table": plan.table}),
-            );
+            ctx.events.emit(RunEvent::SavepointRolledBack {
+                doctype: &plan.doctype,
+                table: &plan.table,
+            });
             Err(e)
         }
     }
@@ -162,7 +154,7 @@ fn run(
     let mut mine = Vec::new();
     let mut mine_sha256 = Vec::new();
     let phase = |phase| {
-        ctx.progress.emit(ProgressEvent::Phase {
+        ctx.events.emit(RunEvent::Phase {
             doctype: Some(&plan.doctype),
             phase,
         })
@@ -185,19 +177,15 @@ fn run(
             manager.verify(&info.path)?;
         }
         metrics.bytes_backed_up += info.bytes;
-        ctx.audit.record(
-            Action::BackupWritten,
-            Level::Info,
-            Some(id),
-            Some(&plan.doctype),
-            serde_json::json!({"path": info.path, "table": info.table, "rows": info.table_row_count,
-                "bytes": info.bytes, "sha256": info.sha256, "verified": ctx.verify_backups}),
-        );
-        ctx.progress.emit(ProgressEvent::BackupWritten {
+        ctx.events.emit(RunEvent::BackupWritten {
+            migration: id,
             doctype: &plan.doctype,
-            table: &planned.table,
-            bytes: info.bytes,
+            table: &info.table,
             path: &info.path,
+            rows: info.table_row_count,
+            bytes: info.bytes,
+            sha256: &info.sha256,
+            verified: ctx.verify_backups,
         });
         mine_sha256.push(info.header_sha256);
         mine.push(info.path);
@@ -222,7 +210,7 @@ fn run(
         let step_clock = Instant::now();
         let mut rows = None;
         if sql.starts_with(&copy_prefix) {
-            let copied = copy_rows(conn, &sql, plan, &ctx.progress)
+            let copied = copy_rows(conn, &sql, plan, &ctx.events)
                 .map_err(|e| e.in_context(&plan.doctype, &plan.table))?;
             affected += copied as i64;
             rows = Some(copied);
@@ -230,13 +218,13 @@ fn run(
             crate::db::sqlguard::run(conn, &sql)
                 .map_err(|e| e.in_context(&plan.doctype, &plan.table))?;
         }
-        ctx.audit.record(
-            Action::Step,
-            Level::Info,
-            Some(id),
-            Some(&plan.doctype),
-            serde_json::json!({"sql": sql, "rows": rows, "ms": ms_since(step_clock)}),
-        );
+        ctx.events.emit(RunEvent::StepExecuted {
+            migration: id,
+            doctype: &plan.doctype,
+            sql: &sql,
+            rows,
+            ms: ms_since(step_clock),
+        });
     }
     metrics.execute_ms = ms_since(clock);
     metrics.rows_copied = affected as u64;
@@ -264,13 +252,12 @@ fn run(
     }
     let snapshot = SchemaSnapshot::read_table(conn, &plan.table)?;
     metrics.verify_ms = ms_since(clock);
-    ctx.audit.record(
-        Action::Verify,
-        Level::Info,
-        Some(id),
-        Some(&plan.doctype),
-        serde_json::json!({"table": plan.table, "ok": true, "ms": metrics.verify_ms}),
-    );
+    ctx.events.emit(RunEvent::Verified {
+        migration: id,
+        doctype: &plan.doctype,
+        table: &plan.table,
+        ms: metrics.verify_ms,
+    });
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     store::complete(
         conn,
@@ -341,12 +328,12 @@ const COPY_CHUNK: i64 = 65_536;
 /// rebuild), it runs in rowid ranges so progress can be reported between
 /// ranges; the result is the same as the single statement, which is what
 /// the plan and history record. Returns the rows copied.
-fn copy_rows(conn: &Connection, sql: &str, plan: &DocTypePlan, progress: &Progress) -> Result<u64> {
+fn copy_rows(conn: &Connection, sql: &str, plan: &DocTypePlan, events: &Observers) -> Result<u64> {
     let by_rowid = sql.contains(") (rowid, ") || sql.contains(" (rowid, ");
-    if !progress.is_active() || !by_rowid {
+    if !events.want_rows_copied() || !by_rowid {
         crate::db::sqlguard::run(conn, sql)?;
         let n = conn.changes();
-        progress.emit(ProgressEvent::RowsCopied {
+        events.emit(RunEvent::RowsCopied {
             doctype: &plan.doctype,
             table: &plan.table,
             copied: n,
@@ -359,7 +346,7 @@ fn copy_rows(conn: &Connection, sql: &str, plan: &DocTypePlan, progress: &Progre
         .query_row(&bounds, [], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(|e| Error::sql(&bounds, e))?;
     let (Some(lo), Some(hi)) = (lo, hi) else {
-        progress.emit(ProgressEvent::RowsCopied {
+        events.emit(RunEvent::RowsCopied {
             doctype: &plan.doctype,
             table: &plan.table,
             copied: 0,
@@ -380,7 +367,7 @@ fn copy_rows(conn: &Connection, sql: &str, plan: &DocTypePlan, progress: &Progre
         if end >= hi {
             break;
         }
-        progress.emit(ProgressEvent::RowsCopied {
+        events.emit(RunEvent::RowsCopied {
             doctype: &plan.doctype,
             table: &plan.table,
             copied,
@@ -388,7 +375,7 @@ fn copy_rows(conn: &Connection, sql: &str, plan: &DocTypePlan, progress: &Progre
         });
         start = end + 1;
     }
-    progress.emit(ProgressEvent::RowsCopied {
+    events.emit(RunEvent::RowsCopied {
         doctype: &plan.doctype,
         table: &plan.table,
         copied,

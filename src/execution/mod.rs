@@ -2,9 +2,9 @@
 //! and verification of the result.
 
 mod executor;
-mod progress;
+mod metrics;
 mod verify;
 
 pub use crate::db::lock::{ForeignKeysOff, TxGuard, begin_immediate, read_snapshot, retry_busy};
 pub use executor::{ExecContext, MigrationRecord, error_chain, execute_doctype, record_failure};
-pub use progress::{Metrics, Phase, Progress, ProgressEvent, ProgressObserver};
+pub use metrics::Metrics;

@@ -4,8 +4,11 @@
 //! migration. The log and run markers themselves are tested in
 //! `src/audit/tests.rs`.
 
+use std::sync::{Arc, Mutex};
+
 use doctype_migrate::{
-    DocType, MigrationApplier, MigrationStatus, audit_log_path_for, read_entries,
+    DocType, MigrationApplier, MigrationStatus, RunEvent, RunObserver, audit_log_path_for,
+    read_entries,
 };
 
 use crate::common::{GAUGE_TRAP, TestDb, doctype};
@@ -32,6 +35,7 @@ fn a_failed_all_or_nothing_run_logs_every_action_in_order() {
     assert!(err.to_string().contains("Gauge"));
     let got = actions(&db);
     let expected = [
+        "run_started",
         "plan",
         "lock_taken",
         "validate",
@@ -58,6 +62,69 @@ fn a_failed_all_or_nothing_run_logs_every_action_in_order() {
             .contains("CHECK constraint failed")
     );
     assert_eq!(entries.last().unwrap().details["outcome"], "failed");
+    assert_eq!(
+        entries[0].details["doctypes"], 2,
+        "run_started counts the input"
+    );
+}
+
+/// Records every event a caller's observer hears, by name.
+#[derive(Default)]
+struct Heard(Mutex<Vec<String>>);
+
+impl RunObserver for Heard {
+    fn on_event(&self, event: &RunEvent<'_>) {
+        let name = match event {
+            RunEvent::RunStarted { .. } => "run_started",
+            RunEvent::Planned { .. } => "plan",
+            RunEvent::LockTaken { .. } => "lock_taken",
+            RunEvent::Validated { .. } => "validate",
+            RunEvent::StepExecuted { .. } => "step",
+            RunEvent::Verified { .. } => "verify",
+            RunEvent::BackupWritten { .. } => "backup_written",
+            RunEvent::DocTypeFailed { .. } => "failure",
+            RunEvent::SavepointRolledBack { .. } | RunEvent::TransactionRolledBack { .. } => {
+                "rollback"
+            }
+            RunEvent::Committed { .. } => "commit",
+            RunEvent::RunFinished { .. } => "run_finished",
+            RunEvent::Phase { .. } => "phase",
+            RunEvent::RowsCopied { .. } => "rows_copied",
+            _ => "other",
+        };
+        self.0.lock().unwrap().push(name.to_string());
+    }
+}
+
+#[test]
+fn the_audit_log_and_a_callers_observer_hear_one_event_stream() {
+    for continue_on_error in [false, true] {
+        let db = TestDb::with_sql(GAUGE_TRAP);
+        let heard = Arc::new(Heard::default());
+        let result = MigrationApplier::builder(&db.path)
+            .continue_on_error(continue_on_error)
+            .observer(heard.clone())
+            .build()
+            .unwrap()
+            .sync_all(&set());
+        assert_eq!(result.is_ok(), continue_on_error);
+        let heard = heard.0.lock().unwrap().clone();
+        // What the caller heard, less the progress-only events, is exactly
+        // what the audit log wrote, in the same order.
+        let actions_heard: Vec<String> = heard
+            .iter()
+            .filter(|e| *e != "phase" && *e != "rows_copied")
+            .cloned()
+            .collect();
+        assert_eq!(
+            actions_heard,
+            actions(&db),
+            "continue_on_error={continue_on_error}"
+        );
+        assert!(heard.iter().any(|e| e == "phase"), "{heard:?}");
+        assert_eq!(heard.first().map(String::as_str), Some("run_started"));
+        assert_eq!(heard.last().map(String::as_str), Some("run_finished"));
+    }
 }
 
 #[test]
@@ -94,7 +161,10 @@ fn an_interrupted_run_is_reported_once_and_cleared() {
         report.warnings[0]
     );
     assert!(!marker.exists(), "the stale marker is cleared");
-    assert_eq!(actions(&db)[0], "interrupted_run_detected");
+    assert_eq!(
+        actions(&db)[..2],
+        ["run_started", "interrupted_run_detected"]
+    );
     let again = db.applier().sync_all(&set()[..1]).unwrap();
     assert!(again.warnings.is_empty());
     // A completed run leaves no marker behind.

@@ -4,19 +4,19 @@
 use std::sync::{Arc, Mutex};
 
 use crate::common::*;
-use doctype_migrate::{MigrationApplier, ProgressEvent, ProgressObserver};
+use doctype_migrate::{MigrationApplier, RunEvent, RunObserver};
 
 #[derive(Default)]
 struct Recorder(Mutex<Vec<String>>);
 
-impl ProgressObserver for Recorder {
-    fn on_event(&self, event: &ProgressEvent<'_>) {
+impl RunObserver for Recorder {
+    fn on_event(&self, event: &RunEvent<'_>) {
         let line = match event {
-            ProgressEvent::Phase { doctype, phase } => {
+            RunEvent::Phase { doctype, phase } => {
                 format!("phase {phase:?} {}", doctype.unwrap_or("-"))
             }
-            ProgressEvent::RowsCopied { copied, total, .. } => format!("rows {copied} {total}"),
-            ProgressEvent::BackupWritten { bytes, .. } => format!("backup {bytes}"),
+            RunEvent::RowsCopied { copied, total, .. } => format!("rows {copied} {total}"),
+            RunEvent::BackupWritten { bytes, .. } => format!("backup {bytes}"),
             _ => "other".into(),
         };
         self.0.lock().unwrap().push(line);
@@ -38,7 +38,7 @@ fn rebuild_reports_rows_copied_up_to_the_row_count_and_records_metrics() {
     let v2 = V1.replace(r#""fieldtype": "Data""#, r#""fieldtype": "Int""#);
     let recorder = Arc::new(Recorder::default());
     let mut applier = MigrationApplier::builder(&db.path)
-        .progress(recorder.clone())
+        .observer(recorder.clone())
         .build()
         .unwrap();
     let report = applier.sync_all(&[doctype(&v2)]).unwrap();
