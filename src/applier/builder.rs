@@ -103,11 +103,13 @@ enum OpenMode {
 }
 
 /// Builder for [`MigrationApplier`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ApplierBuilder {
     path: PathBuf,
     mode: OpenMode,
     options: ApplierOptions,
+    /// The caller's connection, when the applier works over it.
+    lent: Option<Connection>,
 }
 
 impl ApplierBuilder {
@@ -116,6 +118,23 @@ impl ApplierBuilder {
             path: path.to_path_buf(),
             mode: OpenMode::ReadWrite,
             options: ApplierOptions::default(),
+            lent: None,
+        }
+    }
+
+    pub(super) fn over(conn: Connection) -> Self {
+        // The file the connection has open names the audit log, the run
+        // markers and the default backup directory, as a path would; an
+        // in-memory or temporary database has none of them.
+        let path = conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| PathBuf::from(IN_MEMORY), PathBuf::from);
+        ApplierBuilder {
+            path,
+            mode: OpenMode::ReadWrite,
+            options: ApplierOptions::default(),
+            lent: Some(conn),
         }
     }
 
@@ -277,8 +296,25 @@ impl ApplierBuilder {
         self
     }
 
-    /// Checks the options and opens the database.
+    /// Checks the options and opens the database (or takes over the
+    /// connection given to [`MigrationApplier::builder_for_connection`]).
     pub fn build(self) -> Result<MigrationApplier> {
+        self.build_keeping().map_err(|r| r.0)
+    }
+
+    /// [`build`](Self::build), giving a lent connection back on failure.
+    pub(super) fn build_keeping(mut self) -> std::result::Result<MigrationApplier, Refused> {
+        let lent = self.lent.take();
+        if let Err(e) = self.check() {
+            return Err(Box::new((e, lent)));
+        }
+        match lent {
+            None => self.open_path().map_err(|e| Box::new((e, None))),
+            Some(conn) => self.take_over(conn),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
         for hint in &self.options.renames {
             for name in [&hint.from, &hint.to] {
                 check_fieldname(name).map_err(|m| {
@@ -313,6 +349,10 @@ impl ApplierBuilder {
                 "lock_timeout must be greater than zero".into(),
             ));
         }
+        Ok(())
+    }
+
+    fn open_path(self) -> Result<MigrationApplier> {
         let conn = open(&self.path, self.mode)?;
         conn.busy_timeout(self.options.busy_timeout)
             .map_err(|source| Error::open(&self.path, source))?;
@@ -333,18 +373,116 @@ impl ApplierBuilder {
                 None => AuditLog::beside(&self.path),
             }
         };
+        Ok(self.finish(conn, audit, None))
+    }
+
+    /// Works over the caller's connection: refused inside a transaction
+    /// (the engine takes its own write lock and turns foreign keys off
+    /// outside any transaction); the busy timeout and `query_only` the
+    /// caller had are remembered and given back by
+    /// [`MigrationApplier::into_connection`].
+    fn take_over(self, mut conn: Connection) -> std::result::Result<MigrationApplier, Refused> {
+        if !conn.is_autocommit() {
+            return Err(Box::new((
+                Error::Config(
+                    "the connection is inside a transaction; commit or roll back before \
+                     lending it to the applier"
+                        .into(),
+                ),
+                Some(conn),
+            )));
+        }
+        let pragma = |conn: &Connection, name: &str| -> Result<i64> {
+            let sql = format!("PRAGMA {name}");
+            conn.query_row(&sql, [], |r| r.get(0))
+                .map_err(|e| Error::sql(sql, e))
+        };
+        let caller = (|| -> Result<CallerSettings> {
+            let settings = CallerSettings {
+                busy_timeout_ms: pragma(&conn, "busy_timeout")?,
+                query_only: pragma(&conn, "query_only")? != 0,
+            };
+            conn.busy_timeout(self.options.busy_timeout)
+                .map_err(|e| Error::sql("busy_timeout", e))?;
+            if self.mode == OpenMode::ReadOnly {
+                conn.execute_batch("PRAGMA query_only = ON")
+                    .map_err(|e| Error::sql("PRAGMA query_only = ON", e))?;
+            }
+            Ok(settings)
+        })();
+        let caller = match caller {
+            Ok(c) => c,
+            Err(e) => return Err(Box::new((e, Some(conn)))),
+        };
+        if let Err(e) = crate::db::sqlguard::install(&mut conn) {
+            restore_caller(&mut conn, caller);
+            return Err(Box::new((e, Some(conn))));
+        }
+        let in_memory = self.path == Path::new(IN_MEMORY);
+        let audit = if self.options.audit_disabled || self.mode == OpenMode::ReadOnly {
+            AuditLog::disabled()
+        } else {
+            match &self.options.audit_log {
+                Some(p) => AuditLog::new(p.clone()),
+                None if in_memory => AuditLog::disabled(),
+                None => AuditLog::beside(&self.path),
+            }
+        };
+        Ok(self.finish(conn, audit, Some(caller)))
+    }
+
+    fn finish(
+        self,
+        conn: Connection,
+        audit: AuditLog,
+        caller: Option<CallerSettings>,
+    ) -> MigrationApplier {
         let audit = std::sync::Arc::new(audit);
         let mut events = Observers::default();
         events.push(audit.clone());
         events.extend(&self.options.observers);
-        Ok(MigrationApplier {
+        let in_memory = caller.is_some() && self.path == Path::new(IN_MEMORY);
+        MigrationApplier {
             conn,
             path: self.path,
             options: self.options,
             audit,
             events,
-        })
+            caller,
+            in_memory,
+        }
     }
+}
+
+/// A refused build over a lent connection: the error, and the connection
+/// to give back.
+pub(super) type Refused = Box<(Error, Option<Connection>)>;
+
+/// What stands for the path of an in-memory or temporary database in
+/// messages.
+pub(super) const IN_MEMORY: &str = ":memory:";
+
+/// Gives a lent connection its settings back and removes the engine's SQL
+/// authorizer. Best effort: these statements do not fail on an open
+/// connection outside a transaction.
+pub(super) fn restore_caller(conn: &mut Connection, caller: CallerSettings) {
+    use rusqlite::hooks::{AuthContext, Authorization};
+    let _ = conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+    let ms = u64::try_from(caller.busy_timeout_ms).unwrap_or(0);
+    let _ = conn.busy_timeout(Duration::from_millis(ms));
+    let _ = conn.execute_batch(if caller.query_only {
+        "PRAGMA query_only = ON"
+    } else {
+        "PRAGMA query_only = OFF"
+    });
+}
+
+/// The settings of a lent connection that the applier changes, as the
+/// caller had them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CallerSettings {
+    pub busy_timeout_ms: i64,
+    pub query_only: bool,
 }
 
 fn open(path: &Path, mode: OpenMode) -> Result<Connection> {

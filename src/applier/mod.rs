@@ -53,6 +53,11 @@ pub struct MigrationApplier {
     audit: std::sync::Arc<AuditLog>,
     /// The audit log, then the caller's observers.
     events: Observers,
+    /// For a lent connection: the settings to give back with it.
+    caller: Option<builder::CallerSettings>,
+    /// A lent in-memory (or temporary) database: nothing lives beside it
+    /// (no run markers, no default audit log or backup directory).
+    in_memory: bool,
 }
 
 /// The result of a dry run: the complete plan and its findings.
@@ -95,6 +100,89 @@ impl MigrationApplier {
     /// A builder for the database at `path`.
     pub fn builder(path: impl AsRef<Path>) -> ApplierBuilder {
         ApplierBuilder::new(path.as_ref())
+    }
+
+    /// A builder over a connection the caller opened (an in-memory
+    /// database, one with custom functions, attached files or an
+    /// encryption setup). The applier uses it as it would its own: the
+    /// write lock, savepoints and foreign-key handling are the same. Get it
+    /// back with [`into_connection`](Self::into_connection), or lend it
+    /// for a while with [`lend`](Self::lend).
+    ///
+    /// A connection to a file keeps the audit log, run markers and
+    /// default backup directory beside that file; an in-memory database has
+    /// no audit log unless one is named and takes backups only into a
+    /// named backup directory. Refused (at `build`) while the connection
+    /// is inside a transaction.
+    ///
+    /// ```
+    /// use doctype_migrate::{DocType, Field, FieldType, MigrationApplier};
+    /// use rusqlite::Connection;
+    ///
+    /// let conn = Connection::open_in_memory().unwrap();
+    /// let mut applier = MigrationApplier::builder_for_connection(conn).build().unwrap();
+    /// let note = DocType::new("Note").field(Field::new("title", FieldType::Data));
+    /// applier.sync_all(&[note]).unwrap();
+    /// let conn = applier.into_connection();
+    /// let n: i64 = conn.query_row("SELECT count(*) FROM \"tabNote\"", [], |r| r.get(0)).unwrap();
+    /// assert_eq!(n, 0);
+    /// ```
+    pub fn builder_for_connection(conn: Connection) -> ApplierBuilder {
+        ApplierBuilder::over(conn)
+    }
+
+    /// Lends the caller's connection to an applier for the duration of
+    /// `work`, and gives it back, as the caller had it, whatever happens
+    /// (as rusqlite_migration's `to_latest(&mut conn)` borrows it).
+    /// `configure` sets the applier's options.
+    ///
+    /// ```
+    /// use doctype_migrate::{DocType, Field, FieldType, MigrationApplier};
+    /// use rusqlite::Connection;
+    ///
+    /// let mut conn = Connection::open_in_memory().unwrap();
+    /// let note = DocType::new("Note").field(Field::new("title", FieldType::Data));
+    /// let report = MigrationApplier::lend(&mut conn, |b| b, |a| a.sync_all(&[note])).unwrap();
+    /// assert_eq!(report.migrations.len(), 1);
+    /// conn.execute("INSERT INTO \"tabNote\" (name, title) VALUES ('n1', 'hi')", []).unwrap();
+    /// ```
+    pub fn lend<T>(
+        conn: &mut Connection,
+        configure: impl FnOnce(ApplierBuilder) -> ApplierBuilder,
+        work: impl FnOnce(&mut MigrationApplier) -> Result<T>,
+    ) -> Result<T> {
+        let placeholder = Connection::open_in_memory()
+            .map_err(|e| Error::open(Path::new(builder::IN_MEMORY), e))?;
+        let taken = std::mem::replace(conn, placeholder);
+        match configure(ApplierBuilder::over(taken)).build_keeping() {
+            Ok(mut applier) => {
+                let result = work(&mut applier);
+                *conn = applier.into_connection();
+                result
+            }
+            Err(refused) => {
+                let (e, back) = *refused;
+                if let Some(back) = back {
+                    *conn = back;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The connection, given back to the caller: for a connection lent to
+    /// [`builder_for_connection`](Self::builder_for_connection), with the
+    /// caller's busy timeout and `query_only` restored and the engine's SQL
+    /// authorizer removed. (An authorizer the caller had installed is not
+    /// restored: SQLite cannot report it.)
+    pub fn into_connection(self) -> Connection {
+        let MigrationApplier {
+            mut conn, caller, ..
+        } = self;
+        if let Some(c) = caller {
+            builder::restore_caller(&mut conn, c);
+        }
+        conn
     }
 
     /// Opens an existing database with default options.
@@ -287,6 +375,9 @@ impl MigrationApplier {
     /// left behind) and clears them.
     fn notice_interrupted_runs(&self) -> Vec<Warning> {
         let mut found = Vec::new();
+        if self.in_memory {
+            return Vec::new();
+        }
         let scan = scan_markers(&self.path);
         for refused in &scan.refused {
             found.push(self.housekeeping_failed("run_marker", refused.describe()));
@@ -309,12 +400,17 @@ impl MigrationApplier {
 
     /// The backup manager this applier's options describe (directory,
     /// compression, key). Building it writes nothing until a backup is taken.
+    /// Fails with [`Error::Config`] for a lent in-memory database without
+    /// a named backup directory (nothing lives beside it).
     pub fn backup_manager(&self) -> Result<BackupManager> {
         let o = &self.options;
-        let dir = o
-            .backup_dir
-            .clone()
-            .unwrap_or_else(|| default_dir_for(&self.path));
+        let dir = self.backup_dir().ok_or_else(|| {
+            Error::Config(
+                "an in-memory database has no default backup directory: name one with \
+                 ApplierBuilder::backup_dir"
+                    .into(),
+            )
+        })?;
         let mut b = BackupManager::builder().dir(dir);
         if let Some(level) = o.backup_compression_level {
             b = b.compression_level(level);
@@ -323,6 +419,16 @@ impl MigrationApplier {
             b = b.backup_key(key);
         }
         b.build()
+    }
+
+    /// The backup directory: the one named, else the default beside the
+    /// database file (`None` for a lent in-memory database).
+    fn backup_dir(&self) -> Option<PathBuf> {
+        match &self.options.backup_dir {
+            Some(d) => Some(d.clone()),
+            None if self.in_memory => None,
+            None => Some(default_dir_for(&self.path)),
+        }
     }
 
     /// Runs reads before the write lock in one snapshot, retried while
@@ -337,14 +443,7 @@ impl MigrationApplier {
     /// Only called under the write lock, when no other run can be writing one.
     /// A refusal to clean (a symlinked directory) comes back as a warning.
     fn remove_stale_backup_temp_files(&self) -> Option<Warning> {
-        let dir = self
-            .options
-            .backup_dir
-            .clone()
-            .unwrap_or_else(|| default_dir_for(&self.path));
-        if !dir.is_dir() {
-            return None;
-        }
+        let dir = self.backup_dir().filter(|d| d.is_dir())?;
         match clean_temp_files(&dir, ".tmp", std::time::Duration::ZERO) {
             Ok(removed) => {
                 for p in removed {
@@ -369,14 +468,7 @@ impl MigrationApplier {
     /// would name a migration that is not the one it backed up. Only
     /// called under the write lock. A failure is a warning.
     fn remove_orphaned_backups(&self) -> Option<Warning> {
-        let dir = self
-            .options
-            .backup_dir
-            .clone()
-            .unwrap_or_else(|| default_dir_for(&self.path));
-        if !dir.is_dir() {
-            return None;
-        }
+        self.backup_dir().filter(|d| d.is_dir())?;
         let result = (|| -> Result<Vec<PathBuf>> {
             let Some(db_id) = store::database_id(&self.conn)? else {
                 return Ok(Vec::new());
@@ -567,8 +659,16 @@ impl MigrationApplier {
     }
 
     /// The backups a rollback uses when its options name none: this
-    /// applier's (see [`MigrationApplier::backup_manager`]).
+    /// applier's (see [`MigrationApplier::backup_manager`]). A lent
+    /// in-memory database without a named backup directory gets a manager
+    /// that reads only: a rollback that needs no backup runs, one that
+    /// needs a backup is refused because the file is not in its directory.
     fn rollback_backups(&self) -> Result<BackupManager> {
+        if self.backup_dir().is_none() {
+            return BackupManager::builder()
+                .dir(default_dir_for(&self.path))
+                .build();
+        }
         self.backup_manager()
     }
 }

@@ -111,6 +111,10 @@ impl MigrationApplier {
     /// process dies, the next run finds it (see `notice_interrupted_runs`).
     /// Not writing it is a warning, never a failure.
     fn begin_marker(&self, notes: &mut Vec<Warning>) -> Option<RunMarker> {
+        if self.in_memory {
+            // No process but this one can see an in-memory database.
+            return None;
+        }
         match RunMarker::begin(&self.path) {
             Ok(m) => Some(m),
             Err(e) => {

@@ -41,6 +41,7 @@ mod crash;
 mod fast_path;
 mod frappe_apps;
 mod input;
+mod own_connection;
 mod progress;
 mod proptest_roundtrip;
 mod rebuild_preserves;
