@@ -31,7 +31,6 @@ mod encoding;
 mod format;
 mod incremental;
 mod manager;
-mod policy;
 mod prune;
 mod reader;
 mod restore;
@@ -42,46 +41,14 @@ mod writer;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 use crate::history::MigrationId;
 
 pub use manager::{BackupKey, BackupManager, BackupManagerBuilder, default_dir_for};
-pub use policy::{BackupPolicy, PlannedBackup, planned_backups};
+pub use crate::plan::{BackupPolicy, BackupStrategy, PlannedBackup};
 pub use prune::PruneReport;
 pub(crate) use prune::same_file;
-
-/// What a backup stores.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "columns", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum BackupStrategy {
-    /// The table's schema SQL (table, indexes, triggers) and every row with
-    /// its rowid.
-    FullTable,
-    /// The rowid, the primary key columns and the named columns.
-    Columns(Vec<String>),
-}
-
-impl std::fmt::Display for BackupStrategy {
-    /// `full`, or `columns(a, b)`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BackupStrategy::FullTable => f.write_str("full"),
-            BackupStrategy::Columns(cols) => write!(f, "columns({})", cols.join(", ")),
-        }
-    }
-}
-
-impl BackupStrategy {
-    /// Short name used in file names: `full` or `columns`.
-    pub fn short_name(&self) -> &'static str {
-        match self {
-            BackupStrategy::FullTable => "full",
-            BackupStrategy::Columns(_) => "columns",
-        }
-    }
-}
 
 /// Where [`BackupManager::restore`] puts the data.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,11 +4,13 @@
 //! [`crate::db::create_table`] edits the original `CREATE TABLE` text of a
 //! table so a rebuild keeps everything it does not change.
 
+mod backups;
 mod planner;
 mod rebuild;
 mod set;
 mod types;
 
+pub use backups::{BackupPolicy, BackupStrategy, PlannedBackup};
 pub use planner::{plan_drop_table, plan_table};
 pub use rebuild::REBUILD_TEMP_PREFIX;
 pub(crate) use rebuild::copy_expr_filling;

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use super::planner::{plan_drop_table, plan_table};
 use super::types::{DocTypePlan, MigrationPlan};
-use crate::backup::{BackupPolicy, planned_backups};
+use super::backups::{BackupPolicy, planned_backups};
 use crate::diff::{DiffOptions, diff_table};
 use crate::doctype::DocType;
 use crate::error::Result;

@@ -57,7 +57,7 @@ pub struct DocTypePlan {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub null_fills: Vec<(String, String)>,
     /// Backups taken before the steps run (empty when the policy needs none).
-    pub backups: Vec<crate::backup::PlannedBackup>,
+    pub backups: Vec<super::backups::PlannedBackup>,
 }
 
 impl DocTypePlan {

@@ -1,11 +1,43 @@
-//! Which backups a migration takes before it changes a table.
+//! Which backups a migration takes before it changes a table: the
+//! backup policy and strategy are planning decisions, made with the plan
+//! (the `backup` module writes and reads the files).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::diff::ChangeKind;
-use crate::plan::DocTypePlan;
+use super::DocTypePlan;
 
-use super::BackupStrategy;
+/// What a backup stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "columns", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BackupStrategy {
+    /// The table's schema SQL (table, indexes, triggers) and every row with
+    /// its rowid.
+    FullTable,
+    /// The rowid, the primary key columns and the named columns.
+    Columns(Vec<String>),
+}
+
+impl std::fmt::Display for BackupStrategy {
+    /// `full`, or `columns(a, b)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackupStrategy::FullTable => f.write_str("full"),
+            BackupStrategy::Columns(cols) => write!(f, "columns({})", cols.join(", ")),
+        }
+    }
+}
+
+impl BackupStrategy {
+    /// Short name used in file names: `full` or `columns`.
+    pub fn short_name(&self) -> &'static str {
+        match self {
+            BackupStrategy::FullTable => "full",
+            BackupStrategy::Columns(_) => "columns",
+        }
+    }
+}
 
 /// When the applier backs up a table before migrating it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
