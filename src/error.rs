@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use crate::history::{MigrationId, MigrationStatus};
+use crate::outcome::{Finding, MigrationId, MigrationStatus};
 
 /// An error followed by its sources, outermost first: the one walk over
 /// `source()` chains in the crate (the CLI prints it as `caused by:` lines).
@@ -23,6 +23,37 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+/// The plan of a refused rollback, as [`Error::RollbackRefused`] carries
+/// it: it dereferences to [`crate::RollbackPlan`] (its `refusals` say why).
+///
+/// The plan is a type of the rollback layer, above this one; the error
+/// holds it behind this wrapper so that the error type imports nothing
+/// above it (the wrapper's accessors live with the plan).
+pub struct RefusedRollback(pub(crate) Box<dyn RefusedPlan>);
+
+/// What the error needs of a refused rollback's plan; implemented by the
+/// rollback layer's plan type.
+pub(crate) trait RefusedPlan: std::fmt::Debug + Send + Sync + 'static {
+    /// One line: the reasons it was refused.
+    fn summary(&self) -> String;
+    /// For the typed accessors in the rollback layer.
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// For [`RefusedRollback::into_plan`].
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
+}
+
+impl RefusedRollback {
+    fn summary_line(&self) -> String {
+        self.0.summary()
+    }
+}
+
+impl std::fmt::Debug for RefusedRollback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// Result alias used throughout the crate.
@@ -128,7 +159,7 @@ pub enum Error {
     )]
     Blocked {
         /// Every finding (blocking and not), most severe first.
-        findings: Vec<crate::validation::Finding>,
+        findings: Vec<Finding>,
     },
 
     /// One or more DocTypes failed to migrate (all-or-nothing mode rolled everything back).
@@ -231,11 +262,12 @@ pub enum Error {
     Config(String),
 
     /// A rollback was refused by its feasibility check (see
-    /// [`crate::rollback::Reason`]). Nothing was written.
-    #[error("rollback refused: {}", plan.summary())]
+    /// [`crate::Reason`]). Nothing was written.
+    #[error("rollback refused: {}", plan.summary_line())]
     RollbackRefused {
-        /// The rollback plan, with the reasons it was refused.
-        plan: Box<crate::rollback::RollbackPlan>,
+        /// The rollback plan, with the reasons it was refused (it
+        /// dereferences to [`crate::RollbackPlan`]).
+        plan: RefusedRollback,
     },
 
     /// A backup file could not be written, read, verified or restored.

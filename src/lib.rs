@@ -37,6 +37,7 @@ mod events;
 mod execution;
 mod history;
 mod ident;
+mod outcome;
 mod plan;
 mod rollback;
 mod schema;
@@ -59,7 +60,7 @@ pub use doctype::{
     Conflict, DocType, Field, FieldType, IndexDef, Layer, LayerKind, Warning, WarningCode,
     conflicts, doctypes_from_json, load_path, load_paths, validate_doctypes, warnings,
 };
-pub use error::{Error, Result, error_chain, error_sources};
+pub use error::{Error, RefusedRollback, Result, error_chain, error_sources};
 pub use events::{Phase, RollbackCause, RunEvent, RunInfo, RunObserver, RunOutcome};
 pub use execution::{Metrics, MigrationRecord};
 pub use history::{HistoryRow, MigrationId, MigrationStatus};

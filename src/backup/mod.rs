@@ -45,8 +45,8 @@ use serde::{Serialize, Serializer};
 
 use crate::history::MigrationId;
 
-pub use manager::{BackupKey, BackupManager, BackupManagerBuilder, default_dir_for};
 pub use crate::plan::{BackupPolicy, BackupStrategy, PlannedBackup};
+pub use manager::{BackupKey, BackupManager, BackupManagerBuilder, default_dir_for};
 pub use prune::PruneReport;
 pub(crate) use prune::same_file;
 

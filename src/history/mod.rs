@@ -1,9 +1,8 @@
 //! `tabMigrationHistory`: what was applied, when, by whom, and how to undo it.
 
-mod status;
 pub mod store;
 
-pub use status::{MigrationId, MigrationStatus};
+pub use crate::outcome::{MigrationId, MigrationStatus};
 pub use store::HistoryRow;
 
 /// Who a history row says ran a migration or a rollback when the caller

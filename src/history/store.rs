@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-use super::status::{MigrationId, MigrationStatus};
+use crate::outcome::{MigrationId, MigrationStatus};
 
 /// Name of the history table.
 pub const HISTORY_TABLE: &str = "tabMigrationHistory";

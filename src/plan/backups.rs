@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::diff::ChangeKind;
 use super::DocTypePlan;
+use crate::diff::ChangeKind;
 
 /// What a backup stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

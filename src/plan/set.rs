@@ -6,9 +6,9 @@
 
 use rusqlite::Connection;
 
+use super::backups::{BackupPolicy, planned_backups};
 use super::planner::{plan_drop_table, plan_table};
 use super::types::{DocTypePlan, MigrationPlan};
-use super::backups::{BackupPolicy, planned_backups};
 use crate::diff::{DiffOptions, diff_table};
 use crate::doctype::DocType;
 use crate::error::Result;

@@ -18,7 +18,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::backup::BackupManager;
-use crate::error::{Error, Result};
+use crate::error::{Error, RefusedRollback, Result};
 use crate::execution::{ForeignKeysOff, TxGuard, begin_immediate};
 use crate::history::{MigrationId, store};
 use crate::schema::SchemaSnapshot;
@@ -71,7 +71,7 @@ pub(crate) fn execute(
 ) -> Result<RollbackReport> {
     if !plan.feasible {
         return Err(Error::RollbackRefused {
-            plan: Box::new(plan),
+            plan: RefusedRollback::new(plan),
         });
     }
     if !conn.is_autocommit() {
@@ -106,7 +106,7 @@ pub(crate) fn execute(
             });
         }
         return Err(Error::RollbackRefused {
-            plan: Box::new(refused),
+            plan: RefusedRollback::new(refused),
         });
     }
 

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::backup::{BackupManager, BackupStrategy};
 use crate::diff::{Change, ChangeKind};
-use crate::error::{Error, Result};
+use crate::error::{Error, RefusedPlan, RefusedRollback, Result};
 use crate::execution::error_chain;
 use crate::history::{HistoryRow, MigrationId, MigrationStatus};
 use crate::ident::quote;
@@ -405,6 +405,51 @@ impl RollbackPlan {
             None => format!("{} migration(s) can be rolled back", self.steps.len()),
             Some(r) => format!("{} reason(s); first: {r}", self.refusals.len()),
         }
+    }
+}
+
+impl RefusedPlan for RollbackPlan {
+    fn summary(&self) -> String {
+        RollbackPlan::summary(self)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
+
+impl RefusedRollback {
+    pub(crate) fn new(plan: RollbackPlan) -> Self {
+        RefusedRollback(Box::new(plan))
+    }
+
+    /// The refused plan.
+    pub fn plan(&self) -> &RollbackPlan {
+        self.0
+            .as_any()
+            .downcast_ref()
+            .expect("only the rollback layer makes a RefusedRollback, from a RollbackPlan")
+    }
+
+    /// The refused plan, by value.
+    pub fn into_plan(self) -> RollbackPlan {
+        *self
+            .0
+            .into_any()
+            .downcast()
+            .expect("only the rollback layer makes a RefusedRollback, from a RollbackPlan")
+    }
+}
+
+impl std::ops::Deref for RefusedRollback {
+    type Target = RollbackPlan;
+
+    fn deref(&self) -> &RollbackPlan {
+        self.plan()
     }
 }
 

@@ -12,8 +12,8 @@ use crate::plan::{DocTypePlan, copy_expr_filling};
 use crate::schema::{SchemaSnapshot, introspect_table};
 
 use super::data::{Question, duplicates, measure};
-use super::finding::{Finding, Rule, Severity};
 use super::validator::ValidationPolicy;
+use crate::outcome::{Finding, Rule, Severity};
 
 /// Findings for one DocType whose table exists.
 pub fn check(

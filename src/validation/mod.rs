@@ -4,10 +4,9 @@
 
 pub mod data;
 mod data_rules;
-mod finding;
 mod rules;
 mod shadow;
 mod validator;
 
-pub use finding::{Finding, Rule, Severity};
+pub use crate::outcome::{Finding, Rule, Severity};
 pub use validator::{ValidationPolicy, sort_findings, validate_plan};

@@ -10,7 +10,7 @@ use crate::history::store;
 use crate::plan::{DocTypePlan, MigrationPlan};
 use crate::schema::{SchemaObject, SchemaSnapshot, is_managed_index};
 
-use super::finding::{Finding, Rule, Severity};
+use crate::outcome::{Finding, Rule, Severity};
 
 /// CF001: the live table differs from the schema its last completed
 /// migration recorded. Reported, not blocking, for forward plans (they are

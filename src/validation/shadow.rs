@@ -12,7 +12,7 @@ use crate::plan::{DocTypePlan, MigrationPlan, StepKind};
 use crate::schema::compare::check_table;
 use crate::schema::{LiveTable, SchemaSnapshot, introspect_table, table_spec};
 
-use super::finding::{Finding, Rule, Severity};
+use crate::outcome::{Finding, Rule, Severity};
 
 /// Runs SQL001 for every DocType with steps.
 pub fn check(live_snapshot: &SchemaSnapshot, plan: &MigrationPlan) -> Result<Vec<Finding>> {

@@ -8,8 +8,8 @@ use crate::error::Result;
 use crate::plan::MigrationPlan;
 use crate::schema::SchemaSnapshot;
 
-use super::finding::Finding;
 use super::{data_rules, rules, shadow};
+use crate::outcome::Finding;
 
 /// What the caller allows.
 #[derive(Debug, Clone, Copy, Default)]

@@ -182,7 +182,7 @@ fn migrated(db: &TestDb, key: Option<&Path>) -> (MigrationId, PathBuf) {
 /// The refusals of a rollback that must be refused.
 fn refusals(r: doctype_migrate::Result<doctype_migrate::RollbackReport>) -> Vec<Reason> {
     match r {
-        Err(Error::RollbackRefused { plan }) => plan.refusals,
+        Err(Error::RollbackRefused { plan }) => plan.into_plan().refusals,
         other => panic!("expected a refusal, got {other:?}"),
     }
 }

@@ -20,6 +20,7 @@ mod common;
 mod replay_support;
 mod rollback_support;
 
+mod architecture;
 mod atomicity;
 mod audit;
 #[cfg(unix)]

@@ -11,7 +11,7 @@ fn refused(result: doctype_migrate::Result<doctype_migrate::RollbackReport>) -> 
     match result {
         Err(Error::RollbackRefused { plan }) => {
             assert!(!plan.feasible);
-            plan.refusals
+            plan.into_plan().refusals
         }
         other => panic!("expected a refusal, got {other:?}"),
     }

@@ -107,7 +107,7 @@ fn an_edited_rollback_that_commits_and_attaches_another_file_is_refused() {
         plant(&t.db, t.latest, &attack);
         let before = listing(t.db.dir.path());
         let reasons = match rollback_last(&t.db) {
-            Err(Error::RollbackRefused { plan }) => plan.refusals,
+            Err(Error::RollbackRefused { plan }) => plan.into_plan().refusals,
             other => panic!("{attack:?}: expected a refusal, got {other:?}"),
         };
         assert!(
@@ -418,7 +418,7 @@ fn stored_rollback_sql_that_differs_from_the_derived_sql_is_refused() {
     plant(&t.db, t.latest, &["DROP TABLE \"tabCustomer\"".to_string()]);
     let before = t.db.bytes();
     let reasons = match rollback_last(&t.db) {
-        Err(Error::RollbackRefused { plan }) => plan.refusals,
+        Err(Error::RollbackRefused { plan }) => plan.into_plan().refusals,
         other => panic!("expected a refusal, got {other:?}"),
     };
     let mismatch = reasons
