@@ -22,7 +22,8 @@
 //! - **Observing a run**: [`ProgressObserver`] and [`ProgressEvent`]; the
 //!   audit log ([`AuditLog`], [`read_entries`]); interrupted runs
 //!   ([`stale_runs`]).
-//! - **Errors**: [`Error`], [`Result`], [`error_chain`], [`error_sources`].
+//! - **Errors**: [`Error`], [`BackupErrorKind`] (why a backup failed:
+//!   [`Error::backup_kind`]), [`Result`], [`error_chain`], [`error_sources`].
 #![warn(missing_docs)]
 
 mod applier;
@@ -57,7 +58,7 @@ pub use doctype::{
     Conflict, DocType, Field, FieldType, IndexDef, Layer, LayerKind, Warning, WarningCode,
     conflicts, doctypes_from_json, load_path, load_paths, validate_doctypes, warnings,
 };
-pub use error::{Error, Result, error_chain, error_sources};
+pub use error::{BackupErrorKind, Error, Result, error_chain, error_sources};
 pub use execution::{Metrics, MigrationRecord, Phase, ProgressEvent, ProgressObserver};
 pub use history::{HistoryRow, MigrationId, MigrationStatus};
 pub use plan::{DocTypePlan, MigrationPlan, PlanStep, StepKind};
