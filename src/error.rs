@@ -257,9 +257,19 @@ pub enum Error {
         source: Box<rusqlite::Error>,
     },
 
-    /// A builder was given an invalid combination of options.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// A builder or call was given an invalid option or combination of
+    /// options (or the environment it needs is missing). Nothing was done.
+    #[error("invalid configuration: {message}")]
+    Config {
+        /// The option or setting at fault: the builder method or parameter
+        /// name (`lock_timeout`, `rename_column`, `dir`, `key_file`,
+        /// `columns`, ...), `transaction` for a connection that is inside
+        /// a transaction, `os_random` when the operating system's random
+        /// source fails.
+        option: &'static str,
+        /// What is wrong, in words (it names the option too).
+        message: String,
+    },
 
     /// A rollback was refused by its feasibility check (see
     /// [`crate::Reason`]). Nothing was written.
@@ -271,13 +281,112 @@ pub enum Error {
     },
 
     /// A backup file could not be written, read, verified or restored.
+    /// [`kind`](BackupErrorKind) says why, for callers that branch on it;
+    /// see also [`Error::backup_kind`].
     #[error("backup {path}: {message}")]
     Backup {
-        /// The backup file.
+        /// The backup file (or the backup directory, or the table, when the
+        /// error is about one of those).
         path: PathBuf,
-        /// What is wrong.
+        /// Why, as a stable category.
+        kind: BackupErrorKind,
+        /// What is wrong, in words.
         message: String,
     },
+}
+
+/// Why a backup could not be written, read, verified or restored: the
+/// category of an [`Error::Backup`], stable for callers to branch on (the
+/// message text is for people and may change). Serialised in `snake_case`
+/// (the same text as [`as_str`](Self::as_str)).
+///
+/// `docs/reference/backup-format.md` ("Errors") lists where each is raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BackupErrorKind {
+    /// The key or passphrase does not open the backup: the key check or
+    /// the MAC failed under it, or a key was given for a backup written
+    /// with a passphrase (or the other way round).
+    WrongKey,
+    /// The backup is encrypted and no key or passphrase was given.
+    KeyRequired,
+    /// A key or passphrase is configured and the backup carries no MAC
+    /// (written without a key, or by an older release): refused.
+    Unauthenticated,
+    /// The bytes are not what was written: a checksum, payload hash, row
+    /// count or segment authentication failed (with the right key), or the
+    /// manifest is not valid.
+    Corrupted,
+    /// The file is shorter than its header (or its segments) say.
+    Truncated,
+    /// The file is not a doctype-migrate backup (wrong magic), or does not
+    /// exist where a backup was named.
+    NotABackup,
+    /// The backup needs something this reader does not support or accept:
+    /// a newer format version, another encryption or KDF, or an argon2 cost
+    /// above the one the manager writes with.
+    Unsupported,
+    /// The backup was taken from another database (or cannot be tied to
+    /// this one: it or the database records no database id).
+    OtherDatabase,
+    /// The file is not the one recorded: its header SHA-256 differs from the
+    /// one history recorded, or from the one its incremental backup's link
+    /// recorded for it (the file was altered or replaced).
+    Replaced,
+    /// The path or the backup directory is refused: outside the backup
+    /// directory, a symbolic link, not a regular file, or a directory that
+    /// is a link, writable by everyone or owned by another user.
+    UnsafePath,
+    /// The incremental chain is broken: a base missing or unreadable, not
+    /// matching its increment, a bad link, a cycle or an overlong chain, or
+    /// a table whose shape changed since the base.
+    Chain,
+    /// The live table cannot be backed up or used as asked: it does not
+    /// exist, is internal or virtual, hides its rowid, or lacks a named
+    /// column.
+    Table,
+    /// The restore itself was refused: the target table exists or lacks a
+    /// column, values would change storage class, foreign keys are on, rows
+    /// cannot be matched, the scratch table name is taken.
+    Restore,
+    /// A new backup could not be encoded (its manifest could not be
+    /// serialised, or is too large).
+    Write,
+    /// Anything else: the operating system's random source or argon2
+    /// failed.
+    Other,
+}
+
+impl BackupErrorKind {
+    /// The stable `snake_case` name (`wrong_key`, `corrupted`, ...), as in
+    /// JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupErrorKind::WrongKey => "wrong_key",
+            BackupErrorKind::KeyRequired => "key_required",
+            BackupErrorKind::Unauthenticated => "unauthenticated",
+            BackupErrorKind::Corrupted => "corrupted",
+            BackupErrorKind::Truncated => "truncated",
+            BackupErrorKind::NotABackup => "not_a_backup",
+            BackupErrorKind::Unsupported => "unsupported",
+            BackupErrorKind::OtherDatabase => "other_database",
+            BackupErrorKind::Replaced => "replaced",
+            BackupErrorKind::UnsafePath => "unsafe_path",
+            BackupErrorKind::Chain => "chain",
+            BackupErrorKind::Table => "table",
+            BackupErrorKind::Restore => "restore",
+            BackupErrorKind::Write => "write",
+            BackupErrorKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for BackupErrorKind {
+    /// The [`as_str`](Self::as_str) name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 fn context_suffix(doctype: &Option<String>, table: &Option<String>) -> String {
@@ -290,6 +399,38 @@ fn context_suffix(doctype: &Option<String>, table: &Option<String>) -> String {
 }
 
 impl Error {
+    /// The [`BackupErrorKind`] of a backup error: of this error when it is
+    /// an [`Error::Backup`], or of the error a [`Error::DocTypeFailed`]
+    /// wraps; `None` for anything else.
+    pub fn backup_kind(&self) -> Option<BackupErrorKind> {
+        match self {
+            Error::Backup { kind, .. } => Some(*kind),
+            Error::DocTypeFailed { source, .. } => source.backup_kind(),
+            _ => None,
+        }
+    }
+
+    /// A backup error.
+    pub(crate) fn backup(
+        path: impl Into<PathBuf>,
+        kind: BackupErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Backup {
+            path: path.into(),
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// A configuration error about `option`.
+    pub(crate) fn config(option: &'static str, message: impl Into<String>) -> Self {
+        Error::Config {
+            option,
+            message: message.into(),
+        }
+    }
+
     /// Wraps a rusqlite error with the SQL statement and optional context.
     pub(crate) fn sql(sql: impl Into<String>, source: rusqlite::Error) -> Self {
         Error::Sql {
@@ -324,5 +465,66 @@ impl Error {
             },
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_kinds_have_stable_snake_case_names() {
+        use BackupErrorKind::*;
+        for (kind, name) in [
+            (WrongKey, "wrong_key"),
+            (KeyRequired, "key_required"),
+            (Unauthenticated, "unauthenticated"),
+            (Corrupted, "corrupted"),
+            (Truncated, "truncated"),
+            (NotABackup, "not_a_backup"),
+            (Unsupported, "unsupported"),
+            (OtherDatabase, "other_database"),
+            (Replaced, "replaced"),
+            (UnsafePath, "unsafe_path"),
+            (Chain, "chain"),
+            (Table, "table"),
+            (Restore, "restore"),
+            (Write, "write"),
+            (Other, "other"),
+        ] {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(kind.to_string(), name);
+            assert_eq!(serde_json::to_value(kind).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn backup_kind_is_found_through_a_failed_doctype() {
+        let e = Error::backup("b.dmbak", BackupErrorKind::Truncated, "truncated: x");
+        assert_eq!(e.to_string(), "backup b.dmbak: truncated: x");
+        assert_eq!(e.backup_kind(), Some(BackupErrorKind::Truncated));
+        let wrapped = Error::DocTypeFailed {
+            doctype: "Item".into(),
+            source: Box::new(e),
+        };
+        assert_eq!(wrapped.backup_kind(), Some(BackupErrorKind::Truncated));
+        assert_eq!(Error::MigrationNotFound(MigrationId(1)).backup_kind(), None);
+    }
+
+    #[test]
+    fn config_errors_name_the_option_and_keep_their_text() {
+        let e = Error::config("lock_timeout", "lock_timeout must be greater than zero");
+        assert!(matches!(
+            e,
+            Error::Config {
+                option: "lock_timeout",
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "invalid configuration: lock_timeout must be greater than zero"
+        );
+        assert_eq!(e.backup_kind(), None);
     }
 }

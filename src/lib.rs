@@ -23,7 +23,9 @@
 //!   run (the audit log and the CLI's progress display are observers
 //!   too); the audit log ([`AuditLog`], [`read_entries`]); interrupted runs
 //!   ([`stale_runs`]).
-//! - **Errors**: [`Error`], [`Result`], [`error_chain`], [`error_sources`].
+//! - **Errors**: [`Error`], [`BackupErrorKind`] (why a backup failed:
+//!   [`Error::backup_kind`]), [`RefusedRollback`], [`Result`],
+//!   [`error_chain`], [`error_sources`].
 #![warn(missing_docs)]
 
 mod applier;
@@ -60,7 +62,7 @@ pub use doctype::{
     Conflict, DocType, Field, FieldType, IndexDef, Layer, LayerKind, Warning, WarningCode,
     conflicts, doctypes_from_json, load_path, load_paths, validate_doctypes, warnings,
 };
-pub use error::{Error, RefusedRollback, Result, error_chain, error_sources};
+pub use error::{BackupErrorKind, Error, RefusedRollback, Result, error_chain, error_sources};
 pub use events::{Phase, RollbackCause, RunEvent, RunInfo, RunObserver, RunOutcome};
 pub use execution::{Metrics, MigrationRecord};
 pub use history::{HistoryRow, MigrationId, MigrationStatus};

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::MigrationApplier;
 use crate::backup::{BackupStrategy, PrunePolicy, PruneReport, RestoreTarget, same_file};
-use crate::error::{Error, Result};
+use crate::error::{BackupErrorKind, Error, Result};
 use crate::execution::{TxGuard, begin_immediate};
 use crate::history::store;
 
@@ -41,16 +41,18 @@ impl MigrationApplier {
     pub fn restore_backup(&self, file: &Path, target: RestoreTarget) -> Result<RestoreReport> {
         if let RestoreTarget::NewTable(t) = &target {
             if t.trim().is_empty() {
-                return Err(Error::Config(
-                    "a restore into a new table needs a table name".into(),
+                return Err(Error::config(
+                    "target",
+                    "a restore into a new table needs a table name",
                 ));
             }
         }
         if !file.is_file() {
-            return Err(Error::Backup {
-                path: file.to_path_buf(),
-                message: "backup file does not exist".into(),
-            });
+            return Err(Error::backup(
+                file,
+                BackupErrorKind::NotABackup,
+                "backup file does not exist",
+            ));
         }
         let manager = self.backup_manager()?;
         let dir = manager.dir();
@@ -63,14 +65,15 @@ impl MigrationApplier {
             _ => false,
         };
         if !inside {
-            return Err(Error::Backup {
-                path: file.to_path_buf(),
-                message: format!(
+            return Err(Error::backup(
+                file,
+                BackupErrorKind::UnsafePath,
+                format!(
                     "is not in the backup directory {} (copy it there, or name the \
                      directory it is in as the backup directory)",
                     dir.display()
                 ),
-            });
+            ));
         }
         // The manifest (header checksum checked) tells the source table.
         let Some(info) = manager
@@ -86,10 +89,11 @@ impl MigrationApplier {
                 .map(|(_, e)| e)
                 .unwrap_or_else(|| match manager.verify(file) {
                     Err(e) => e,
-                    Ok(_) => Error::Backup {
-                        path: file.to_path_buf(),
-                        message: "not a backup file (expected a .dmbak file)".into(),
-                    },
+                    Ok(_) => Error::backup(
+                        file,
+                        BackupErrorKind::NotABackup,
+                        "not a backup file (expected a .dmbak file)",
+                    ),
                 }));
         };
         let into = match &target {

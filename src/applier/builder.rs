@@ -318,35 +318,46 @@ impl ApplierBuilder {
         for hint in &self.options.renames {
             for name in [&hint.from, &hint.to] {
                 check_fieldname(name).map_err(|m| {
-                    Error::Config(format!("rename hint for DocType {:?}: {m}", hint.doctype))
+                    Error::config(
+                        "rename_column",
+                        format!("rename hint for DocType {:?}: {m}", hint.doctype),
+                    )
                 })?;
             }
             if hint.from.eq_ignore_ascii_case(&hint.to) {
-                return Err(Error::Config(format!(
-                    "rename hint for DocType {:?} renames {:?} to itself",
-                    hint.doctype, hint.from
-                )));
+                return Err(Error::config(
+                    "rename_column",
+                    format!(
+                        "rename hint for DocType {:?} renames {:?} to itself",
+                        hint.doctype, hint.from
+                    ),
+                ));
             }
         }
         for fill in &self.options.null_fills {
             check_fieldname(&fill.column).map_err(|m| {
-                Error::Config(format!("fill_nulls for DocType {:?}: {m}", fill.doctype))
+                Error::config(
+                    "fill_nulls",
+                    format!("fill_nulls for DocType {:?}: {m}", fill.doctype),
+                )
             })?;
             if fill.value.contains('\0') {
-                return Err(Error::Config(format!(
-                    "fill_nulls value for {:?} contains a NUL byte",
-                    fill.column
-                )));
+                return Err(Error::config(
+                    "fill_nulls",
+                    format!("fill_nulls value for {:?} contains a NUL byte", fill.column),
+                ));
             }
         }
         if self.options.backup_compression_level.is_some_and(|l| l > 9) {
-            return Err(Error::Config(
-                "backup compression level must be 0 to 9".into(),
+            return Err(Error::config(
+                "backup_compression_level",
+                "backup compression level must be 0 to 9",
             ));
         }
         if self.options.lock_timeout.is_zero() {
-            return Err(Error::Config(
-                "lock_timeout must be greater than zero".into(),
+            return Err(Error::config(
+                "lock_timeout",
+                "lock_timeout must be greater than zero",
             ));
         }
         Ok(())
@@ -384,10 +395,10 @@ impl ApplierBuilder {
     fn take_over(self, mut conn: Connection) -> std::result::Result<MigrationApplier, Refused> {
         if !conn.is_autocommit() {
             return Err(Box::new((
-                Error::Config(
+                Error::config(
+                    "transaction",
                     "the connection is inside a transaction; commit or roll back before \
-                     lending it to the applier"
-                        .into(),
+                     lending it to the applier",
                 ),
                 Some(conn),
             )));

@@ -405,10 +405,10 @@ impl MigrationApplier {
     pub fn backup_manager(&self) -> Result<BackupManager> {
         let o = &self.options;
         let dir = self.backup_dir().ok_or_else(|| {
-            Error::Config(
+            Error::config(
+                "backup_dir",
                 "an in-memory database has no default backup directory: name one with \
-                 ApplierBuilder::backup_dir"
-                    .into(),
+                 ApplierBuilder::backup_dir",
             )
         })?;
         let mut b = BackupManager::builder().dir(dir);

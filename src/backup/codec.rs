@@ -26,6 +26,9 @@ use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::fault::Fault;
+use crate::error::BackupErrorKind;
+
 /// Plaintext bytes per encrypted segment.
 pub(crate) const SEGMENT_SIZE: usize = 64 * 1024;
 /// AES-GCM tag length.
@@ -42,8 +45,13 @@ fn invalid(msg: impl Into<String>) -> io::Error {
 }
 
 /// Fills `buf` from the operating system's random source.
-pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<(), String> {
-    getrandom::fill(buf).map_err(|e| format!("cannot get random bytes from the OS: {e}"))
+pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<(), Fault> {
+    getrandom::fill(buf).map_err(|e| {
+        Fault::new(
+            BackupErrorKind::Other,
+            format!("cannot get random bytes from the OS: {e}"),
+        )
+    })
 }
 
 // ---------------------------------------------------------------- hashing
@@ -377,18 +385,23 @@ impl<R: Read> DecryptReader<R> {
         let last = self.remaining <= full;
         let len = self.remaining.min(full) as usize;
         if len < TAG_LEN {
-            return Err(invalid(format!(
-                "truncated: segment {} is {len} bytes, shorter than its tag",
-                self.counter
-            )));
+            return Err(Fault::new(
+                BackupErrorKind::Truncated,
+                format!(
+                    "truncated: segment {} is {len} bytes, shorter than its tag",
+                    self.counter
+                ),
+            )
+            .into_io(io::ErrorKind::InvalidData));
         }
         self.buf.resize(len, 0);
         self.inner.read_exact(&mut self.buf).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
+                Fault::new(
+                    BackupErrorKind::Truncated,
                     "truncated: payload ends inside a segment",
                 )
+                .into_io(io::ErrorKind::UnexpectedEof)
             } else {
                 e
             }
@@ -406,11 +419,18 @@ impl<R: Read> DecryptReader<R> {
                 &tag,
             )
             .map_err(|_| {
-                invalid(format!(
-                    "wrong key or corrupted data: segment {}{} failed authentication",
-                    self.counter,
-                    if last { " (final)" } else { "" }
-                ))
+                // The key check passed before any segment is opened, so the
+                // key is right: the data was altered (or cut at a segment
+                // boundary and reframed).
+                Fault::new(
+                    BackupErrorKind::Corrupted,
+                    format!(
+                        "wrong key or corrupted data: segment {}{} failed authentication",
+                        self.counter,
+                        if last { " (final)" } else { "" }
+                    ),
+                )
+                .into_io(io::ErrorKind::InvalidData)
             })?;
         self.buf.truncate(split);
         self.pos = 0;
@@ -541,27 +561,35 @@ pub(crate) const MAX_T_COST: u32 = 64;
 pub(crate) const MAX_P_COST: u32 = 16;
 
 /// Derives a 32-byte key from a passphrase with argon2id.
-pub(crate) fn derive_key(passphrase: &[u8], p: &KdfParams) -> Result<[u8; 32], String> {
+pub(crate) fn derive_key(passphrase: &[u8], p: &KdfParams) -> Result<[u8; 32], Fault> {
     if p.algorithm != "argon2id" || p.version != 0x13 {
-        return Err(format!(
-            "unsupported KDF {} version {}",
-            p.algorithm, p.version
+        return Err(Fault::new(
+            BackupErrorKind::Unsupported,
+            format!("unsupported KDF {} version {}", p.algorithm, p.version),
         ));
     }
     if p.m_cost_kib > MAX_M_COST_KIB || p.t_cost > MAX_T_COST || p.p_cost > MAX_P_COST {
-        return Err(format!(
-            "KDF parameters out of bounds (m={} KiB, t={}, p={}; at most {MAX_M_COST_KIB}, {MAX_T_COST}, {MAX_P_COST})",
-            p.m_cost_kib, p.t_cost, p.p_cost
+        return Err(Fault::new(
+            BackupErrorKind::Unsupported,
+            format!(
+                "KDF parameters out of bounds (m={} KiB, t={}, p={}; at most {MAX_M_COST_KIB}, {MAX_T_COST}, {MAX_P_COST})",
+                p.m_cost_kib, p.t_cost, p.p_cost
+            ),
         ));
     }
-    let salt = super::format::hex_decode(&p.salt).ok_or("KDF salt is not hex")?;
-    let params = argon2::Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32))
-        .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+    let salt = super::format::hex_decode(&p.salt)
+        .ok_or_else(|| Fault::new(BackupErrorKind::Corrupted, "KDF salt is not hex"))?;
+    let params = argon2::Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32)).map_err(|e| {
+        Fault::new(
+            BackupErrorKind::Corrupted,
+            format!("invalid argon2 parameters: {e}"),
+        )
+    })?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut key = [0u8; 32];
     argon
         .hash_password_into(passphrase, &salt, &mut key)
-        .map_err(|e| format!("argon2id failed: {e}"))?;
+        .map_err(|e| Fault::new(BackupErrorKind::Other, format!("argon2id failed: {e}")))?;
     Ok(key)
 }
 

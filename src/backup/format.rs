@@ -51,6 +51,8 @@ use sha2::{Digest, Sha256};
 
 use super::BackupStrategy;
 use super::codec::KdfParams;
+use super::fault::Fault;
+use crate::error::BackupErrorKind;
 use crate::history::MigrationId;
 
 /// File magic: `DMBAK`, then CR LF and ^Z to detect text-mode mangling.
@@ -100,14 +102,20 @@ impl Header {
     }
 
     /// Parses the header; returns it with the stored checksum.
-    pub(crate) fn decode(b: &[u8; HEADER_LEN]) -> Result<(Header, [u8; 32], [u8; 32]), String> {
+    pub(crate) fn decode(b: &[u8; HEADER_LEN]) -> Result<(Header, [u8; 32], [u8; 32]), Fault> {
         if b[0..8] != MAGIC {
-            return Err("not a doctype-migrate backup (bad magic)".into());
+            return Err(Fault::new(
+                BackupErrorKind::NotABackup,
+                "not a doctype-migrate backup (bad magic)",
+            ));
         }
         let version = u16::from_le_bytes([b[8], b[9]]);
         if version != FORMAT_VERSION {
-            return Err(format!(
-                "unsupported backup format version {version} (this build reads version {FORMAT_VERSION}); header corrupted or written by a newer release"
+            return Err(Fault::new(
+                BackupErrorKind::Unsupported,
+                format!(
+                    "unsupported backup format version {version} (this build reads version {FORMAT_VERSION}); header corrupted or written by a newer release"
+                ),
             ));
         }
         let header = Header {

@@ -21,7 +21,7 @@ use super::reader::{self, Item};
 use super::restore::{ChainFile, Scratch};
 use super::tableinfo;
 use super::writer::{self, WriterConfig, Written};
-use crate::error::{Error, Result};
+use crate::error::{BackupErrorKind, Error, Result};
 use crate::history::MigrationId;
 
 fn row_hash(buf: &mut Vec<u8>, values: &[Value]) -> [u8; 16] {
@@ -55,7 +55,10 @@ pub(crate) fn backup_incremental(
     migration_id: Option<MigrationId>,
 ) -> Result<Written> {
     let Some(base) = chain.last() else {
-        return Err(Error::Config("incremental backup: empty base chain".into()));
+        return Err(Error::config(
+            "base",
+            "incremental backup: empty base chain",
+        ));
     };
     let bm = base.opened.manifest.clone();
     let base_path = base.opened.path.clone();
@@ -72,6 +75,7 @@ pub(crate) fn backup_incremental(
     if !info.name.eq_ignore_ascii_case(&bm.table) {
         return Err(reader::bad(
             &base_path,
+            BackupErrorKind::Chain,
             format!(
                 "base is a backup of table {:?}, not {:?}",
                 bm.table, info.name
@@ -85,6 +89,7 @@ pub(crate) fn backup_incremental(
     {
         return Err(reader::bad(
             &base_path,
+            BackupErrorKind::Chain,
             format!(
                 "table {:?} changed shape since the base (columns, rowid or primary key); take a full backup instead",
                 info.name

@@ -17,7 +17,7 @@ use super::safefs;
 use super::tableinfo;
 use super::writer::{self, EncryptSetup, WriterConfig, Written};
 use super::{BackupInfo, BackupStrategy, PrunePolicy, RestoreTarget, incremental, prune};
-use crate::error::{Error, Result};
+use crate::error::{BackupErrorKind as Kind, Error, Result};
 use crate::history::MigrationId;
 
 /// Default gzip level: fast (level 1 measured about 4x faster than level 6).
@@ -158,21 +158,26 @@ impl BackupManagerBuilder {
     /// or is not 32 raw bytes or 64 hex digits; argon2 parameters out of range.
     pub fn build(self) -> Result<BackupManager> {
         let dir = self.dir.ok_or_else(|| {
-            Error::Config("backup directory not set (see backup::default_dir_for)".into())
+            Error::config(
+                "dir",
+                "backup directory not set (see backup::default_dir_for)",
+            )
         })?;
         let level = if self.no_compression {
             if self.level.is_some() {
-                return Err(Error::Config(
-                    "both no_compression and compression_level given".into(),
+                return Err(Error::config(
+                    "no_compression",
+                    "both no_compression and compression_level given",
                 ));
             }
             None
         } else {
             let l = self.level.unwrap_or(DEFAULT_COMPRESSION_LEVEL);
             if l > 9 {
-                return Err(Error::Config(format!(
-                    "gzip compression level {l} is not in 0..=9"
-                )));
+                return Err(Error::config(
+                    "compression_level",
+                    format!("gzip compression level {l} is not in 0..=9"),
+                ));
             }
             Some(l)
         };
@@ -180,8 +185,9 @@ impl BackupManagerBuilder {
             + usize::from(self.key.is_some())
             + usize::from(self.passphrase.is_some());
         if sources > 1 {
-            return Err(Error::Config(
-                "give at most one of key_file, key and passphrase".into(),
+            return Err(Error::config(
+                "key",
+                "give at most one of key_file, key and passphrase",
             ));
         }
         let secret = if let Some(path) = &self.key_file {
@@ -190,7 +196,7 @@ impl BackupManagerBuilder {
             Secret::Key(k)
         } else if let Some(p) = self.passphrase {
             if p.is_empty() {
-                return Err(Error::Config("empty backup passphrase".into()));
+                return Err(Error::config("passphrase", "empty backup passphrase"));
             }
             Secret::Passphrase(p)
         } else {
@@ -202,15 +208,18 @@ impl BackupManagerBuilder {
             argon2::Params::DEFAULT_P_COST,
         ));
         if m > codec::MAX_M_COST_KIB || t > codec::MAX_T_COST || p > codec::MAX_P_COST {
-            return Err(Error::Config(format!(
-                "argon2 parameters m={m} KiB, t={t}, p={p} exceed the limits readers accept ({}, {}, {})",
-                codec::MAX_M_COST_KIB,
-                codec::MAX_T_COST,
-                codec::MAX_P_COST
-            )));
+            return Err(Error::config(
+                "argon2_params",
+                format!(
+                    "argon2 parameters m={m} KiB, t={t}, p={p} exceed the limits readers accept ({}, {}, {})",
+                    codec::MAX_M_COST_KIB,
+                    codec::MAX_T_COST,
+                    codec::MAX_P_COST
+                ),
+            ));
         }
         argon2::Params::new(m, t, p, Some(32))
-            .map_err(|e| Error::Config(format!("argon2 parameters: {e}")))?;
+            .map_err(|e| Error::config("argon2_params", format!("argon2 parameters: {e}")))?;
         Ok(BackupManager {
             dir,
             level,
@@ -240,11 +249,14 @@ fn read_key_file(path: &Path) -> Result<[u8; 32]> {
             return Ok(k);
         }
     }
-    Err(Error::Config(format!(
-        "key file {} must hold 32 raw bytes or 64 hex digits (it has {} bytes)",
-        path.display(),
-        bytes.len()
-    )))
+    Err(Error::config(
+        "key_file",
+        format!(
+            "key file {} must hold 32 raw bytes or 64 hex digits (it has {} bytes)",
+            path.display(),
+            bytes.len()
+        ),
+    ))
 }
 
 /// Takes, verifies, restores, lists and prunes table backups.
@@ -303,7 +315,7 @@ impl BackupManager {
             Secret::Key(k) => EncryptSetup { key: *k, kdf: None },
             Secret::Passphrase(p) => {
                 let mut salt = [0u8; 16];
-                codec::random_bytes(&mut salt).map_err(|m| bad(&self.dir, m))?;
+                codec::random_bytes(&mut salt).map_err(|f| f.at(&self.dir))?;
                 let (m, t, pc) = self.argon2;
                 let params = KdfParams {
                     algorithm: "argon2id".into(),
@@ -313,8 +325,7 @@ impl BackupManager {
                     p_cost: pc,
                     salt: format::hex_encode(&salt),
                 };
-                let key =
-                    codec::derive_key(p.as_bytes(), &params).map_err(|m| bad(&self.dir, m))?;
+                let key = codec::derive_key(p.as_bytes(), &params).map_err(|f| f.at(&self.dir))?;
                 self.derived
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -353,6 +364,7 @@ impl BackupManager {
         if params.m_cost_kib > m || params.t_cost > t || params.p_cost > p {
             return Err(bad(
                 path,
+                Kind::Unsupported,
                 format!(
                     "refused: the backup asks for an argon2 cost (m={} KiB, t={}, p={}) above the one \
                      this manager writes with (m={m} KiB, t={t}, p={p}); the cost is read before \
@@ -363,9 +375,13 @@ impl BackupManager {
             ));
         }
         if params.salt.len() > 2 * MAX_SALT_LEN {
-            return Err(bad(path, "manifest is not valid: KDF salt too long"));
+            return Err(bad(
+                path,
+                Kind::Corrupted,
+                "manifest is not valid: KDF salt too long",
+            ));
         }
-        let k = codec::derive_key(passphrase.as_bytes(), params).map_err(|m| bad(path, m))?;
+        let k = codec::derive_key(passphrase.as_bytes(), params).map_err(|f| f.at(path))?;
         self.derived
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -383,10 +399,12 @@ impl BackupManager {
             (Secret::None, None) => Ok(None),
             (Secret::None, Some(_)) => Err(bad(
                 path,
+                Kind::KeyRequired,
                 "backup is encrypted and authenticated with a key file or passphrase; none was given",
             )),
             (_, None) => Err(bad(
                 path,
+                Kind::Unauthenticated,
                 "refused: the backup is not authenticated (it carries no MAC: it was written \
                  without a key, or by an older release); a key or passphrase is configured, so \
                  only backups written with it are accepted",
@@ -395,6 +413,7 @@ impl BackupManager {
                 if reader::kdf_params(raw)?.is_some() {
                     return Err(bad(
                         path,
+                        Kind::WrongKey,
                         "wrong key: backup was encrypted with a passphrase, a key was given",
                     ));
                 }
@@ -405,6 +424,7 @@ impl BackupManager {
                 let Some(params) = reader::kdf_params(raw)? else {
                     return Err(bad(
                         path,
+                        Kind::WrongKey,
                         "wrong key: backup was encrypted with a key file, a passphrase was given",
                     ));
                 };
@@ -527,6 +547,7 @@ impl BackupManager {
         if !same_dir {
             return Err(bad(
                 base,
+                Kind::UnsafePath,
                 format!(
                     "the base of an incremental backup must be in the backup directory {}",
                     self.dir.display()
@@ -550,7 +571,11 @@ impl BackupManager {
         let mut expected: Option<(format::BaseLink, Manifest)> = None;
         loop {
             if chain.len() >= MAX_CHAIN {
-                return Err(bad(path, "incremental chain too long (a cycle?)"));
+                return Err(bad(
+                    path,
+                    Kind::Chain,
+                    "incremental chain too long (a cycle?)",
+                ));
             }
             let (opened, file, key) = match self.open_backup(&cur) {
                 Ok(x) => x,
@@ -565,6 +590,7 @@ impl BackupManager {
                     };
                     return Err(bad(
                         path,
+                        Kind::Chain,
                         format!("base {} of the incremental chain {why}", cur.display()),
                     ));
                 }
@@ -576,6 +602,7 @@ impl BackupManager {
                 {
                     return Err(bad(
                         path,
+                        Kind::Replaced,
                         format!(
                             "base {} was altered or replaced: its checksum differs from the one recorded in the incremental backup",
                             cur.display()
@@ -591,6 +618,7 @@ impl BackupManager {
                 {
                     return Err(bad(
                         path,
+                        Kind::Chain,
                         format!(
                             "base {} does not match its incremental backup",
                             cur.display()
@@ -612,7 +640,11 @@ impl BackupManager {
                         || name.components().count() != 1
                         || name.file_name().is_none()
                     {
-                        return Err(bad(path, format!("invalid base file name {:?}", link.file)));
+                        return Err(bad(
+                            path,
+                            Kind::Chain,
+                            format!("invalid base file name {:?}", link.file),
+                        ));
                     }
                     cur = cur.parent().unwrap_or(Path::new(".")).join(name);
                     expected = Some((link, child));
@@ -641,7 +673,7 @@ impl BackupManager {
         let info = chain
             .last()
             .map(|c| BackupInfo::from_opened(&c.opened))
-            .ok_or_else(|| bad(path, "empty chain"))?;
+            .ok_or_else(|| bad(path, Kind::Chain, "empty chain"))?;
         for cf in chain {
             let mut p = reader::payload(&cf.opened, cf.file, cf.key.as_ref())?;
             p.drain()?;
@@ -751,6 +783,7 @@ fn check_identity(opened: &Opened, want: &str) -> Result<()> {
     if !have.eq_ignore_ascii_case(want) {
         return Err(bad(
             &opened.path,
+            Kind::Replaced,
             format!(
                 "refused: it is not the backup that was recorded (its SHA-256 is {have}, {want} was recorded); it was replaced"
             ),
@@ -770,6 +803,7 @@ fn check_database(conn: &Connection, chain: &[ChainFile]) -> Result<()> {
             (Some(theirs), Some(ours)) => {
                 return Err(bad(
                     path,
+                    Kind::OtherDatabase,
                     format!(
                         "refused: the backup was taken from another database (database id {theirs}; \
                          this database's is {ours})"
@@ -779,6 +813,7 @@ fn check_database(conn: &Connection, chain: &[ChainFile]) -> Result<()> {
             (Some(theirs), None) => {
                 return Err(bad(
                     path,
+                    Kind::OtherDatabase,
                     format!(
                         "refused: the backup was taken from database {theirs}, and this database has \
                          no database id (table {}), so it is not that one",
@@ -789,6 +824,7 @@ fn check_database(conn: &Connection, chain: &[ChainFile]) -> Result<()> {
             (None, _) => {
                 return Err(bad(
                     path,
+                    Kind::OtherDatabase,
                     "refused: the backup records no database id (written by an older release), so \
                      it cannot be tied to this database",
                 ));

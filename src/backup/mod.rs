@@ -11,7 +11,8 @@
 //!   bytes, even invalid UTF-8) and BLOB.
 //! * Files are gzip-compressed (level 1 by default) and, with a key or
 //!   passphrase, encrypted with AES-256-GCM in STREAM segments. Wrong keys,
-//!   flipped bits and truncation are reported as [`crate::Error::Backup`].
+//!   flipped bits and truncation are reported as [`crate::Error::Backup`],
+//!   with a [`crate::BackupErrorKind`] saying which.
 //! * Incremental backups store only rows added, changed or deleted since
 //!   their base chain.
 //!
@@ -28,6 +29,7 @@
 
 mod codec;
 mod encoding;
+mod fault;
 mod format;
 mod incremental;
 mod manager;

@@ -12,8 +12,9 @@ use super::codec::{
     NONCE_PREFIX_LEN, SEGMENT_SIZE,
 };
 use super::encoding::{Record, RecordReader, Value};
+use super::fault::Fault;
 use super::format::{self, FLAG_MAC, HEADER_LEN, Header, MAX_MANIFEST_LEN, Manifest};
-use crate::error::{Error, Result};
+use crate::error::{BackupErrorKind as Kind, Error, Result};
 
 /// A backup whose header and manifest passed the structural checks.
 #[derive(Debug, Clone)]
@@ -30,11 +31,8 @@ pub(crate) struct Opened {
     pub authenticated: bool,
 }
 
-pub(crate) fn bad(path: &Path, message: impl Into<String>) -> Error {
-    Error::Backup {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
+pub(crate) fn bad(path: &Path, kind: Kind, message: impl Into<String>) -> Error {
+    Error::backup(path, kind, message)
 }
 
 fn io_err(path: &Path, e: io::Error) -> Error {
@@ -44,16 +42,17 @@ fn io_err(path: &Path, e: io::Error) -> Error {
     }
 }
 
-/// Maps an error from the payload pipeline to a clear backup error.
+/// Maps an error from the payload pipeline to a clear backup error: a
+/// [`Fault`] raised by the codec (truncation, a segment failing
+/// authentication) keeps its kind and text; other invalid data is a
+/// corrupted payload; anything else is an I/O error.
 fn payload_err(path: &Path, e: io::Error) -> Error {
+    if let Some(fault) = Fault::of_io(&e) {
+        return fault.clone().at(path);
+    }
     match e.kind() {
         io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof => {
-            let msg = e.to_string();
-            if msg.starts_with("wrong key") || msg.starts_with("truncated") {
-                bad(path, msg)
-            } else {
-                bad(path, format!("corrupted payload: {msg}"))
-            }
+            bad(path, Kind::Corrupted, format!("corrupted payload: {e}"))
         }
         _ => io_err(path, e),
     }
@@ -84,15 +83,17 @@ pub(crate) fn open_raw_file(path: &Path, mut file: File) -> Result<Raw> {
     if file_len < HEADER_LEN as u64 {
         return Err(bad(
             path,
+            Kind::Truncated,
             format!("truncated: {file_len} bytes, shorter than the {HEADER_LEN}-byte header"),
         ));
     }
     let mut hb = [0u8; HEADER_LEN];
     file.read_exact(&mut hb).map_err(|e| io_err(path, e))?;
-    let (header, prefix, stored) = Header::decode(&hb).map_err(|m| bad(path, m))?;
+    let (header, prefix, stored) = Header::decode(&hb).map_err(|f| f.at(path))?;
     if header.manifest_len > MAX_MANIFEST_LEN {
         return Err(bad(
             path,
+            Kind::Corrupted,
             format!(
                 "header corrupted: manifest length {} exceeds {MAX_MANIFEST_LEN}",
                 header.manifest_len
@@ -113,6 +114,7 @@ pub(crate) fn open_raw_file(path: &Path, mut file: File) -> Result<Raw> {
         Some(n) if n > file_len => {
             return Err(bad(
                 path,
+                Kind::Truncated,
                 format!(
                     "truncated: file is {file_len} bytes but its header describes {n} (or the header is corrupted)"
                 ),
@@ -121,6 +123,7 @@ pub(crate) fn open_raw_file(path: &Path, mut file: File) -> Result<Raw> {
         _ => {
             return Err(bad(
                 path,
+                Kind::Corrupted,
                 format!(
                     "file is {file_len} bytes but its header describes {} (extra bytes appended, or the header is corrupted)",
                     expected.map_or_else(|| "an impossible size".to_string(), |n| n.to_string())
@@ -141,10 +144,18 @@ pub(crate) fn open_raw_file(path: &Path, mut file: File) -> Result<Raw> {
         None
     };
     if format::checksum(&prefix, &manifest_bytes) != stored {
-        return Err(bad(path, "header or manifest corrupted: checksum mismatch"));
+        return Err(bad(
+            path,
+            Kind::Corrupted,
+            "header or manifest corrupted: checksum mismatch",
+        ));
     }
     if prefix[24..32] != [0u8; 8] {
-        return Err(bad(path, "header corrupted: reserved bytes are not zero"));
+        return Err(bad(
+            path,
+            Kind::Corrupted,
+            "header corrupted: reserved bytes are not zero",
+        ));
     }
     Ok(Raw {
         path: path.to_path_buf(),
@@ -170,21 +181,59 @@ pub(crate) fn kdf_params(raw: &Raw) -> Result<Option<KdfParams>> {
     struct EncOnly {
         kdf: Option<KdfParams>,
     }
-    let k: KdfOnly = serde_json::from_slice(&raw.manifest_bytes)
-        .map_err(|e| bad(&raw.path, format!("manifest is not valid: {e}")))?;
+    let k: KdfOnly = serde_json::from_slice(&raw.manifest_bytes).map_err(|e| {
+        bad(
+            &raw.path,
+            Kind::Corrupted,
+            format!("manifest is not valid: {e}"),
+        )
+    })?;
     Ok(k.encryption.and_then(|e| e.kdf))
 }
 
+/// Whether `key` passes the key check of a raw backup's manifest (not
+/// authenticated yet): `None` when the manifest has no readable key check.
+/// Only used to tell a wrong key from an altered file once the MAC failed:
+/// the key check is the file's own, so it matching means the key is right.
+fn key_check_matches(raw: &Raw, key: &[u8; 32]) -> Option<bool> {
+    #[derive(serde::Deserialize)]
+    struct EncOnly {
+        encryption: Option<KeyCheck>,
+    }
+    #[derive(serde::Deserialize)]
+    struct KeyCheck {
+        nonce_prefix: String,
+        key_check: String,
+    }
+    let m: EncOnly = serde_json::from_slice(&raw.manifest_bytes).ok()?;
+    let enc = m.encryption?;
+    let prefix: [u8; NONCE_PREFIX_LEN] = format::hex_decode(&enc.nonce_prefix)?.try_into().ok()?;
+    let check = format::hex_decode(&enc.key_check)?;
+    Some(check == codec::key_check(&codec::cipher(key), &prefix))
+}
+
 /// Checks the MAC trailer against `key` (the backup key; the MAC key is
-/// derived from it). Constant-time comparison.
+/// derived from it). Constant-time comparison. A mismatch is a wrong key,
+/// unless the key passes the file's key check: then the header or the
+/// manifest was altered (and the checksum recomputed).
 pub(crate) fn check_mac(raw: &Raw, key: &[u8; 32]) -> Result<()> {
     let Some(stored) = &raw.mac else {
-        return Err(bad(&raw.path, "backup carries no MAC"));
+        return Err(bad(
+            &raw.path,
+            Kind::Unauthenticated,
+            "backup carries no MAC",
+        ));
     };
     let expected = codec::backup_mac(&codec::mac_key(key), &raw.header_bytes, &raw.manifest_bytes);
     if !codec::mac_eq(&expected, stored) {
+        let kind = if key_check_matches(raw, key) == Some(true) {
+            Kind::Corrupted
+        } else {
+            Kind::WrongKey
+        };
         return Err(bad(
             &raw.path,
+            kind,
             "wrong key or corrupted data: the header and manifest failed authentication \
              (HMAC-SHA256 mismatch: a wrong key or passphrase, or a file altered or forged)",
         ));
@@ -195,11 +244,20 @@ pub(crate) fn check_mac(raw: &Raw, key: &[u8; 32]) -> Result<()> {
 /// Parses and checks the manifest of a raw backup.
 pub(crate) fn parse(raw: Raw) -> Result<(Opened, File)> {
     let path = raw.path;
-    let manifest: Manifest = serde_json::from_slice(&raw.manifest_bytes)
-        .map_err(|e| bad(&path, format!("manifest is not valid: {e}")))?;
-    manifest
-        .check(&raw.header)
-        .map_err(|m| bad(&path, format!("manifest is not valid: {m}")))?;
+    let manifest: Manifest = serde_json::from_slice(&raw.manifest_bytes).map_err(|e| {
+        bad(
+            &path,
+            Kind::Corrupted,
+            format!("manifest is not valid: {e}"),
+        )
+    })?;
+    manifest.check(&raw.header).map_err(|m| {
+        bad(
+            &path,
+            Kind::Corrupted,
+            format!("manifest is not valid: {m}"),
+        )
+    })?;
     let manifest_sha: [u8; 32] = Sha256::digest(&raw.manifest_bytes).into();
     Ok((
         Opened {
@@ -250,6 +308,7 @@ pub(crate) fn payload(opened: &Opened, mut file: File, key: Option<&[u8; 32]>) -
             {
                 return Err(bad(
                     path,
+                    Kind::Unsupported,
                     format!(
                         "unsupported encryption {} with {}-byte segments",
                         enc.algorithm, enc.segment_size
@@ -259,18 +318,31 @@ pub(crate) fn payload(opened: &Opened, mut file: File, key: Option<&[u8; 32]>) -
             let key = key.ok_or_else(|| {
                 bad(
                     path,
+                    Kind::KeyRequired,
                     "backup is encrypted; a key file or passphrase is required",
                 )
             })?;
             let prefix: [u8; NONCE_PREFIX_LEN] = format::hex_decode(&enc.nonce_prefix)
                 .and_then(|v| v.try_into().ok())
-                .ok_or_else(|| bad(path, "manifest is not valid: bad nonce prefix"))?;
+                .ok_or_else(|| {
+                    bad(
+                        path,
+                        Kind::Corrupted,
+                        "manifest is not valid: bad nonce prefix",
+                    )
+                })?;
             let cipher = codec::cipher(key);
-            let check = format::hex_decode(&enc.key_check)
-                .ok_or_else(|| bad(path, "manifest is not valid: bad key check"))?;
+            let check = format::hex_decode(&enc.key_check).ok_or_else(|| {
+                bad(
+                    path,
+                    Kind::Corrupted,
+                    "manifest is not valid: bad key check",
+                )
+            })?;
             if check != codec::key_check(&cipher, &prefix) {
                 return Err(bad(
                     path,
+                    Kind::WrongKey,
                     format!(
                         "wrong key or passphrase: the key check does not match (key source: {})",
                         enc.key_source
@@ -318,6 +390,7 @@ impl Payload {
                 if self.rows > self.manifest.row_count {
                     return Err(bad(
                         &self.path,
+                        Kind::Corrupted,
                         "payload holds more rows than the manifest says",
                     ));
                 }
@@ -328,6 +401,7 @@ impl Payload {
                 if self.deletes > self.manifest.deleted_count {
                     return Err(bad(
                         &self.path,
+                        Kind::Corrupted,
                         "payload holds more deletes than the manifest says",
                     ));
                 }
@@ -345,12 +419,14 @@ impl Payload {
         if rows != self.rows || deletes != self.deletes {
             return Err(bad(
                 &path,
+                Kind::Corrupted,
                 "corrupted payload: END record counts do not match the records",
             ));
         }
         if rows != self.manifest.row_count || deletes != self.manifest.deleted_count {
             return Err(bad(
                 &path,
+                Kind::Corrupted,
                 format!(
                     "row count mismatch: payload has {rows} rows/{deletes} deletes, manifest says {}/{}",
                     self.manifest.row_count, self.manifest.deleted_count
@@ -361,7 +437,11 @@ impl Payload {
         let mut extra = [0u8; 1];
         let plain = self.records.get_mut();
         if plain.read(&mut extra).map_err(|e| payload_err(&path, e))? != 0 {
-            return Err(bad(&path, "corrupted payload: data after the END record"));
+            return Err(bad(
+                &path,
+                Kind::Corrupted,
+                "corrupted payload: data after the END record",
+            ));
         }
         // ... nor after the gzip member; draining also opens (and so
         // authenticates) the final encrypted segment.
@@ -373,6 +453,7 @@ impl Payload {
         {
             return Err(bad(
                 &path,
+                Kind::Corrupted,
                 "corrupted payload: data after the compressed stream",
             ));
         }
@@ -382,6 +463,7 @@ impl Payload {
         {
             return Err(bad(
                 &path,
+                Kind::Corrupted,
                 "corrupted payload: SHA-256 of the payload does not match the manifest",
             ));
         }
@@ -393,5 +475,77 @@ impl Payload {
     pub(crate) fn drain(&mut self) -> Result<()> {
         while self.next_item()?.is_some() {}
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::backup::codec::{EncryptWriter, MaybeGzip};
+    use crate::backup::encoding;
+
+    /// A gzip-compressed, STREAM-encrypted record stream of `rows` rows of
+    /// one 1 KiB blob (several segments), sealed with `aad`.
+    fn sealed(key: &[u8; 32], prefix: [u8; NONCE_PREFIX_LEN], aad: &[u8; 32]) -> Vec<u8> {
+        let enc = EncryptWriter::new(Vec::new(), codec::cipher(key), prefix);
+        let mut gz = MaybeGzip::new(enc, Some(0));
+        let mut buf = Vec::new();
+        for i in 0..200u32 {
+            encoding::begin_row(&mut buf);
+            encoding::put_value(&mut buf, &Value::Blob(vec![i as u8; 1024]));
+        }
+        encoding::put_end(&mut buf, 200, 0);
+        gz.write_all(&buf).unwrap();
+        gz.finish().unwrap().finish(aad).unwrap()
+    }
+
+    /// Reads the records the way [`payload`] does and returns the first
+    /// error, mapped by [`payload_err`].
+    fn first_error(ct: &[u8], declared: u64, key: &[u8; 32], aad: [u8; 32]) -> Error {
+        let dec = MaybeDecrypt::Decrypt(Box::new(DecryptReader::new(
+            ct,
+            codec::cipher(key),
+            [1; NONCE_PREFIX_LEN],
+            declared,
+            aad,
+        )));
+        let gun = MaybeGunzip::new(BufReader::new(dec), true);
+        let mut records = RecordReader::new(BufReader::new(HashingReader::new(gun)), 1);
+        loop {
+            match records.next_record() {
+                Ok(Record::End { .. }) => panic!("read to the end"),
+                Ok(_) => {}
+                Err(e) => return payload_err(Path::new("x.dmbak"), e),
+            }
+        }
+    }
+
+    #[test]
+    fn codec_faults_keep_their_kind_through_gunzip_and_the_record_reader() {
+        let key = [7u8; 32];
+        let aad = [9u8; 32];
+        let ct = sealed(&key, [1; NONCE_PREFIX_LEN], &aad);
+        assert!(ct.len() > 2 * SEGMENT_SIZE, "several segments");
+
+        // The final segment sealed with other associated data.
+        let err = first_error(&ct, ct.len() as u64, &key, [8u8; 32]);
+        assert_eq!(err.backup_kind(), Some(Kind::Corrupted), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(": wrong key or corrupted data: segment ") && !msg.contains("payload:"),
+            "{msg}"
+        );
+
+        // Fewer bytes than declared: the codec's own truncation fault.
+        let cut = &ct[..SEGMENT_SIZE + 100];
+        let err = first_error(cut, ct.len() as u64, &key, aad);
+        assert_eq!(err.backup_kind(), Some(Kind::Truncated), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with(": truncated: payload ends inside a segment"),
+            "{err}"
+        );
     }
 }

@@ -14,6 +14,7 @@
 //! their current SQL, so restoring data does not run application logic.
 
 use std::fs::File;
+use std::path::Path;
 
 use rusqlite::types::Null;
 use rusqlite::{Connection, Statement};
@@ -24,7 +25,7 @@ use super::format::{self, ColumnMeta, Manifest};
 use super::reader::{self, Item, Opened};
 use super::tableinfo::{self, TableInfo};
 use super::{BackupStrategy, RestoreTarget};
-use crate::error::{Error, Result};
+use crate::error::{BackupErrorKind as Kind, Error, Result};
 use crate::ident::{ROWID_ALIASES, quote};
 
 /// One file of a chain, with its key.
@@ -82,10 +83,7 @@ impl Scratch {
         keyed: bool,
     ) -> Result<Scratch> {
         let mut rnd = [0u8; 6];
-        codec::random_bytes(&mut rnd).map_err(|m| Error::Backup {
-            path: "<temp>".into(),
-            message: m,
-        })?;
+        codec::random_bytes(&mut rnd).map_err(|f| f.at(Path::new("<temp>")))?;
         let qname = format!(
             "temp.{}",
             quote(&format!("{prefix}{}", format::hex_encode(&rnd)))
@@ -156,7 +154,7 @@ pub(crate) fn bind_value(stmt: &mut Statement<'_>, i: usize, v: &Value) -> rusql
 
 fn restore_inner(conn: &Connection, chain: Vec<ChainFile>, target: &RestoreTarget) -> Result<u64> {
     let Some(last) = chain.last() else {
-        return Err(Error::Config("restore: empty backup chain".into()));
+        return Err(Error::config("path", "restore: empty backup chain"));
     };
     let m: Manifest = last.opened.manifest.clone();
     let path = last.opened.path.clone();
@@ -200,6 +198,7 @@ fn restore_inner(conn: &Connection, chain: Vec<ChainFile>, target: &RestoreTarge
                         None => {
                             return Err(reader::bad(
                                 &cf.opened.path,
+                                Kind::Corrupted,
                                 "delete record in a non-incremental backup",
                             ));
                         }
@@ -220,6 +219,7 @@ fn restore_inner(conn: &Connection, chain: Vec<ChainFile>, target: &RestoreTarge
     if count as u64 != expected {
         return Err(reader::bad(
             &path,
+            Kind::Chain,
             format!(
                 "restored state has {count} rows but the backup recorded {expected}: chain inconsistent"
             ),
@@ -245,11 +245,15 @@ fn restore_inner(conn: &Connection, chain: Vec<ChainFile>, target: &RestoreTarge
     Ok(n)
 }
 
+/// A refusal about the restore's target table.
 fn target_err(table: &str, message: impl Into<String>) -> Error {
-    Error::Backup {
-        path: table.into(),
-        message: message.into(),
-    }
+    Error::backup(table, Kind::Restore, message)
+}
+
+/// A manifest whose content is not what the engine writes (damaged or
+/// forged), found while restoring from it.
+fn manifest_err(table: &str, message: impl Into<String>) -> Error {
+    Error::backup(table, Kind::Corrupted, message)
 }
 
 /// `v<i>` for stored column `c` (offset by the rowid).
@@ -430,7 +434,7 @@ fn apply_full_original(conn: &Connection, m: &Manifest, scratch: &Scratch) -> Re
         let (create, rest) = m
             .schema_sql
             .split_first()
-            .ok_or_else(|| target_err(&m.table, "backup has no CREATE TABLE statement"))?;
+            .ok_or_else(|| manifest_err(&m.table, "backup has no CREATE TABLE statement"))?;
         check_schema_statement(&m.table, create, "CREATE TABLE")?;
         exec(conn, create)?;
         deferred_schema = rest;
@@ -523,10 +527,10 @@ fn apply_full_new(conn: &Connection, m: &Manifest, scratch: &Scratch, name: &str
     let create = m
         .schema_sql
         .first()
-        .ok_or_else(|| target_err(&m.table, "backup has no CREATE TABLE statement"))?;
+        .ok_or_else(|| manifest_err(&m.table, "backup has no CREATE TABLE statement"))?;
     check_schema_statement(&m.table, create, "CREATE TABLE")?;
     let renamed = rename_create_table(create, name).ok_or_else(|| {
-        target_err(
+        manifest_err(
             &m.table,
             "cannot parse the backed-up CREATE TABLE statement",
         )
@@ -589,7 +593,7 @@ fn apply_columns_original(
         .filter_map(|n| m.columns.iter().find(|c| &c.name == n).cloned())
         .collect();
     if named_meta.len() != named.len() {
-        return Err(target_err(
+        return Err(manifest_err(
             &m.table,
             "manifest strategy names a column that is not stored",
         ));
@@ -675,7 +679,7 @@ fn check_schema_statement(table: &str, sql: &str, prefix: &str) -> Result<()> {
                 .iter()
                 .any(|p| upper.starts_with(p)));
     if !ok_kind {
-        return Err(target_err(
+        return Err(manifest_err(
             table,
             format!("backup schema statement is not a {prefix} statement"),
         ));
@@ -696,14 +700,14 @@ fn check_decl_type(table: &str, t: &str) -> Result<()> {
             _ => depth = -100,
         }
         if !(0..=1).contains(&depth) {
-            return Err(target_err(
+            return Err(manifest_err(
                 table,
                 format!("unsafe declared type {t:?} in backup"),
             ));
         }
     }
     if depth != 0 {
-        return Err(target_err(
+        return Err(manifest_err(
             table,
             format!("unsafe declared type {t:?} in backup"),
         ));

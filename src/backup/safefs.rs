@@ -21,13 +21,10 @@ use std::fs::{File, FileType, Metadata};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{BackupErrorKind, Error, Result};
 
 fn refused(path: &Path, message: impl Into<String>) -> Error {
-    Error::Backup {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
+    Error::backup(path, BackupErrorKind::UnsafePath, message)
 }
 
 /// What kind of entry a file type is, for messages.
@@ -262,12 +259,16 @@ mod tests {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         assert!(check_dir(&dir).unwrap().is_some());
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let err = check_dir(&dir).unwrap_err().to_string();
+        let err = check_dir(&dir).unwrap_err();
+        assert_eq!(err.backup_kind(), Some(BackupErrorKind::UnsafePath));
+        let err = err.to_string();
         assert!(err.contains("writable by everyone"), "{err}");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         let link = tmp.path().join("link");
         std::os::unix::fs::symlink(&dir, &link).unwrap();
-        let err = check_dir(&link).unwrap_err().to_string();
+        let err = check_dir(&link).unwrap_err();
+        assert_eq!(err.backup_kind(), Some(BackupErrorKind::UnsafePath));
+        let err = err.to_string();
         assert!(err.contains("symbolic link"), "{err}");
     }
 
@@ -286,11 +287,15 @@ mod tests {
 
         let outside = tmp.path().join("y.dmbak");
         std::fs::write(&outside, b"y").unwrap();
-        let err = check_backup_path(&dir, &outside).unwrap_err().to_string();
+        let err = check_backup_path(&dir, &outside).unwrap_err();
+        assert_eq!(err.backup_kind(), Some(BackupErrorKind::UnsafePath));
+        let err = err.to_string();
         assert!(err.contains("outside the backup directory"), "{err}");
         let link = dir.join("l.dmbak");
         std::os::unix::fs::symlink(&outside, &link).unwrap();
-        let err = check_backup_path(&dir, &link).unwrap_err().to_string();
+        let err = check_backup_path(&dir, &link).unwrap_err();
+        assert_eq!(err.backup_kind(), Some(BackupErrorKind::UnsafePath));
+        let err = err.to_string();
         assert!(err.contains("symbolic link"), "{err}");
         let missing = check_backup_path(&dir, &dir.join("none.dmbak")).unwrap_err();
         assert!(

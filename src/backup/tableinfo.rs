@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::BackupStrategy;
 use super::format::ColumnMeta;
-use crate::error::{Error, Result};
+use crate::error::{BackupErrorKind, Error, Result};
 use crate::ident::{ROWID_ALIASES, quote};
 
 /// A live table as seen by the backup code.
@@ -24,10 +24,7 @@ pub(crate) struct TableInfo {
 }
 
 fn backup_err(table: &str, message: impl Into<String>) -> Error {
-    Error::Backup {
-        path: table.into(),
-        message: message.into(),
-    }
+    Error::backup(table, BackupErrorKind::Table, message)
 }
 
 /// Looks a table up in the `main` schema (case-insensitively, as SQLite does).

@@ -18,7 +18,7 @@ use super::format::{
     MAX_MANIFEST_LEN, Manifest,
 };
 use super::safefs;
-use crate::error::{Error, Result};
+use crate::error::{BackupErrorKind, Error, Result};
 
 /// Key material for writing.
 pub(crate) struct EncryptSetup {
@@ -177,10 +177,7 @@ pub(crate) fn write_backup(
 ) -> Result<Written> {
     ensure_dir(cfg.dir)?;
     let mut rnd = [0u8; 8];
-    codec::random_bytes(&mut rnd).map_err(|m| Error::Backup {
-        path: cfg.dir.to_path_buf(),
-        message: m,
-    })?;
+    codec::random_bytes(&mut rnd).map_err(|f| f.at(cfg.dir))?;
     let tmp_path = cfg.dir.join(format!(
         ".{stem}.{}.{}.tmp",
         std::process::id(),
@@ -206,10 +203,7 @@ pub(crate) fn write_backup(
         Some(setup) => {
             flags |= FLAG_ENCRYPTED | FLAG_MAC;
             let mut prefix = [0u8; NONCE_PREFIX_LEN];
-            codec::random_bytes(&mut prefix).map_err(|m| Error::Backup {
-                path: tmp_path.clone(),
-                message: m,
-            })?;
+            codec::random_bytes(&mut prefix).map_err(|f| f.at(&tmp_path))?;
             let cipher = codec::cipher(&setup.key);
             manifest.encryption = Some(EncryptionMeta {
                 algorithm: ENCRYPTION_ALGORITHM.into(),
@@ -257,18 +251,22 @@ pub(crate) fn write_backup(
     manifest.table_row_count = table_rows;
     manifest.payload_sha256 = format::hex_encode(&sha);
     manifest.payload_plain_bytes = plain_bytes;
-    let manifest_json = serde_json::to_vec(&manifest).map_err(|e| Error::Backup {
-        path: tmp_path.clone(),
-        message: format!("cannot serialise manifest: {e}"),
+    let manifest_json = serde_json::to_vec(&manifest).map_err(|e| {
+        Error::backup(
+            &tmp_path,
+            BackupErrorKind::Write,
+            format!("cannot serialise manifest: {e}"),
+        )
     })?;
     if manifest_json.len() > MAX_MANIFEST_LEN as usize {
-        return Err(Error::Backup {
-            path: tmp_path.clone(),
-            message: format!(
+        return Err(Error::backup(
+            &tmp_path,
+            BackupErrorKind::Write,
+            format!(
                 "manifest is {} bytes, more than {MAX_MANIFEST_LEN}",
                 manifest_json.len()
             ),
-        });
+        ));
     }
     let aad: [u8; 32] = Sha256::digest(&manifest_json).into();
     let counting = enc.finish(&aad).map_err(io)?;

@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use doctype_migrate::{
-    ApplierBuilder, BackupInfo, BackupKey, BackupManager, BackupManagerBuilder, BackupPolicy,
-    BackupStrategy, Error, MigrationApplier, PlannedBackup, PrunePolicy, PruneReport,
+    ApplierBuilder, BackupErrorKind, BackupInfo, BackupKey, BackupManager, BackupManagerBuilder,
+    BackupPolicy, BackupStrategy, Error, MigrationApplier, PlannedBackup, PrunePolicy, PruneReport,
     RestoreTarget, default_dir_for,
 };
 use serde::Serialize;
@@ -335,6 +335,9 @@ struct VerifyResult {
     ok: bool,
     /// Why it failed (wrong key, corrupted, truncated, ...), or null.
     error: Option<String>,
+    /// The failure's category (`wrong_key`, `corrupted`, ...), or null on
+    /// success or for an error that is not a backup error (I/O).
+    kind: Option<BackupErrorKind>,
     /// The backup's manifest, when it passed.
     backup: Option<BackupInfo>,
 }
@@ -351,12 +354,14 @@ fn verify(args: &BackupVerifyArgs) -> Result<Outcome, CliError> {
                 path,
                 ok: true,
                 error: None,
+                kind: None,
                 backup: Some(info),
             },
             Err(e) => VerifyResult {
                 path,
                 ok: false,
                 error: Some(reason(&e)),
+                kind: e.backup_kind(),
                 backup: None,
             },
         }
@@ -370,6 +375,7 @@ fn verify(args: &BackupVerifyArgs) -> Result<Outcome, CliError> {
                 path,
                 ok: false,
                 error: Some(reason(&e)),
+                kind: e.backup_kind(),
                 backup: None,
             });
         }

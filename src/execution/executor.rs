@@ -165,10 +165,13 @@ fn run(
     }
     for planned in &plan.backups {
         let manager = backups.ok_or_else(|| {
-            Error::Config(format!(
-                "DocType {:?} needs a backup but no backup manager was given",
-                plan.doctype
-            ))
+            Error::config(
+                "backups",
+                format!(
+                    "DocType {:?} needs a backup but no backup manager was given",
+                    plan.doctype
+                ),
+            )
         })?;
         let info =
             manager.backup_table(conn, &planned.table, planned.strategy.clone(), Some(id))?;

@@ -284,8 +284,12 @@ pub fn ensure_database_id(conn: &Connection) -> Result<String> {
     conn.execute_batch(&create)
         .map_err(|e| Error::sql(&create, e))?;
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Error::Config(format!("cannot get random bytes from the OS: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Error::config(
+            "os_random",
+            format!("cannot get random bytes from the OS: {e}"),
+        )
+    })?;
     let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     // REPLACE: a value that is not a valid id is replaced too.
     const SQL: &str = "INSERT OR REPLACE INTO \"tabMigrationMeta\" (key, value) VALUES (?1, ?2)";

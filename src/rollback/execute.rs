@@ -75,8 +75,9 @@ pub(crate) fn execute(
         });
     }
     if !conn.is_autocommit() {
-        return Err(Error::Config(
-            "rollback needs its own transaction; commit or roll back the open one first".into(),
+        return Err(Error::config(
+            "transaction",
+            "rollback needs its own transaction; commit or roll back the open one first",
         ));
     }
     let start = Instant::now();

@@ -21,7 +21,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::backup::{BackupManager, RestoreTarget};
-use crate::error::{Error, Result};
+use crate::error::{BackupErrorKind, Error, Result};
 use crate::ident::quote;
 
 use super::feasibility::{PlannedRestore, RestoreMode, RollbackStep};
@@ -84,10 +84,7 @@ fn merge(
     table: &str,
     r: &PlannedRestore,
 ) -> Result<u64> {
-    let fail = |message: String| Error::Backup {
-        path: r.path.clone(),
-        message,
-    };
+    let fail = |message: String| Error::backup(&r.path, BackupErrorKind::Restore, message);
     let live_cols = strings(
         conn,
         "SELECT name FROM pragma_table_info(?1) ORDER BY cid",

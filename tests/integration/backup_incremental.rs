@@ -2,7 +2,9 @@
 //! as at the last increment; altered or missing bases are detected.
 
 use crate::backup_support::*;
-use doctype_migrate::{BackupManager, BackupStrategy, MigrationId, RestoreTarget};
+use doctype_migrate::{
+    BackupErrorKind, BackupManager, BackupStrategy, Error, MigrationId, RestoreTarget,
+};
 use rusqlite::Connection;
 
 fn table(conn: &Connection, pk: bool) {
@@ -149,6 +151,15 @@ fn altered_or_missing_base_fails_verify_and_restore() {
     b[100] ^= 0x10;
     std::fs::write(&files[0], &b).unwrap();
     assert!(mgr.verify(&files[2]).is_err());
+    // The base's payload is read (and found corrupted) after the chain is
+    // opened: the error names the base.
+    match mgr.verify(&files[2]).unwrap_err() {
+        Error::Backup { path, kind, .. } => {
+            assert_eq!(path, files[0]);
+            assert_eq!(kind, BackupErrorKind::Corrupted);
+        }
+        other => panic!("expected a backup error, got {other:?}"),
+    }
     assert!(
         mgr.restore(&conn, &files[2], RestoreTarget::Original)
             .is_err()
@@ -163,21 +174,26 @@ fn altered_or_missing_base_fails_verify_and_restore() {
     std::fs::rename(&other.path, &files[0]).unwrap();
     let err = mgr.verify(&files[2]).unwrap_err();
     assert!(err.to_string().contains("altered or replaced"), "{err}");
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::Replaced), "{err}");
     let err = mgr
         .restore(&conn, &files[2], RestoreTarget::Original)
         .unwrap_err();
     assert!(err.to_string().contains("altered or replaced"), "{err}");
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::Replaced), "{err}");
 
     // Missing.
     std::fs::remove_file(&files[0]).unwrap();
     let err = mgr.verify(&files[2]).unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::Chain), "{err}");
     let err = mgr.verify(&files[1]).unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::Chain), "{err}");
     let err = mgr
         .restore(&conn, &files[2], RestoreTarget::Original)
         .unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::Chain), "{err}");
     assert_eq!(snapshot(&conn, "tabDoc", true), current);
 
     // A base outside the backup directory cannot be linked by name.
@@ -187,6 +203,11 @@ fn altered_or_missing_base_fails_verify_and_restore() {
         .unwrap_err();
     assert!(
         err.to_string().contains("must be in the backup directory"),
+        "{err}"
+    );
+    assert_eq!(
+        err.backup_kind(),
+        Some(BackupErrorKind::UnsafePath),
         "{err}"
     );
 
@@ -199,4 +220,5 @@ fn altered_or_missing_base_fails_verify_and_restore() {
         .backup_table_incremental(&conn, "tabDoc", &files[2], None)
         .unwrap_err();
     assert!(err.to_string().contains("full backup"), "{err}");
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::Chain), "{err}");
 }

@@ -98,6 +98,10 @@ fn encrypted_backups_with_a_key_file_and_no_backups_for_safe_changes() {
         .build()
         .unwrap();
     assert!(wrong.verify(path).is_err(), "a wrong key is refused");
+    assert_eq!(
+        wrong.verify(path).unwrap_err().backup_kind(),
+        Some(doctype_migrate::BackupErrorKind::WrongKey)
+    );
     // Adding a nullable column is native and safe: no backup.
     let v3 = v2.replace(r#"{"fieldname": "full_name", "fieldtype": "Data"},"#, r#"{"fieldname": "full_name", "fieldtype": "Data"}, {"fieldname": "email", "fieldtype": "Data"},"#);
     let report = applier.sync_all(&[doctype(&v3)]).unwrap();
@@ -143,4 +147,56 @@ fn backups_of_a_rolled_back_batch_are_removed_and_policy_never_takes_none() {
         .sync_all(&[doctype(&v2)])
         .unwrap();
     assert!(report.migrations[0].backups.is_empty());
+}
+
+#[test]
+fn restore_backup_refusals_are_typed() {
+    use doctype_migrate::{BackupErrorKind, Error};
+    let db = seeded();
+    let applier = db.applier();
+    let dir = doctype_migrate::default_dir_for(&db.path);
+    std::fs::create_dir(&dir).unwrap();
+
+    let err = applier
+        .restore_backup(&dir.join("x.dmbak"), RestoreTarget::NewTable(" ".into()))
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Config {
+                option: "target",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.backup_kind(), None);
+
+    let err = applier
+        .restore_backup(&dir.join("missing.dmbak"), RestoreTarget::Original)
+        .unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::NotABackup));
+
+    let junk = dir.join("junk.dmbak");
+    std::fs::write(&junk, vec![b'x'; 200]).unwrap();
+    let err = applier
+        .restore_backup(&junk, RestoreTarget::Original)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not a doctype-migrate backup"),
+        "{err}"
+    );
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::NotABackup));
+
+    let outside = db.dir.path().join("junk.dmbak");
+    std::fs::write(&outside, vec![b'x'; 200]).unwrap();
+    let err = applier
+        .restore_backup(&outside, RestoreTarget::Original)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("is not in the backup directory"),
+        "{err}"
+    );
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::UnsafePath));
 }

@@ -249,44 +249,78 @@ fn prune_keeps_newest_protected_and_bases() {
 #[test]
 fn builder_rejects_bad_options() {
     let tmp = tempfile::tempdir().unwrap();
+    // The option at fault, and the message.
     let config = |r: Result<BackupManager, Error>| match r {
-        Err(Error::Config(m)) => m,
+        Err(Error::Config { option, message }) => (option, message),
         other => panic!("expected Config error, got {other:?}"),
     };
-    config(BackupManager::builder().build());
-    config(
-        BackupManager::builder()
-            .dir(tmp.path())
-            .compression_level(10)
-            .build(),
+    assert_eq!(config(BackupManager::builder().build()).0, "dir");
+    assert_eq!(
+        config(
+            BackupManager::builder()
+                .dir(tmp.path())
+                .compression_level(10)
+                .build(),
+        )
+        .0,
+        "compression_level"
     );
-    config(
-        BackupManager::builder()
-            .dir(tmp.path())
-            .key([0; 32])
-            .passphrase("x")
-            .build(),
+    assert_eq!(
+        config(
+            BackupManager::builder()
+                .dir(tmp.path())
+                .no_compression()
+                .compression_level(1)
+                .build(),
+        )
+        .0,
+        "no_compression"
     );
-    config(
-        BackupManager::builder()
-            .dir(tmp.path())
-            .passphrase("")
-            .build(),
+    assert_eq!(
+        config(
+            BackupManager::builder()
+                .dir(tmp.path())
+                .key([0; 32])
+                .passphrase("x")
+                .build(),
+        )
+        .0,
+        "key"
     );
-    config(
-        BackupManager::builder()
-            .dir(tmp.path())
-            .argon2_params(u32::MAX, 1, 1)
-            .build(),
+    assert_eq!(
+        config(
+            BackupManager::builder()
+                .dir(tmp.path())
+                .passphrase("")
+                .build(),
+        )
+        .0,
+        "passphrase"
+    );
+    assert_eq!(
+        config(
+            BackupManager::builder()
+                .dir(tmp.path())
+                .argon2_params(u32::MAX, 1, 1)
+                .build(),
+        )
+        .0,
+        "argon2_params"
     );
     let short = tmp.path().join("short.key");
     std::fs::write(&short, "abcd").unwrap();
-    let m = config(
-        BackupManager::builder()
-            .dir(tmp.path())
-            .key_file(&short)
-            .build(),
+    let err = BackupManager::builder()
+        .dir(tmp.path())
+        .key_file(&short)
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("invalid configuration: key file "),
+        "{err}"
     );
+    let (option, m) = config(Err(err));
+    assert_eq!(option, "key_file");
     assert!(m.contains("32 raw bytes or 64 hex digits"), "{m}");
     let missing = BackupManager::builder()
         .dir(tmp.path())

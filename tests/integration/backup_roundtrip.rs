@@ -2,7 +2,9 @@
 //! and without compression and encryption (key, key file, passphrase).
 
 use crate::backup_support::*;
-use doctype_migrate::{BackupManager, BackupStrategy, Error, MigrationId, RestoreTarget};
+use doctype_migrate::{
+    BackupErrorKind, BackupManager, BackupStrategy, Error, MigrationId, RestoreTarget,
+};
 use rusqlite::Connection;
 
 /// The configurations every round trip runs under.
@@ -151,6 +153,7 @@ fn full_table_round_trips_exactly() {
             )
             .unwrap_err();
         assert!(err.to_string().contains("already exists"), "{err}");
+        assert_eq!(err.backup_kind(), Some(BackupErrorKind::Restore), "{err}");
         conn.execute_batch("DROP TABLE \"copy of edge\"").unwrap();
     }
 }
@@ -208,6 +211,7 @@ fn columns_round_trip_exactly() {
             .unwrap_err();
         assert!(matches!(err, Error::Backup { .. }), "{err}");
         assert!(err.to_string().contains("no column"), "{err}");
+        assert_eq!(err.backup_kind(), Some(BackupErrorKind::Restore), "{err}");
         assert_eq!(
             snapshot(&conn, "tabEdge", true),
             before,
@@ -376,6 +380,7 @@ fn restore_refuses_a_value_that_affinity_would_change() {
         .restore(&conn, &info.path, RestoreTarget::Original)
         .unwrap_err();
     assert!(err.to_string().contains("round-trip"), "{err}");
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::Restore), "{err}");
     assert_eq!(snapshot(&conn, "t", true), before);
 }
 
@@ -422,6 +427,7 @@ fn restore_refuses_to_cascade_into_child_tables() {
         .restore(&conn, &info.path, RestoreTarget::Original)
         .unwrap_err();
     assert!(err.to_string().contains("foreign_keys"), "{err}");
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::Restore), "{err}");
     let children: i64 = conn
         .query_row("SELECT count(*) FROM child", [], |r| r.get(0))
         .unwrap();
@@ -445,12 +451,18 @@ fn wrong_kind_of_secret_is_a_clear_error() {
     let none = builder(&tmp.path().join("b")).build().unwrap();
     let err = none.verify(&info.path).unwrap_err();
     assert!(err.to_string().contains("encrypted"), "{err}");
+    assert_eq!(
+        err.backup_kind(),
+        Some(BackupErrorKind::KeyRequired),
+        "{err}"
+    );
     let pass = builder(&tmp.path().join("b"))
         .passphrase("p")
         .build()
         .unwrap();
     let err = pass.verify(&info.path).unwrap_err();
     assert!(err.to_string().contains("wrong key"), "{err}");
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::WrongKey), "{err}");
     let other_pass = builder(&tmp.path().join("c"))
         .passphrase("secret one")
         .build()
@@ -465,4 +477,5 @@ fn wrong_kind_of_secret_is_a_clear_error() {
         .verify(&info2.path)
         .unwrap_err();
     assert!(err.to_string().contains("wrong key or passphrase"), "{err}");
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::WrongKey), "{err}");
 }

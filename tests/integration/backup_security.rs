@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use crate::backup_support::{builder, open};
 use crate::common::TestDb;
 use doctype_migrate::{
-    BackupManager, BackupStrategy, DocType, Error, Field, FieldType, MigrationApplier, MigrationId,
-    Reason, RestoreTarget, RollbackOptions, default_dir_for,
+    BackupErrorKind, BackupManager, BackupStrategy, DocType, Error, Field, FieldType,
+    MigrationApplier, MigrationId, Reason, RestoreTarget, RollbackOptions, default_dir_for,
 };
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
@@ -114,10 +114,17 @@ fn frame(p: &Parts) -> Vec<u8> {
     out
 }
 
-/// The message of a backup error; panics on anything else.
-fn backup_error<T: std::fmt::Debug>(what: &str, r: doctype_migrate::Result<T>) -> String {
+/// The message of a backup error of `kind`; panics on anything else.
+fn backup_error<T: std::fmt::Debug>(
+    what: &str,
+    kind: BackupErrorKind,
+    r: doctype_migrate::Result<T>,
+) -> String {
     match r {
-        Err(e @ Error::Backup { .. }) => e.to_string(),
+        Err(e @ Error::Backup { .. }) => {
+            assert_eq!(e.backup_kind(), Some(kind), "{what}: {e}");
+            e.to_string()
+        }
         other => panic!("{what}: expected a backup error, got {other:?}"),
     }
 }
@@ -247,15 +254,17 @@ fn a_forged_backup_whose_schema_sql_vacuums_into_a_file_is_refused_by_verify_and
         let before = tree(tmp.path());
         let what = format!("{schema:?}");
 
-        let msg = backup_error(&what, mgr.verify(&info.path));
+        let msg = backup_error(&what, BackupErrorKind::Corrupted, mgr.verify(&info.path));
         assert_contains(&what, &msg, &["manifest is not valid"]);
         let msg = backup_error(
             &what,
+            BackupErrorKind::Corrupted,
             mgr.restore(&conn, &info.path, RestoreTarget::Original),
         );
         assert_contains(&what, &msg, &["manifest is not valid"]);
         let msg = backup_error(
             &what,
+            BackupErrorKind::Corrupted,
             mgr.restore(&conn, &info.path, RestoreTarget::NewTable("t2".into())),
         );
         assert_contains(&what, &msg, &["manifest is not valid"]);
@@ -298,19 +307,27 @@ fn an_unauthenticated_backup_is_refused_when_a_key_is_configured() {
     let before = tree(tmp.path());
     for path in [&planted.path, &stripped_path] {
         let what = path.display().to_string();
-        let msg = backup_error(&what, keyed.verify(path));
+        let msg = backup_error(&what, BackupErrorKind::Unauthenticated, keyed.verify(path));
         assert_contains(&what, &msg, &["not authenticated"]);
         for target in [
             RestoreTarget::Original,
             RestoreTarget::NewTable("t2".into()),
         ] {
-            let msg = backup_error(&what, keyed.restore(&conn, path, target));
+            let msg = backup_error(
+                &what,
+                BackupErrorKind::Unauthenticated,
+                keyed.restore(&conn, path, target),
+            );
             assert_contains(&what, &msg, &["not authenticated"]);
         }
     }
     // A passphrase manager refuses them the same way.
     let pass = builder(&dir).passphrase("pw").build().unwrap();
-    let msg = backup_error("passphrase", pass.verify(&planted.path));
+    let msg = backup_error(
+        "passphrase",
+        BackupErrorKind::Unauthenticated,
+        pass.verify(&planted.path),
+    );
     assert_contains("passphrase", &msg, &["not authenticated"]);
     assert_eq!(tree(tmp.path()), before);
 }
@@ -334,10 +351,15 @@ fn a_forged_manifest_with_a_huge_argon2_cost_is_refused_quickly() {
     let mgr = builder(&dir).passphrase("pw").build().unwrap();
     let before = tree(tmp.path());
     let start = Instant::now();
-    let msg = backup_error("verify", mgr.verify(&info.path));
+    let msg = backup_error(
+        "verify",
+        BackupErrorKind::Unsupported,
+        mgr.verify(&info.path),
+    );
     assert_contains("verify", &msg, &["argon2 cost"]);
     let msg = backup_error(
         "restore",
+        BackupErrorKind::Unsupported,
         mgr.restore(&conn, &info.path, RestoreTarget::Original),
     );
     assert_contains("restore", &msg, &["argon2 cost"]);
@@ -349,7 +371,7 @@ fn a_forged_manifest_with_a_huge_argon2_cost_is_refused_quickly() {
     forged.manifest["encryption"]["kdf"]["m_cost_kib"] = serde_json::json!(512);
     forged.manifest["encryption"]["kdf"]["t_cost"] = serde_json::json!(1);
     std::fs::write(&info.path, frame(&forged)).unwrap();
-    let msg = backup_error("cheaper", mgr.verify(&info.path));
+    let msg = backup_error("cheaper", BackupErrorKind::WrongKey, mgr.verify(&info.path));
     assert_contains("cheaper", &msg, &["failed authentication"]);
 }
 
@@ -384,13 +406,21 @@ fn a_backup_copied_from_another_database_is_refused_by_restore() {
     std::fs::copy(&from_a.path, &planted).unwrap();
     mgr_b.verify(&planted).unwrap();
     let before = tree(tmp.path());
-    let msg = backup_error("verify_for", mgr_b.verify_for(&b, &planted));
+    let msg = backup_error(
+        "verify_for",
+        BackupErrorKind::OtherDatabase,
+        mgr_b.verify_for(&b, &planted),
+    );
     assert_contains("verify_for", &msg, &["another database"]);
     for target in [
         RestoreTarget::Original,
         RestoreTarget::NewTable("t2".into()),
     ] {
-        let msg = backup_error("restore", mgr_b.restore(&b, &planted, target));
+        let msg = backup_error(
+            "restore",
+            BackupErrorKind::OtherDatabase,
+            mgr_b.restore(&b, &planted, target),
+        );
         assert_contains("restore", &msg, &["another database"]);
     }
     assert_eq!(tree(tmp.path()), before);
@@ -446,10 +476,15 @@ fn a_backup_from_another_database_is_refused() {
     // The library calls refuse it too (it verifies: same key, genuine file).
     mgr_b.verify(&file_b).unwrap();
     let conn = b.conn();
-    let msg = backup_error("verify_for", mgr_b.verify_for(&conn, &file_b));
+    let msg = backup_error(
+        "verify_for",
+        BackupErrorKind::OtherDatabase,
+        mgr_b.verify_for(&conn, &file_b),
+    );
     assert_contains("verify_for", &msg, &["another database"]);
     let msg = backup_error(
         "restore",
+        BackupErrorKind::OtherDatabase,
         mgr_b.restore(&conn, &file_b, RestoreTarget::NewTable("x".into())),
     );
     assert_contains("restore", &msg, &["another database"]);
@@ -497,6 +532,20 @@ fn history_records_each_backups_sha256_and_a_replaced_file_is_refused() {
         "{error}"
     );
     assert_eq!(tree(db.dir.path()), before);
+    // Restoring exactly the recorded file through the library is refused
+    // the same way, typed.
+    let msg = backup_error(
+        "restore_exact",
+        BackupErrorKind::Replaced,
+        mgr.restore_exact(
+            &conn,
+            &file,
+            RestoreTarget::NewTable("x".into()),
+            &recorded[0],
+        ),
+    );
+    assert_contains("restore_exact", &msg, &["it was replaced"]);
+    assert_eq!(tree(db.dir.path()), before);
 }
 
 // ---------------------------------------------------------------- paths
@@ -536,6 +585,7 @@ fn a_history_backup_path_outside_the_backup_directory_is_refused() {
         // Restoring from it directly is refused the same way.
         let msg = backup_error(
             "restore",
+            BackupErrorKind::UnsafePath,
             mgr.restore(&db.conn(), path, RestoreTarget::NewTable("x".into())),
         );
         assert_contains("restore", &msg, &[expect]);
@@ -586,9 +636,17 @@ fn a_fifo_in_the_backup_directory_is_refused_without_hanging() {
             panic!("a FIFO in the backup directory made the engine hang");
         }
     };
-    assert_contains("verify", &backup_error("verify", verify), &["a FIFO"]);
+    assert_contains(
+        "verify",
+        &backup_error("verify", BackupErrorKind::UnsafePath, verify),
+        &["a FIFO"],
+    );
     assert_eq!(list.unwrap(), 0, "a FIFO is not listed as a backup");
-    assert_contains("restore", &backup_error("restore", restore), &["a FIFO"]);
+    assert_contains(
+        "restore",
+        &backup_error("restore", BackupErrorKind::UnsafePath, restore),
+        &["a FIFO"],
+    );
     let error = backup_invalid(&refusals(rollback));
     assert!(error.contains("a FIFO"), "{error}");
     assert_eq!(tree(db.dir.path()), before);
@@ -619,25 +677,31 @@ fn a_symlinked_or_world_writable_backup_directory_is_refused() {
     let before = tree(tmp.path());
     let msg = backup_error(
         "backup",
+        BackupErrorKind::UnsafePath,
         via_link.backup_table(&conn, "t", BackupStrategy::FullTable, None),
     );
     assert_contains("link backup", &msg, &["symbolic link"]);
     assert_contains(
         "link verify",
-        &backup_error("verify", via_link.verify(&in_link)),
+        &backup_error(
+            "verify",
+            BackupErrorKind::UnsafePath,
+            via_link.verify(&in_link),
+        ),
         &["symbolic link"],
     );
     assert_contains(
         "link restore",
         &backup_error(
             "restore",
+            BackupErrorKind::UnsafePath,
             via_link.restore(&conn, &in_link, RestoreTarget::NewTable("x".into())),
         ),
         &["symbolic link"],
     );
     assert_contains(
         "link list",
-        &backup_error("list", via_link.list()),
+        &backup_error("list", BackupErrorKind::UnsafePath, via_link.list()),
         &["symbolic link"],
     );
     assert_eq!(tree(tmp.path()), before);
@@ -659,7 +723,11 @@ fn a_symlinked_or_world_writable_backup_directory_is_refused() {
         ),
         ("list", mgr.list().map(drop)),
     ] {
-        assert_contains(what, &backup_error(what, r), &["writable by everyone"]);
+        assert_contains(
+            what,
+            &backup_error(what, BackupErrorKind::UnsafePath, r),
+            &["writable by everyone"],
+        );
     }
     assert_eq!(tree(tmp.path()), before);
 
@@ -668,7 +736,7 @@ fn a_symlinked_or_world_writable_backup_directory_is_refused() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         std::os::unix::fs::chown(&real, Some(4242), None).unwrap();
-        let msg = backup_error("owner", mgr.verify(&info.path));
+        let msg = backup_error("owner", BackupErrorKind::UnsafePath, mgr.verify(&info.path));
         assert_contains("owner", &msg, &["owned by uid 4242"]);
         std::os::unix::fs::chown(&real, Some(0), None).unwrap();
     }

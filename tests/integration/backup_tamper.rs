@@ -1,10 +1,12 @@
 //! Tampering: wrong key, one flipped byte in header, manifest and payload,
 //! truncation at many offsets, a dropped final segment. Each is a clear
-//! `Error::Backup`, `verify` and `restore` agree, and the table is unchanged.
+//! `Error::Backup` of the expected kind, `verify` and `restore` agree, and
+//! the table is unchanged.
 
 use std::path::PathBuf;
 
 use crate::backup_support::*;
+use doctype_migrate::BackupErrorKind::{self, Corrupted, NotABackup, Truncated, Unsupported};
 use doctype_migrate::{BackupManager, BackupStrategy, Error, RestoreTarget};
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
@@ -66,8 +68,9 @@ fn case(encrypted: bool, compressed: bool) -> Case {
 }
 
 /// Writes `bytes` over the backup, then checks verify and restore both fail
-/// with a backup error containing one of `expect`, and the table is intact.
-fn assert_rejected(c: &Case, bytes: &[u8], expect: &[&str], what: &str) {
+/// with a backup error containing one of `expect`, of one of the `kinds`,
+/// and the table is intact.
+fn assert_rejected(c: &Case, bytes: &[u8], expect: &[&str], kinds: &[BackupErrorKind], what: &str) {
     std::fs::write(&c.file, bytes).unwrap();
     for (op, res) in [
         ("verify", c.mgr.verify(&c.file).map(|_| 0)),
@@ -93,6 +96,11 @@ fn assert_rejected(c: &Case, bytes: &[u8], expect: &[&str], what: &str) {
         assert!(
             expect.iter().any(|e| msg.contains(e)),
             "{what}: {op}: unclear error {msg:?}"
+        );
+        let kind = err.backup_kind().unwrap();
+        assert!(
+            kinds.contains(&kind),
+            "{what}: {op}: kind {kind:?}, expected one of {kinds:?}: {msg:?}"
         );
         assert_eq!(
             snapshot(&c.conn, "t", true),
@@ -159,10 +167,12 @@ fn wrong_key_is_reported_and_nothing_restored() {
         .unwrap();
     let err = wrong.verify(&c.file).unwrap_err();
     assert!(err.to_string().contains("wrong key"), "{err}");
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::WrongKey), "{err}");
     let err = wrong
         .restore(&c.conn, &c.file, RestoreTarget::Original)
         .unwrap_err();
     assert!(err.to_string().contains("wrong key"), "{err}");
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::WrongKey), "{err}");
     assert_eq!(snapshot(&c.conn, "t", true), c.current);
 }
 
@@ -171,6 +181,16 @@ fn flipped_header_bytes_are_detected() {
     for (enc, gz) in [(true, true), (false, true), (false, false)] {
         let c = case(enc, gz);
         for at in [0, 7, 8, 10, 11, 12, 16, 20, 24, 31, 32, 50, 63] {
+            let kinds: &[BackupErrorKind] = match at {
+                // Magic.
+                0..8 => &[NotABackup],
+                // Version.
+                8 => &[Unsupported],
+                // Lengths: the file no longer matches its header.
+                12 | 16 | 20 => &[Truncated, Corrupted],
+                // Flags, reserved bytes, the checksum: checksum mismatch.
+                _ => &[Corrupted],
+            };
             assert_rejected(
                 &c,
                 &flipped(&c.bytes, at),
@@ -181,6 +201,7 @@ fn flipped_header_bytes_are_detected() {
                     "version",
                     "header",
                 ],
+                kinds,
                 &format!("enc={enc} gz={gz} header byte {at}"),
             );
         }
@@ -205,15 +226,18 @@ fn flipped_manifest_bytes_are_detected() {
                 &c,
                 &flipped(&c.bytes, at),
                 &["header or manifest corrupted"],
+                &[Corrupted],
                 &format!("enc={enc} gz={gz} manifest byte {at}"),
             );
         }
-        // The MAC trailer of a backup written with a key.
+        // The MAC trailer of a backup written with a key: the right key
+        // (it passes the key check), so the file was altered.
         for at in end..c.bytes.len() {
             assert_rejected(
                 &c,
                 &flipped(&c.bytes, at),
                 &["failed authentication"],
+                &[Corrupted],
                 &format!("enc={enc} gz={gz} MAC byte {at}"),
             );
         }
@@ -243,6 +267,7 @@ fn flipped_payload_bytes_are_detected() {
                 &c,
                 &flipped(&c.bytes, at),
                 expect,
+                &[Corrupted],
                 &format!("enc={enc} gz={gz} payload byte {at}"),
             );
         }
@@ -277,6 +302,7 @@ fn truncation_anywhere_is_detected() {
                 &c,
                 &c.bytes[..cut],
                 &["truncated"],
+                &[Truncated],
                 &format!("enc={enc} gz={gz} cut at {cut}"),
             );
         }
@@ -287,6 +313,7 @@ fn truncation_anywhere_is_detected() {
             &c,
             &longer,
             &["extra bytes"],
+            &[Corrupted],
             &format!("enc={enc} gz={gz} appended"),
         );
     }
@@ -323,6 +350,7 @@ fn dropped_final_segment_with_a_consistent_header_is_detected() {
             &c,
             &reframe(&c.bytes, payload, manifest),
             &["wrong key or corrupted data"],
+            &[Corrupted],
             &format!("first {keep} segments only"),
         );
     }
@@ -349,6 +377,7 @@ fn rewritten_manifest_with_a_valid_checksum_is_detected() {
             &c,
             &reframe(&c.bytes, &c.bytes[HEADER..end], edited.as_bytes()),
             expect,
+            &[Corrupted],
             &format!("enc={enc} edited manifest"),
         );
         // Swapping in another file's manifest (a different nonce prefix) fails too.
@@ -362,6 +391,7 @@ fn rewritten_manifest_with_a_valid_checksum_is_detected() {
                 &c,
                 &reframe(&c.bytes, &c.bytes[HEADER..end], manifest_of(&ob)),
                 &["wrong key or corrupted data", "key check"],
+                &[Corrupted],
                 "foreign manifest",
             );
         }
@@ -375,6 +405,7 @@ fn not_a_backup_is_a_clear_error() {
         &c,
         b"SQLite format 3\0 and then some more bytes to pass the header length, plenty more",
         &["not a doctype-migrate backup"],
+        &[NotABackup],
         "other file",
     );
 }

@@ -232,6 +232,21 @@ fn key_file_backups_are_listed_verified_refused_when_tampered_and_restored() {
         results[0]["error"].as_str().unwrap().contains("wrong key"),
         "{results}"
     );
+    assert_eq!(results[0]["kind"], "wrong_key", "{results}");
+    // Without a key: the kind says a key is required; with it: no kind.
+    let results = json(&run(&["backup", "verify", "--db", f.db(), "--json"]));
+    assert_eq!(results[0]["kind"], "key_required", "{results}");
+    let results = json(&run(&[
+        "backup",
+        "verify",
+        "--db",
+        f.db(),
+        "--key-file",
+        f.key(),
+        "--json",
+    ]));
+    assert_eq!(results[0]["ok"], true, "{results}");
+    assert!(results[0]["kind"].is_null(), "{results}");
 
     // One flipped byte: verify fails naming the file, and a restore from it
     // changes nothing in the database, byte for byte.
@@ -253,6 +268,17 @@ fn key_file_backups_are_listed_verified_refused_when_tampered_and_restored() {
     assert!(stdout(&out).contains("FAILED"), "{}", stdout(&out));
     assert!(stdout(&out).contains("corrupted"), "{}", stdout(&out));
     assert!(stderr(&out).contains(name), "{}", stderr(&out));
+    let results = json(&run(&[
+        "backup",
+        "verify",
+        "--db",
+        f.db(),
+        "--key-file",
+        f.key(),
+        s(&backup),
+        "--json",
+    ]));
+    assert_eq!(results[0]["kind"], "corrupted", "{results}");
     let before = f.db.bytes();
     let out = run(&[
         "backup",

@@ -99,7 +99,16 @@ fn a_connection_inside_a_transaction_is_refused_and_given_back_untouched() {
     let mut conn = Connection::open_in_memory().unwrap();
     conn.execute_batch("BEGIN; CREATE TABLE mine (x);").unwrap();
     let err = MigrationApplier::lend(&mut conn, |b| b, |a| a.sync_all(&[note()])).unwrap_err();
-    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Config {
+                option: "transaction",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("inside a transaction"), "{err}");
     // Still the caller's connection, still in its transaction.
     assert!(!conn.is_autocommit());
@@ -209,6 +218,16 @@ fn an_in_memory_database_needs_a_named_backup_directory_for_backups() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("backup"), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Config {
+                option: "backup_dir",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(crate::common::schema_of(&conn), before, "nothing changed");
 
     let dir = tempfile::tempdir().unwrap();

@@ -77,9 +77,10 @@ pub fn duplicates(
     examples: usize,
 ) -> Result<DuplicateReport> {
     if columns.is_empty() {
-        return Err(Error::Config(format!(
-            "duplicate check on table {table:?} needs at least one key column"
-        )));
+        return Err(Error::config(
+            "columns",
+            format!("duplicate check on table {table:?} needs at least one key column"),
+        ));
     }
     let live = Columns::read(conn, table)?;
     let mut keys = Vec::with_capacity(columns.len());
