@@ -1,4 +1,4 @@
-//! Identifier validation and quoting, and literal escaping (invariant 7: no
+//! Identifier validation and quoting, and literal escaping (invariant "No injection": no
 //! injection). Every name that reaches SQL goes through [`quote`]; every text
 //! literal through [`quote_literal`].
 

@@ -1,6 +1,6 @@
 //! The `doctype-migrate` command-line tool: a thin layer over the library.
-//! Everything lives in [`cli`]; see the README for the commands, exit codes
-//! and the JSON contract.
+//! Everything lives in [`cli`]; see docs/reference/cli.md for the commands
+//! and exit codes and docs/reference/json.md for the JSON contract.
 
 mod cli;
 

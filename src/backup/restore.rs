@@ -288,7 +288,7 @@ fn live_names(live: &TableInfo, cols: &[ColumnMeta]) -> Result<Vec<String>> {
 }
 
 /// Refuses to DELETE from a parent table while foreign keys are enforced:
-/// that would cascade to (or be blocked by) child rows (invariant 3).
+/// that would cascade to (or be blocked by) child rows (invariant "Foreign keys never cascade").
 fn check_no_fk_children(conn: &Connection, table: &str) -> Result<()> {
     let on: i64 = conn
         .query_row("PRAGMA foreign_keys", [], |r| r.get(0))

@@ -23,6 +23,7 @@ use super::args::{
     BackupVerifyArgs, KeyOptions, PolicyArg,
 };
 use super::global::with_timeouts;
+use super::output::to_json;
 use super::{CliError, EXIT_ERROR, Outcome};
 
 /// Runs a `backup` subcommand.
@@ -161,15 +162,6 @@ fn reason(e: &Error) -> String {
         Error::Io { source, .. } => source.to_string(),
         other => doctype_migrate::error_chain(other),
     }
-}
-
-fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, CliError> {
-    serde_json::to_string_pretty(value)
-        .map(|mut s| {
-            s.push('\n');
-            s
-        })
-        .map_err(|e| CliError::Message(format!("cannot render JSON: {e}")))
 }
 
 fn warn(text: &str) {

@@ -1,4 +1,4 @@
-//! The three commands. Each loads and validates its inputs *before* it
+//! `plan`, `apply` and `history`. Each loads and validates its inputs *before* it
 //! opens the database, so bad input never creates or touches the file.
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! The `doctype-migrate` command line: argument parsing ([`args`]), the
-//! three commands ([`commands`]) and their text and JSON rendering
-//! ([`output`]). The library does all the work; this layer loads inputs,
+//! commands (`plan`, `apply`, `history` in [`commands`], `rollback` in
+//! [`rollback`], the `backup` subcommands in [`backup`]) and their text and
+//! JSON rendering ([`output`]). The library does all the work; this layer loads inputs,
 //! chooses how to open the database, renders results and maps outcomes to
 //! exit codes.
 //!
@@ -91,7 +92,10 @@ pub fn run(args: Args) -> ExitCode {
         Ok(outcome) => {
             write_stdout(&outcome.stdout);
             if let Some(message) = &outcome.error {
-                write_stderr(&format!("error: {}\n", terminal_safe(message)));
+                write_stderr(&format!(
+                    "error: {}\n",
+                    output::escape_controls(message, true)
+                ));
             }
             ExitCode::from(outcome.code)
         }
@@ -110,22 +114,12 @@ pub fn error_report(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = String::new();
     for (i, e) in doctype_migrate::error_sources(error).enumerate() {
         let lead = if i == 0 { "error: " } else { "  caused by: " };
-        text.push_str(&format!("{lead}{}\n", terminal_safe(&e.to_string())));
+        text.push_str(&format!(
+            "{lead}{}\n",
+            output::escape_controls(&e.to_string(), true)
+        ));
     }
     text
-}
-
-/// `text` with control characters other than `\n` escaped (`\u{1b}`).
-fn terminal_safe(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 fn write_stdout(text: &str) {

@@ -133,7 +133,8 @@ fn findings_of<'a>(findings: &'a [Finding], doctype: &str) -> Vec<&'a Finding> {
     out
 }
 
-fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, CliError> {
+/// Pretty JSON with a final newline: every `--json` document.
+pub fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, CliError> {
     serde_json::to_string_pretty(value)
         .map(|mut s| {
             s.push('\n');
@@ -482,19 +483,24 @@ pub fn compact_bytes(n: u64) -> String {
     format!("{value:.1}{}", UNITS[unit])
 }
 
-/// Text read from the database, made safe for a terminal: control
-/// characters (escape sequences, carriage returns, ...) are shown escaped
-/// (`\u{1b}`), never sent raw.
-pub fn printable(text: &str) -> String {
+/// `text` with control characters escaped (`\u{1b}`), so stored text
+/// cannot drive the terminal; `\n` kept when `keep_newlines`. The one
+/// escaping the command line's output goes through.
+pub fn escape_controls(text: &str, keep_newlines: bool) -> String {
     text.chars()
         .map(|c| {
-            if c.is_control() {
+            if c.is_control() && !(keep_newlines && c == '\n') {
                 c.escape_default().to_string()
             } else {
                 c.to_string()
             }
         })
         .collect()
+}
+
+/// A table cell or a single line: every control character escaped.
+pub fn printable(text: &str) -> String {
+    escape_controls(text, false)
 }
 
 /// `history` as a table.

@@ -83,16 +83,13 @@ fn render(
     dry_run: bool,
 ) -> Result<Outcome, CliError> {
     let stdout = if args.json {
-        let mut text = serde_json::to_string_pretty(&RollbackJson {
+        super::output::to_json(&RollbackJson {
             dry_run,
             feasible: plan.feasible,
             rolled_back_any: !done.is_empty(),
             plan,
             rolled_back: done,
-        })
-        .map_err(|e| CliError::Message(format!("cannot render JSON: {e}")))?;
-        text.push('\n');
-        text
+        })?
     } else {
         text(plan, done, dry_run)
     };

@@ -2,7 +2,7 @@
 //!
 //! A table rebuild (sqlite.org/lang_altertable.html, section 7) creates the
 //! new table from the old table's `sql` in `sqlite_schema`. To keep
-//! everything the migration does not change (invariant 4: PRIMARY KEY, NOT
+//! everything the migration does not change (invariant "Rebuild preserves": PRIMARY KEY, NOT
 //! NULL, DEFAULT, CHECK, COLLATE, UNIQUE, foreign keys, generated columns,
 //! constraint names, conflict clauses, even comments and spacing), the engine
 //! *edits the original text* instead of regenerating the statement:

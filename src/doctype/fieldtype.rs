@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// How a fieldtype is stored. This is the single fieldtype-to-column map of
-/// the crate (documented in the README); everything else derives from it.
+/// the crate (documented in docs/reference/type-mapping.md); everything else derives from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Storage {
     /// `VARCHAR(n)`, `n` = the field's `length` or 140; nullable. TEXT affinity.

@@ -1,5 +1,5 @@
 //! Validation of DocTypes before anything touches the database: identifiers
-//! (invariant 7), duplicate and colliding names, index definitions, rename
+//! (invariant "No injection"), duplicate and colliding names, index definitions, rename
 //! hints, lengths and numeric defaults, and DocTypes that claim the same
 //! table.
 //!

@@ -1,5 +1,5 @@
 //! Executes a plan inside the transaction the applier holds: one SAVEPOINT
-//! per DocType, the history row inside it (invariant 5), foreign-key check
+//! per DocType, the history row inside it (invariant "History in the same transaction"), foreign-key check
 //! and verification before it is released.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Verification (invariant 9): after executing, the live table must match
+//! Verification (invariant "Verified"): after executing, the live table must match
 //! the target spec, plus the orphan columns that were kept. The comparison
 //! is `schema::compare`'s, the one the diff and the shadow check use.
 

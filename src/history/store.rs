@@ -1,7 +1,7 @@
 //! Reading and writing `tabMigrationHistory`.
 //!
 //! Rows are written inside the transaction (and savepoint) of the change they
-//! record (invariant 5). Status changes go through [`set_status`], which
+//! record (invariant "History in the same transaction"). Status changes go through [`set_status`], which
 //! enforces the lifecycle.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};

@@ -9,7 +9,7 @@
 //! are created in an in-memory database and introspected (the live table
 //! the forward plan started from), `schema_after` likewise (the target),
 //! and [`crate::plan::plan_table`] is asked for the same changes. The
-//! planner is deterministic (invariant 8), so an untouched row gives back
+//! planner is deterministic (invariant "Deterministic"), so an untouched row gives back
 //! its stored SQL byte for byte.
 
 use rusqlite::Connection;

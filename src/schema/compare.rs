@@ -1,6 +1,6 @@
 //! The one definition of "the live table is what the target asks for",
 //! shared by the diff (which turns differences into changes), verification
-//! after execution (invariant 9) and the shadow check (SQL001).
+//! after execution (invariant "Verified") and the shadow check (SQL001).
 //!
 //! A column is compared on its type (after [`super::spec::normalize_type`]), NOT NULL,
 //! DEFAULT and primary key. NOT NULL is not compared on a rowid alias: an

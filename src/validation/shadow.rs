@@ -72,7 +72,7 @@ fn replay(shadow: &Connection, p: &DocTypePlan) -> Result<Option<String>> {
         }
     }
     let after = table_spec(shadow, &p.table)?;
-    // The comparison verification makes after executing (invariant 9).
+    // The comparison verification makes after executing (invariant "Verified").
     let problems = check_table(&p.target, &p.orphans, p.drops_table(), after.as_ref());
     if !problems.is_empty() {
         return Ok(Some(format!(

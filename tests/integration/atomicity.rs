@@ -1,4 +1,4 @@
-//! Invariant 1: all-or-nothing by default; with continue-on-error each
+//! Invariant "Atomic": all-or-nothing by default; with continue-on-error each
 //! DocType commits or rolls back on its own and failures are recorded.
 
 use crate::common::*;

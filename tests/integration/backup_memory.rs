@@ -4,8 +4,8 @@
 //! process's and the other integration tests run as threads of this one, so
 //! the test re-runs this binary on itself alone and measures there.
 //!
-//! Rows: `BACKUP_MEMORY_ROWS` (default 200 000, about 70 bytes each; the README's
-//! figure uses 1 000 000 rows of the 21-column bench table, see benches/backup.rs).
+//! Rows: `BACKUP_MEMORY_ROWS` (default 200 000, about 70 bytes each; the figure in
+//! docs/performance.md uses 1 000 000 rows of the 21-column bench table, see benches/backup.rs).
 
 use std::process::{Command, Stdio};
 

@@ -1,4 +1,4 @@
-//! Invariant 6, safe under concurrent starts: many `doctype-migrate apply`
+//! Invariant "Concurrent starts", safe under concurrent starts: many `doctype-migrate apply`
 //! processes started at once on one database all succeed, each change is
 //! applied and recorded exactly once, the schema ends at the target, and
 //! nobody reports "database is locked".

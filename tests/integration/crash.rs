@@ -1,4 +1,4 @@
-//! Crash safety (invariants 1 and 5): `doctype-migrate apply` of a table
+//! Crash safety (invariants "Atomic" and "History in the same transaction"): `doctype-migrate apply` of a table
 //! rebuild is killed with SIGKILL at random instants. After every kill the
 //! database must be intact and exactly before or exactly after the
 //! migration:

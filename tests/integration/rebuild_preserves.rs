@@ -1,4 +1,4 @@
-//! Invariants 3 and 4: a rebuild keeps what it does not change, and never
+//! Invariants "Foreign keys never cascade" and "Rebuild preserves": a rebuild keeps what it does not change, and never
 //! cascades through foreign keys.
 
 use crate::common::*;
