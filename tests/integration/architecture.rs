@@ -169,3 +169,65 @@ fn the_cli_uses_only_the_root_api() {
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// The names `src/lib.rs` re-exports at the root (after `as`, when renamed).
+fn root_exports() -> std::collections::BTreeSet<String> {
+    let lib = std::fs::read_to_string(root().join("src/lib.rs")).unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    let mut rest = lib.as_str();
+    while let Some(i) = rest.find("\npub use ") {
+        rest = &rest[i + "\npub use ".len()..];
+        let end = rest.find(';').unwrap();
+        let item = &rest[..end];
+        let list = match (item.find('{'), item.rfind('}')) {
+            (Some(a), Some(b)) => &item[a + 1..b],
+            _ => item.rsplit("::").next().unwrap(),
+        };
+        for name in list.split(',') {
+            let name = name.split(" as ").last().unwrap().trim();
+            if !name.is_empty() {
+                out.insert(name.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn architecture_lists_exactly_the_public_api() {
+    let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let start = text.find("| Area | Items |").expect("the public API table");
+    let mut listed = std::collections::BTreeSet::new();
+    for line in text[start..].lines().skip(2) {
+        if !line.starts_with('|') {
+            break;
+        }
+        let items = line.split('|').nth(2).unwrap_or_default();
+        // Methods are named in parentheses after their type.
+        let mut depth = 0;
+        let outside: String = items
+            .chars()
+            .filter(|c| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => return depth == 0,
+                }
+                false
+            })
+            .collect();
+        for (i, part) in outside.split('`').enumerate() {
+            if i % 2 == 1 {
+                listed.insert(part.to_string());
+            }
+        }
+    }
+    let exported = root_exports();
+    assert!(exported.len() > 50, "{exported:?}");
+    let missing: Vec<_> = exported.difference(&listed).collect();
+    let extra: Vec<_> = listed.difference(&exported).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "exported but not in ARCHITECTURE.md: {missing:?}; listed but not exported: {extra:?}"
+    );
+}
