@@ -46,8 +46,8 @@ mod schema;
 mod validation;
 
 pub use applier::{
-    ApplierBuilder, ApplierOptions, ApplyReport, BackupKey, DryRunReport, MigrationApplier,
-    NullFill, RenameHint, RestoreReport, migrate_on_start,
+    ApplierBuilder, ApplierOptions, ApplyReport, BackupKey, BackupSettings, DryRunReport,
+    MigrationApplier, NullFill, RenameHint, RestoreReport, migrate_on_start,
 };
 pub use audit::{
     Action, AuditEntry, AuditLog, Level, StaleRun, default_path_for as audit_log_path_for,

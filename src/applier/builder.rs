@@ -42,17 +42,8 @@ pub struct ApplierOptions {
     /// Values to fill NULLs with before a column becomes NOT NULL (the
     /// resolution of MF002).
     pub null_fills: Vec<NullFill>,
-    /// When to back up tables before changing them.
-    pub backup_policy: BackupPolicy,
-    /// Where backups go (default: `<database file name>.backups` beside it).
-    pub backup_dir: Option<PathBuf>,
-    /// Encrypt backups with this key (default: not encrypted).
-    pub backup_key: Option<BackupKey>,
-    /// gzip level for backups (default: the backup manager's fast level).
-    pub backup_compression_level: Option<u32>,
-    /// Read each backup back (decrypt, decompress, checksum, count) before
-    /// the step it protects runs. Default: on.
-    pub verify_backups: bool,
+    /// When, where and how backups are taken.
+    pub backups: BackupSettings,
     /// Hear every event of a run (after the audit log, in the order
     /// added). See [`ApplierBuilder::observer`].
     pub(crate) observers: Observers,
@@ -79,11 +70,7 @@ impl Default for ApplierOptions {
             strict: false,
             renames: Vec::new(),
             null_fills: Vec::new(),
-            backup_policy: BackupPolicy::default(),
-            backup_dir: None,
-            backup_key: None,
-            backup_compression_level: None,
-            verify_backups: true,
+            backups: BackupSettings::default(),
             observers: Observers::default(),
             audit_log: None,
             audit_disabled: false,
@@ -91,6 +78,86 @@ impl Default for ApplierOptions {
             lock_timeout: Duration::from_secs(60),
             applied_by: crate::history::default_actor(),
         }
+    }
+}
+
+/// When, where and how an applier takes backups: one value, so a client
+/// (the command line, a service) builds it once from its own options and
+/// hands it to [`ApplierBuilder::backups`].
+///
+/// ```
+/// use doctype_migrate::{BackupPolicy, BackupSettings, MigrationApplier};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let settings = BackupSettings::default()
+///     .with_policy(BackupPolicy::Always)
+///     .with_dir(dir.path().join("backups"))
+///     .with_compression_level(6);
+/// let applier = MigrationApplier::builder(dir.path().join("app.db"))
+///     .create_if_missing(true)
+///     .backups(settings)
+///     .build()
+///     .unwrap();
+/// assert_eq!(applier.backup_manager().unwrap().dir(), dir.path().join("backups"));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BackupSettings {
+    /// When to back up tables before changing them.
+    pub policy: BackupPolicy,
+    /// Where backups go (default: `<database file name>.backups` beside it).
+    pub dir: Option<PathBuf>,
+    /// Encrypt and authenticate backups with this key (default: neither).
+    pub key: Option<BackupKey>,
+    /// gzip level 0-9 (default: the backup manager's fast level, 1).
+    pub compression_level: Option<u32>,
+    /// Read each backup back (decrypt, decompress, checksum, count) before
+    /// the step it protects runs. Default: on.
+    pub verify: bool,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        BackupSettings {
+            policy: BackupPolicy::default(),
+            dir: None,
+            key: None,
+            compression_level: None,
+            verify: true,
+        }
+    }
+}
+
+impl BackupSettings {
+    /// Sets [`policy`](Self::policy).
+    pub fn with_policy(mut self, policy: BackupPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets [`dir`](Self::dir).
+    pub fn with_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Sets [`key`](Self::key).
+    pub fn with_key(mut self, key: BackupKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Sets [`compression_level`](Self::compression_level) (checked at
+    /// `build`).
+    pub fn with_compression_level(mut self, level: u32) -> Self {
+        self.compression_level = Some(level);
+        self
+    }
+
+    /// Sets [`verify`](Self::verify).
+    pub fn with_verify(mut self, yes: bool) -> Self {
+        self.verify = yes;
+        self
     }
 }
 
@@ -212,46 +279,52 @@ impl ApplierBuilder {
         self
     }
 
-    /// See [`ApplierOptions::backup_policy`].
-    pub fn backup_policy(mut self, policy: BackupPolicy) -> Self {
-        self.options.backup_policy = policy;
+    /// All backup settings at once (replacing any set before).
+    pub fn backups(mut self, settings: BackupSettings) -> Self {
+        self.options.backups = settings;
         self
     }
 
-    /// See [`ApplierOptions::backup_dir`].
+    /// See [`BackupSettings::policy`].
+    pub fn backup_policy(mut self, policy: BackupPolicy) -> Self {
+        self.options.backups.policy = policy;
+        self
+    }
+
+    /// See [`BackupSettings::dir`].
     pub fn backup_dir(mut self, dir: impl AsRef<Path>) -> Self {
-        self.options.backup_dir = Some(dir.as_ref().to_path_buf());
+        self.options.backups.dir = Some(dir.as_ref().to_path_buf());
         self
     }
 
     /// Encrypts backups with the key in this file (32 bytes or 64 hex characters).
     pub fn backup_key_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.options.backup_key = Some(BackupKey::KeyFile(path.as_ref().to_path_buf()));
+        self.options.backups.key = Some(BackupKey::KeyFile(path.as_ref().to_path_buf()));
         self
     }
 
     /// Encrypts backups with a key derived from this passphrase (argon2id).
     pub fn backup_passphrase(mut self, passphrase: &str) -> Self {
-        self.options.backup_key = Some(BackupKey::Passphrase(passphrase.to_string()));
+        self.options.backups.key = Some(BackupKey::Passphrase(passphrase.to_string()));
         self
     }
 
     /// Encrypts and authenticates backups with `key` (a key file or a
     /// passphrase).
     pub fn backup_key(mut self, key: BackupKey) -> Self {
-        self.options.backup_key = Some(key);
+        self.options.backups.key = Some(key);
         self
     }
 
-    /// See [`ApplierOptions::backup_compression_level`].
+    /// See [`BackupSettings::compression_level`].
     pub fn backup_compression_level(mut self, level: u32) -> Self {
-        self.options.backup_compression_level = Some(level);
+        self.options.backups.compression_level = Some(level);
         self
     }
 
-    /// See [`ApplierOptions::verify_backups`].
+    /// See [`BackupSettings::verify`].
     pub fn verify_backups(mut self, yes: bool) -> Self {
-        self.options.verify_backups = yes;
+        self.options.backups.verify = yes;
         self
     }
 
@@ -348,7 +421,12 @@ impl ApplierBuilder {
                 ));
             }
         }
-        if self.options.backup_compression_level.is_some_and(|l| l > 9) {
+        if self
+            .options
+            .backups
+            .compression_level
+            .is_some_and(|l| l > 9)
+        {
             return Err(Error::config(
                 "backup_compression_level",
                 "backup compression level must be 0 to 9",

@@ -6,7 +6,9 @@ mod builder;
 mod run;
 
 pub use backups::RestoreReport;
-pub use builder::{ApplierBuilder, ApplierOptions, BackupKey, NullFill, RenameHint};
+pub use builder::{
+    ApplierBuilder, ApplierOptions, BackupKey, BackupSettings, NullFill, RenameHint,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -412,10 +414,10 @@ impl MigrationApplier {
             )
         })?;
         let mut b = BackupManager::builder().dir(dir);
-        if let Some(level) = o.backup_compression_level {
+        if let Some(level) = o.backups.compression_level {
             b = b.compression_level(level);
         }
-        if let Some(key) = &o.backup_key {
+        if let Some(key) = &o.backups.key {
             b = b.backup_key(key);
         }
         b.build()
@@ -424,7 +426,7 @@ impl MigrationApplier {
     /// The backup directory: the one named, else the default beside the
     /// database file (`None` for a lent in-memory database).
     fn backup_dir(&self) -> Option<PathBuf> {
-        match &self.options.backup_dir {
+        match &self.options.backups.dir {
             Some(d) => Some(d.clone()),
             None if self.in_memory => None,
             None => Some(default_dir_for(&self.path)),
@@ -786,7 +788,7 @@ fn set_options(options: &ApplierOptions) -> SetOptions<'_> {
         drop_orphan_tables: options.drop_orphan_tables,
         renames: &options.renames,
         null_fills: &options.null_fills,
-        backup_policy: options.backup_policy,
+        backup_policy: options.backups.policy,
     }
 }
 

@@ -211,7 +211,7 @@ impl MigrationApplier {
             applied_by: self.options.applied_by.clone(),
             batch_id: new_batch_id(),
             check_foreign_keys: locked.fk.as_ref().is_some_and(ForeignKeysOff::were_on),
-            verify_backups: self.options.verify_backups,
+            verify_backups: self.options.backups.verify,
             events: self.events.clone(),
             validate_ms,
         };

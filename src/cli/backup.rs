@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use doctype_migrate::{
     ApplierBuilder, BackupErrorKind, BackupInfo, BackupKey, BackupManager, BackupManagerBuilder,
-    BackupPolicy, BackupStrategy, Error, MigrationApplier, PlannedBackup, PrunePolicy, PruneReport,
-    RestoreTarget, default_dir_for,
+    BackupPolicy, BackupSettings, BackupStrategy, Error, MigrationApplier, PlannedBackup,
+    PrunePolicy, PruneReport, RestoreTarget, default_dir_for,
 };
 use serde::Serialize;
 
@@ -92,10 +92,11 @@ fn backup_dir(db: &Path, given: Option<&Path>) -> PathBuf {
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
-/// Applies `--backup-dir`, the key options, `--backup-policy` and
-/// `--backup-level` to an applier builder. The key is checked now (the key
-/// file read, the passphrase variable looked up), before the database is
-/// opened, so a bad key never leaves a half-done run behind.
+/// The backup settings `--backup-dir`, the key options, `--backup-policy`
+/// and `--backup-level` describe, given to an applier builder as one
+/// value. The key is checked now (the key file read, the passphrase
+/// variable looked up), before the database is opened, so a bad key never
+/// leaves a half-done run behind.
 pub fn configure(
     builder: ApplierBuilder,
     db: &Path,
@@ -105,21 +106,21 @@ pub fn configure(
     let dir = backup_dir(db, opts.backup_dir.as_deref());
     // Building a manager writes nothing; it reads and checks the key file.
     manager_builder(&dir, &key).build()?;
-    let mut builder = builder.backup_dir(&dir);
+    let mut settings = BackupSettings::default().with_dir(dir);
     if let Some(k) = key {
-        builder = builder.backup_key(k);
+        settings = settings.with_key(k);
     }
     if let Some(policy) = opts.backup_policy {
-        builder = builder.backup_policy(match policy {
+        settings = settings.with_policy(match policy {
             PolicyArg::Destructive => BackupPolicy::DestructiveAndRebuild,
             PolicyArg::Always => BackupPolicy::Always,
             PolicyArg::Never => BackupPolicy::Never,
         });
     }
     if let Some(level) = opts.backup_level {
-        builder = builder.backup_compression_level(level);
+        settings = settings.with_compression_level(level);
     }
-    Ok(builder)
+    Ok(builder.backups(settings))
 }
 
 /// The line `plan` prints after its summary when the plan takes backups:
