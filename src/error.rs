@@ -257,6 +257,14 @@ pub enum Error {
         source: Box<rusqlite::Error>,
     },
 
+    /// The paths given to load DocTypes from hold none (an empty
+    /// directory, JSON of other records): most likely the wrong path.
+    #[error("no DocType JSON found in {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    NoDocTypes {
+        /// The paths given.
+        paths: Vec<PathBuf>,
+    },
+
     /// A builder or call was given an invalid option or combination of
     /// options (or the environment it needs is missing). Nothing was done.
     #[error("invalid configuration: {message}")]

@@ -4,6 +4,7 @@
 mod backups;
 mod builder;
 mod run;
+mod startup;
 
 pub use backups::RestoreReport;
 pub use builder::{
@@ -17,9 +18,7 @@ use serde::Serialize;
 
 use crate::audit::{Action, AuditLog, Level, clean_temp_files, scan_markers};
 use crate::backup::{BackupManager, default_dir_for};
-use crate::doctype::{
-    Conflict, DocType, Warning, WarningCode, conflicts, load_path, validate_set, warnings,
-};
+use crate::doctype::{Conflict, DocType, Warning, WarningCode, conflicts, validate_set, warnings};
 use crate::error::{Error, Result};
 use crate::events::{Observers, Phase, RunEvent, RunOutcome};
 use crate::execution::{MigrationRecord, error_chain, read_snapshot, retry_busy};
@@ -695,16 +694,19 @@ impl ApplyReport {
 
 /// The one call for application start: loads every DocType under
 /// `doctypes` (a file or a directory tree), creates the database if needed
-/// and applies them with default (safe) options.
+/// and applies them with default (safe) options. When nothing changed since
+/// the last start, the files are hashed and not parsed (see
+/// [`MigrationApplier::sync_paths`]). When nothing changed since
+/// the last start, the files are hashed and not parsed (see
+/// [`MigrationApplier::sync_paths`]).
 pub fn migrate_on_start(
     database: impl AsRef<Path>,
     doctypes: impl AsRef<Path>,
 ) -> Result<ApplyReport> {
-    let doctypes = load_path(doctypes.as_ref())?;
     MigrationApplier::builder(database)
         .create_if_missing(true)
         .build()?
-        .sync_all(&doctypes)
+        .sync_paths(&[doctypes.as_ref().to_path_buf()])
 }
 
 /// An error as the audit log records it. A refusal lists its findings by

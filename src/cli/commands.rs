@@ -53,11 +53,17 @@ pub fn plan(args: &PlanArgs) -> Result<Outcome, CliError> {
     })
 }
 
-/// `apply`: creates the database if missing and syncs every DocType.
+/// `apply`: creates the database if missing and syncs every DocType. On an
+/// existing database the library confirms "up to date" without parsing
+/// when nothing changed since the last run (`sync_paths`); it validates the
+/// input before it writes anything either way. A database that does not
+/// exist yet is created only after the input has been read and validated.
 pub fn apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
-    let doctypes = load_doctypes(&args.inputs.doctypes)?;
     let db = &args.inputs.db;
     let existed = db.exists();
+    if !existed {
+        load_doctypes(&args.inputs.doctypes)?;
+    }
     let shown = CliProgress::new(settings().progress);
     let builder = MigrationApplier::builder(db)
         .create_if_missing(true)
@@ -78,7 +84,7 @@ pub fn apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
     // before a file this run created may be removed below.
     let clock = Instant::now();
     let result = match built {
-        Ok(mut applier) => applier.sync_all(&doctypes),
+        Ok(mut applier) => applier.sync_paths(&args.inputs.doctypes),
         Err(e) => Err(e),
     };
     if let Some(shown) = &shown {
@@ -122,7 +128,8 @@ pub fn apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
         }
         Err(Error::Blocked { findings }) => {
             remove_if_created_empty(db, existed);
-            let accepted = warnings(&doctypes);
+            // The input loaded and validated before validation blocked it.
+            let accepted = warnings(&load_paths(&args.inputs.doctypes)?);
             super::write_stderr(&output::warning_lines(&accepted));
             let stdout = if json {
                 output::blocked_json(&findings, &accepted)?

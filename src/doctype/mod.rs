@@ -16,6 +16,7 @@ pub(crate) use coerce::{integer_default, real_default};
 pub use fieldtype::{FieldType, Storage, UnknownFieldType};
 pub use layer::{Layer, LayerKind};
 pub use model::{DocType, Field, IndexDef};
+pub(crate) use parse::input_files;
 pub use parse::{from_json_str as doctypes_from_json, load_path, load_paths};
 pub(crate) use quirks::{ColumnSource, index_fields, table_columns};
 pub use standard::is_dynamic_default;

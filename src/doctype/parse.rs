@@ -89,6 +89,22 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<DocType>> {
     Ok(out)
 }
 
+/// The files [`load_paths`] reads for `paths`, in the order it reads them:
+/// a path given as a file, and every `*.json` file under a directory.
+pub(crate) fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = fs::metadata(path).map_err(|source| io_error(path, source))?;
+        if meta.is_dir() {
+            let mut seen = HashSet::new();
+            collect_json_files(path, &mut files, &mut seen)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
 /// DocTypes and layer records read so far.
 #[derive(Default)]
 struct Input {

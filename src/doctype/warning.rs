@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::model::DocType;
 
@@ -71,8 +71,29 @@ impl Serialize for WarningCode {
     }
 }
 
+impl WarningCode {
+    const ALL: [WarningCode; 6] = [
+        WarningCode::DuplicateField,
+        WarningCode::StandardColumnRedeclared,
+        WarningCode::NonNumericDefault,
+        WarningCode::PropertySetterMissingField,
+        WarningCode::InterruptedRun,
+        WarningCode::AuditNotWritten,
+    ];
+}
+
+impl<'de> Deserialize<'de> for WarningCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(d)?;
+        WarningCode::ALL
+            .into_iter()
+            .find(|c| c.as_str() == code)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown warning code {code:?}")))
+    }
+}
+
 /// One warning: what was accepted or noticed, and where.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Warning {
     /// What kind of warning (stable code).

@@ -298,6 +298,51 @@ pub fn ensure_database_id(conn: &Connection) -> Result<String> {
     Ok(id)
 }
 
+/// The key of the start-up record in [`META_TABLE`].
+const STARTUP_KEY: &str = "startup";
+
+/// What the last run that left the database up to date saw: the hash of
+/// its input files and options, the hash of the schema it left, how many
+/// DocTypes it read and the warnings their parse gave (as JSON). A later
+/// run with the same input and schema is up to date without parsing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub(crate) struct StartupRecord {
+    pub input_sha256: String,
+    pub schema_sha256: String,
+    pub doctypes: usize,
+    pub warnings: serde_json::Value,
+}
+
+/// The start-up record, if one was written and reads back; `None`
+/// otherwise (a record that does not parse is as good as none).
+pub(crate) fn startup_record(conn: &Connection) -> Result<Option<StartupRecord>> {
+    const EXISTS: &str =
+        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE";
+    let exists = conn
+        .query_row(EXISTS, [META_TABLE], |_| Ok(()))
+        .optional()
+        .map_err(|e| Error::sql(EXISTS, e))?
+        .is_some();
+    if !exists {
+        return Ok(None);
+    }
+    const SQL: &str = "SELECT value FROM \"tabMigrationMeta\" WHERE key = ?1";
+    let value: Option<Option<String>> = conn
+        .query_row(SQL, [STARTUP_KEY], |r| r.get(0))
+        .optional()
+        .map_err(|e| Error::sql(SQL, e))?;
+    Ok(value.flatten().and_then(|v| serde_json::from_str(&v).ok()))
+}
+
+/// Writes the start-up record, in the caller's transaction.
+pub(crate) fn write_startup_record(conn: &Connection, record: &StartupRecord) -> Result<()> {
+    ensure_database_id(conn)?;
+    const SQL: &str = "INSERT OR REPLACE INTO \"tabMigrationMeta\" (key, value) VALUES (?1, ?2)";
+    conn.execute(SQL, params![STARTUP_KEY, json_text(record)])
+        .map_err(|e| Error::sql(SQL, e))?;
+    Ok(())
+}
+
 fn json_text<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }

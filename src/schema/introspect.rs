@@ -75,6 +75,11 @@ impl SchemaSnapshot {
         ))
     }
 
+    /// One fingerprint of the whole schema (every object, in order).
+    pub fn fingerprint(&self) -> String {
+        fingerprint_of(self.objects.iter())
+    }
+
     /// [`SchemaSnapshot::table_fingerprint`] of every table at once, keyed by
     /// lowercase table name: one pass over the snapshot instead of one per table.
     pub fn table_fingerprints(&self) -> std::collections::HashMap<String, String> {
