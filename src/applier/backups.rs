@@ -128,9 +128,29 @@ impl MigrationApplier {
     /// unless `force`. A base that a kept incremental backup depends on is
     /// always kept, and an unreadable file is never deleted. The report
     /// says what was deleted and what was kept, and why.
+    ///
+    /// Holds the database's write lock (`BEGIN IMMEDIATE`, nothing
+    /// written) while it selects and deletes: an apply writes its backups
+    /// under that lock and completes their history rows before it lets go,
+    /// so a prune never sees (and deletes) the backup of a migration that
+    /// is still running.
     pub fn prune_backups(&self, policy: PrunePolicy, force: bool) -> Result<PruneReport> {
         let manager = self.backup_manager()?;
-        let in_use = self.read(|| store::backup_paths_in_use(&self.conn))?;
+        let conn = &self.conn;
+        begin_immediate(conn, &self.path, self.options.lock_timeout)?;
+        let guard = TxGuard::new(conn);
+        let pruned = self.prune_locked(&manager, policy, force);
+        guard.rollback()?;
+        pruned
+    }
+
+    fn prune_locked(
+        &self,
+        manager: &crate::backup::BackupManager,
+        policy: PrunePolicy,
+        force: bool,
+    ) -> Result<PruneReport> {
+        let in_use = store::backup_paths_in_use(&self.conn)?;
         // History may name files by a path relative to another working
         // directory: a file of this directory with the same name is
         // protected too.

@@ -509,7 +509,9 @@ fn prune(args: &BackupPruneArgs) -> Result<Outcome, CliError> {
     };
     require_db(&args.db)?;
     let dir = backup_dir(&args.db, args.backup_dir.as_deref());
-    let applier = with_timeouts(MigrationApplier::builder(&args.db).read_only(true))
+    // Not read-only: pruning takes the write lock (it writes nothing) so
+    // that it cannot delete the backup of an apply still running.
+    let applier = with_timeouts(MigrationApplier::builder(&args.db))
         .backup_dir(&dir)
         .build()?;
     for (path, e) in applier.backup_manager()?.list_unreadable()? {

@@ -348,3 +348,88 @@ fn default_dir_is_beside_the_database() {
         PathBuf::from("app.db.backups")
     );
 }
+
+/// Pauses a run right after its backup is written, until told to go on.
+struct PauseAfterBackup {
+    written: std::sync::mpsc::SyncSender<()>,
+    resume: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl doctype_migrate::RunObserver for PauseAfterBackup {
+    fn on_event(&self, event: &doctype_migrate::RunEvent<'_>) {
+        if matches!(event, doctype_migrate::RunEvent::BackupWritten { .. }) {
+            let _ = self.written.send(());
+            let _ = self.resume.lock().unwrap().recv();
+        }
+    }
+}
+
+#[test]
+fn prune_cannot_delete_the_backup_of_an_apply_still_running() {
+    use doctype_migrate::{DocType, Field, FieldType, MigrationApplier};
+    use std::time::Duration;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("app.db");
+    let v1 = DocType::new("Item").field(Field::new("code", FieldType::Data));
+    let v2 = DocType::new("Item").field(Field::new("code", FieldType::Int));
+    MigrationApplier::builder(&path)
+        .create_if_missing(true)
+        .build()
+        .unwrap()
+        .sync_all(std::slice::from_ref(&v1))
+        .unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("INSERT INTO \"tabItem\" (name, code) VALUES ('a', '7'), ('b', 'x')")
+        .unwrap();
+
+    let (written_tx, written_rx) = std::sync::mpsc::sync_channel(1);
+    let (resume_tx, resume_rx) = std::sync::mpsc::channel();
+    let apply_path = path.clone();
+    let apply = std::thread::spawn(move || {
+        MigrationApplier::builder(&apply_path)
+            .allow_data_loss(true)
+            .observer(std::sync::Arc::new(PauseAfterBackup {
+                written: written_tx,
+                resume: std::sync::Mutex::new(resume_rx),
+            }))
+            .build()
+            .unwrap()
+            .sync_all(&[v2])
+    });
+    // The apply has written its backup and holds the write lock; its
+    // history row is not completed yet, so nothing protects the file.
+    written_rx.recv().unwrap();
+    let prune_path = path.clone();
+    let prune = std::thread::spawn(move || {
+        MigrationApplier::builder(&prune_path)
+            .lock_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+            .prune_backups(PrunePolicy::OlderThan(chrono::Duration::zero()), false)
+    });
+    // Give a prune that did not wait for the lock the time to delete it.
+    std::thread::sleep(Duration::from_millis(300));
+    resume_tx.send(()).unwrap();
+    let report = apply.join().unwrap().unwrap();
+    let pruned = prune.join().unwrap().unwrap();
+    let backup = report.migrations[0].backups[0].clone();
+    assert!(backup.exists(), "pruned under a running apply: {pruned:?}");
+    assert!(
+        pruned.kept_protected.contains(&backup),
+        "the prune ran after the commit, when the completed migration protects it: {pruned:?}"
+    );
+    // And the backup still does its job.
+    MigrationApplier::open(&path)
+        .unwrap()
+        .rollback_last(Some("Item"), &doctype_migrate::RollbackOptions::default())
+        .unwrap();
+    let code: String = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT code FROM \"tabItem\" WHERE name = 'b'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(code, "x");
+}
