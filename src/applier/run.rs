@@ -229,14 +229,20 @@ impl MigrationApplier {
             let before = taken.len();
             match execute_doctype(conn, dt_plan, n, &ctx, manager.as_ref(), &mut taken) {
                 Ok(record) => migrations.push(record),
-                Err(e) if self.options.continue_on_error => {
+                // With continue-on-error the others go on, in the same
+                // transaction; unless SQLite already rolled that back.
+                Err(e) if self.options.continue_on_error && !conn.is_autocommit() => {
                     remove_files(taken.drain(before..));
                     let ms = start.elapsed().as_secs_f64() * 1000.0;
                     migrations.push(record_failure(conn, dt_plan, &ctx, &e, ms)?);
                 }
                 Err(e) => {
-                    conn.execute_batch("ROLLBACK")
-                        .map_err(|e| Error::sql("ROLLBACK", e))?;
+                    if conn.is_autocommit() {
+                        crate::db::lock::recover_rolled_back(conn);
+                    } else {
+                        conn.execute_batch("ROLLBACK")
+                            .map_err(|e| Error::sql("ROLLBACK", e))?;
+                    }
                     self.events.emit(RunEvent::TransactionRolledBack {
                         cause: RollbackCause::DocTypeFailed(&dt_plan.doctype),
                     });

@@ -112,6 +112,20 @@ pub fn foreign_keys_enabled(conn: &Connection) -> Result<bool> {
         .map_err(|e| Error::sql("PRAGMA foreign_keys", e))
 }
 
+/// After SQLite rolled a transaction back by itself (a full disk, an I/O
+/// error), the rollback may be unfinished: the original pages wait in a hot
+/// journal and the file still holds the failed run's pages. One read makes
+/// the pager play the journal back now, so the file is the one from before
+/// the run when the engine returns, not only when someone next opens it.
+/// Best effort: if even that fails, the next open does it.
+pub(crate) fn recover_rolled_back(conn: &Connection) {
+    if conn.is_autocommit() {
+        let _ = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        });
+    }
+}
+
 /// Rolls back an open transaction when dropped, unless committed.
 pub struct TxGuard<'c> {
     conn: &'c Connection,
@@ -135,6 +149,7 @@ impl<'c> TxGuard<'c> {
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
+                recover_rolled_back(self.conn);
                 Err(Error::CommitFailed {
                     source: Box::new(e),
                 })
@@ -145,6 +160,12 @@ impl<'c> TxGuard<'c> {
     /// Rolls back now.
     pub fn rollback(mut self) -> Result<()> {
         self.done = true;
+        // SQLite may have rolled the transaction back itself (a full disk,
+        // an I/O error): nothing is left to roll back then.
+        if self.conn.is_autocommit() {
+            recover_rolled_back(self.conn);
+            return Ok(());
+        }
         self.conn
             .execute_batch("ROLLBACK")
             .map_err(|e| Error::sql("ROLLBACK", e))
@@ -155,6 +176,9 @@ impl Drop for TxGuard<'_> {
     fn drop(&mut self) {
         if !self.done && !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        if !self.done {
+            recover_rolled_back(self.conn);
         }
     }
 }

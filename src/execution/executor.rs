@@ -94,12 +94,19 @@ pub fn execute_doctype(
                 table: &plan.table,
                 error: &error_chain(&e),
             });
-            exec(conn, &format!("ROLLBACK TO {savepoint}"))?;
-            exec(conn, &format!("RELEASE {savepoint}"))?;
-            ctx.events.emit(RunEvent::SavepointRolledBack {
-                doctype: &plan.doctype,
-                table: &plan.table,
-            });
+            // Some errors (a full disk, an I/O error) make SQLite roll back
+            // the whole transaction itself: then there is no savepoint left
+            // to roll back to, and the caller must learn that the run's
+            // transaction is gone (`conn.is_autocommit()`), not get a
+            // "no transaction is active" in place of the real error.
+            if !conn.is_autocommit() {
+                exec(conn, &format!("ROLLBACK TO {savepoint}"))?;
+                exec(conn, &format!("RELEASE {savepoint}"))?;
+                ctx.events.emit(RunEvent::SavepointRolledBack {
+                    doctype: &plan.doctype,
+                    table: &plan.table,
+                });
+            }
             Err(e)
         }
     }

@@ -39,6 +39,7 @@ mod cli_output;
 mod concurrency;
 mod corpus;
 mod crash;
+mod disk_full;
 mod fast_path;
 mod frappe_apps;
 mod input;
