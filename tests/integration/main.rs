@@ -42,6 +42,8 @@ mod crash;
 mod fast_path;
 mod frappe_apps;
 mod input;
+#[cfg(unix)]
+mod journal_modes;
 mod own_connection;
 mod progress;
 mod proptest_roundtrip;
