@@ -112,7 +112,7 @@ impl MigrationApplier {
                 return Err(e);
             }
         };
-        guard.commit()?;
+        guard.commit(&self.path, self.options.lock_timeout)?;
         Ok(RestoreReport {
             path: file.to_path_buf(),
             table: info.table,

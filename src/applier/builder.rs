@@ -54,7 +54,9 @@ pub struct ApplierOptions {
     pub audit_disabled: bool,
     /// SQLite busy timeout for each statement.
     pub busy_timeout: Duration,
-    /// How long to wait for the write lock in total before giving up.
+    /// How long to wait for the write lock in total before giving up
+    /// (and, on a rollback-journal database, at commit for other
+    /// connections' reads to end; see [`Error::LockTimeout`]).
     pub lock_timeout: Duration,
     /// Recorded as `applied_by` in history.
     pub applied_by: String,

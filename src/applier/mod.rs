@@ -282,6 +282,10 @@ impl MigrationApplier {
     /// Every action is appended to the audit log; a run that an earlier
     /// process started and never finished is reported in `warnings` and the
     /// audit log, and its marker cleared.
+    ///
+    /// In rollback-journal mode the commit waits for other connections'
+    /// reads to end, within `lock_timeout`; past it the run is rolled back
+    /// and the error is [`Error::LockTimeout`] with `at_commit`.
     pub fn sync_all(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
         let started = std::time::Instant::now();
         self.events.emit(RunEvent::RunStarted {

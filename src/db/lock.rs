@@ -28,6 +28,7 @@ pub fn begin_immediate(conn: &Connection, path: &Path, max_wait: Duration) -> Re
                 return Err(Error::LockTimeout {
                     path: path.to_path_buf(),
                     write: true,
+                    at_commit: false,
                     waited_ms: start.elapsed().as_millis() as u64,
                     attempts,
                 });
@@ -64,6 +65,7 @@ pub fn retry_busy<T>(
                 return Err(Error::LockTimeout {
                     path: path.to_path_buf(),
                     write: false,
+                    at_commit: false,
                     waited_ms: start.elapsed().as_millis() as u64,
                     attempts,
                 });
@@ -124,21 +126,50 @@ impl<'c> TxGuard<'c> {
         TxGuard { conn, done: false }
     }
 
-    /// Commits. When COMMIT fails (the disk is full, an I/O error), the
-    /// transaction is rolled back if SQLite left it open, and the error
-    /// says that nothing was committed.
-    pub fn commit(mut self) -> Result<()> {
+    /// Commits, waiting at most `max_wait` in total for the exclusive lock
+    /// COMMIT needs. In rollback-journal mode a commit must wait until no
+    /// other connection holds a shared lock (an open read transaction); a
+    /// COMMIT that fails with SQLITE_BUSY leaves the transaction open and
+    /// may be retried, so it is, with the backoff of [`begin_immediate`]
+    /// (meanwhile SQLite's PENDING lock lets no new reader in). Past the
+    /// bound the transaction is rolled back and the error is
+    /// [`Error::LockTimeout`] with `at_commit`. When COMMIT fails otherwise
+    /// (the disk is full, an I/O error), the transaction is rolled back if
+    /// SQLite left it open, and the error ([`Error::CommitFailed`]) says
+    /// that nothing was committed.
+    pub fn commit(mut self, path: &Path, max_wait: Duration) -> Result<()> {
         self.done = true;
-        match self.conn.execute_batch("COMMIT") {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                if !self.conn.is_autocommit() {
-                    let _ = self.conn.execute_batch("ROLLBACK");
-                }
-                Err(Error::CommitFailed {
-                    source: Box::new(e),
-                })
+        let start = Instant::now();
+        let mut attempts = 0u32;
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            attempts += 1;
+            let e = match self.conn.execute_batch("COMMIT") {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let open = !self.conn.is_autocommit();
+            if is_busy(&e) && open && start.elapsed() < max_wait {
+                let left = max_wait.saturating_sub(start.elapsed());
+                thread::sleep(backoff.min(left));
+                backoff = (backoff * 2).min(Duration::from_millis(250));
+                continue;
             }
+            if open {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            if is_busy(&e) {
+                return Err(Error::LockTimeout {
+                    path: path.to_path_buf(),
+                    write: true,
+                    at_commit: true,
+                    waited_ms: start.elapsed().as_millis() as u64,
+                    attempts,
+                });
+            }
+            return Err(Error::CommitFailed {
+                source: Box::new(e),
+            });
         }
     }
 
@@ -215,7 +246,9 @@ mod tests {
         .unwrap();
         conn.execute_batch("BEGIN; INSERT INTO c VALUES (7);")
             .unwrap();
-        let err = TxGuard::new(&conn).commit().unwrap_err();
+        let err = TxGuard::new(&conn)
+            .commit(&dir.path().join("a.db"), Duration::from_secs(1))
+            .unwrap_err();
         assert!(matches!(err, Error::CommitFailed { .. }), "{err:?}");
         assert!(err.to_string().contains("nothing was committed"), "{err}");
         assert!(conn.is_autocommit(), "the transaction was rolled back");

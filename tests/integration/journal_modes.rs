@@ -6,6 +6,10 @@
 //!   rollback-journal one, and the database is still in WAL mode after:
 //!   the engine never changes the caller's journal mode. A WAL reader reads
 //!   the old, complete table while a long rebuild runs.
+//! - **Rollback journal.** A reader holding the database (an open read
+//!   transaction) keeps a commit from taking its exclusive lock: the commit
+//!   waits for it within `lock_timeout`, then gives up with
+//!   `Error::LockTimeout` naming the commit, having written nothing.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -14,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use doctype_migrate::{
-    DocType, Error, MigrationApplier, RollbackOptions, RunEvent, RunObserver, StepKind,
+    DocType, Error, MigrationApplier, RestoreTarget, RollbackOptions, RunEvent, RunObserver,
+    StepKind,
 };
 use rusqlite::Connection;
 use rusqlite::types::Value;
@@ -125,6 +130,11 @@ fn hold_shared(db: &TestDb) -> Connection {
     reader.execute_batch("BEGIN").unwrap();
     assert_eq!(count(&reader, "SELECT count(*) FROM \"tabItem\""), 3);
     reader
+}
+
+/// An error with its sources, as one line.
+fn error_chain(e: &Error) -> String {
+    doctype_migrate::error_chain(e)
 }
 
 /// Every row of a table, in rowid order, each value with its storage class.
@@ -507,4 +517,222 @@ fn a_wal_reader_in_a_read_transaction_does_not_hold_the_commit_up() {
         [Value::Integer(12), Value::Integer(7), Value::Integer(0)]
     );
     assert_eq!(mode_of(&db), "wal");
+}
+
+// ---------------------------------------------------------------------------
+// A reader holding a rollback-journal database.
+
+/// A database in rollback-journal mode with Item V2 applied and rows.
+fn item_db() -> TestDb {
+    let db = TestDb::new();
+    db.applier().sync_all(&[doctype(ITEM_V2)]).unwrap();
+    db.conn().execute_batch(ITEM_ROWS).unwrap();
+    assert_eq!(mode_of(&db), "delete");
+    db
+}
+
+fn history_rows(db: &TestDb) -> i64 {
+    count(&db.conn(), "SELECT count(*) FROM \"tabMigrationHistory\"")
+}
+
+#[test]
+fn a_reader_holding_a_rollback_journal_database_times_the_commit_out_clearly() {
+    let db = item_db();
+    let bytes = db.bytes();
+    let history = history_rows(&db);
+    let reader = hold_shared(&db);
+    let files = files_below(db.dir.path());
+
+    let mut applier = MigrationApplier::builder(&db.path)
+        .allow_data_loss(true)
+        .busy_timeout(Duration::from_millis(50))
+        .lock_timeout(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    let err = applier.sync_all(&[doctype(ITEM_V3)]).unwrap_err();
+    let text = error_chain(&err);
+    println!("{err:?}\n{text}");
+    match &err {
+        Error::LockTimeout {
+            path,
+            write: true,
+            at_commit: true,
+            waited_ms,
+            ..
+        } => {
+            assert_eq!(path, &db.path);
+            assert!(*waited_ms >= 400, "waited within lock_timeout: {waited_ms}");
+        }
+        other => panic!("expected LockTimeout, got {other:?}"),
+    }
+    assert!(text.contains("could not commit to"), "{text}");
+    assert!(text.contains("nothing was committed"), "{text}");
+    assert!(text.contains(s(&db.path)), "{text}");
+    assert!(!text.contains("database is locked"), "{text}");
+    drop(applier);
+
+    // Nothing written: no backup, no journal, no history row, the file.
+    assert_eq!(files_below(db.dir.path()), files);
+    reader.execute_batch("COMMIT").unwrap();
+    assert_eq!(history_rows(&db), history);
+    assert_eq!(db.bytes(), bytes);
+
+    // With the reader gone, the same run goes through.
+    let report = MigrationApplier::builder(&db.path)
+        .allow_data_loss(true)
+        .build()
+        .unwrap()
+        .sync_all(&[doctype(ITEM_V3)])
+        .unwrap();
+    assert_eq!(report.migrations[0].backups.len(), 1);
+}
+
+#[test]
+fn the_cli_reports_a_reader_holding_the_database_at_commit_and_writes_nothing() {
+    let db = item_db();
+    let file = db.dir.path().join("item.json");
+    std::fs::write(&file, ITEM_V3).unwrap();
+    let bytes = db.bytes();
+    let reader = hold_shared(&db);
+    let files = files_below(db.dir.path());
+    let out = bin()
+        .args(["apply", "--db", s(&db.path), "--doctypes", s(&file)])
+        .args([
+            "--allow-data-loss",
+            "--lock-timeout",
+            "0.3",
+            "--busy-timeout",
+            "50",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(code(&out), 1, "{err}");
+    assert!(
+        err.contains("could not commit to") && err.contains("nothing was committed"),
+        "{err}"
+    );
+    assert!(err.contains(s(&db.path)), "{err}");
+    assert_eq!(files_below(db.dir.path()), files);
+    reader.execute_batch("COMMIT").unwrap();
+    assert_eq!(db.bytes(), bytes);
+}
+
+/// A rollback and a restore commit under the same rule: a reader holding
+/// a rollback-journal database times their commit out within the lock
+/// timeout, and nothing is written.
+#[test]
+fn rollbacks_and_restores_time_their_commit_out_alike() {
+    let db = item_db();
+    let report = applier(&db, true).sync_all(&[doctype(ITEM_V3)]).unwrap();
+    let backup = report.migrations[0].backups[0].clone();
+    let mut a = MigrationApplier::builder(&db.path)
+        .busy_timeout(Duration::from_millis(50))
+        .lock_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let bytes = db.bytes();
+    let reader = hold_shared(&db);
+    let files = files_below(db.dir.path());
+    let mut options = RollbackOptions::default();
+    options.lock_timeout = Duration::from_millis(300);
+    let err = a.rollback_last(Some("Item"), &options).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LockTimeout {
+                at_commit: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = a
+        .restore_backup(&backup, RestoreTarget::NewTable("item_qty".into()))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LockTimeout {
+                at_commit: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(files_below(db.dir.path()), files);
+    reader.execute_batch("COMMIT").unwrap();
+    assert_eq!(db.bytes(), bytes);
+}
+
+/// A rebuild too large for SQLite's page cache, with a reader holding the
+/// database: the cache cannot spill to the file (that needs the exclusive
+/// lock), so it grows and the wait comes at commit, as for a small change.
+#[test]
+fn a_reader_holding_the_database_during_a_large_rebuild_times_the_commit_out() {
+    let db = TestDb::new();
+    db.applier().sync_all(&[doctype(READING_V1)]).unwrap();
+    db.conn()
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+             INSERT INTO \"tabReading\" (name, value) SELECT 'R' || i, i * 3 FROM n;",
+        )
+        .unwrap();
+    let bytes = db.bytes();
+    let reader = db.conn();
+    reader.execute_batch("BEGIN").unwrap();
+    assert_eq!(
+        count(&reader, "SELECT count(*) FROM \"tabReading\""),
+        200_000
+    );
+    let files = files_below(db.dir.path());
+    let v2 = READING_V1.replace(r#""fieldtype": "Data""#, r#""fieldtype": "Int""#);
+    let err = MigrationApplier::builder(&db.path)
+        .busy_timeout(Duration::from_millis(50))
+        .lock_timeout(Duration::from_millis(400))
+        .build()
+        .unwrap()
+        .sync_all(&[doctype(&v2)])
+        .unwrap_err();
+    let text = error_chain(&err);
+    println!("{text}");
+    assert!(
+        matches!(
+            err,
+            Error::LockTimeout {
+                at_commit: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(files_below(db.dir.path()), files);
+    reader.execute_batch("COMMIT").unwrap();
+    assert_eq!(db.bytes(), bytes);
+}
+
+/// A reader that finishes within `lock_timeout` only delays the commit.
+#[test]
+fn a_reader_that_finishes_within_the_lock_timeout_only_delays_the_commit() {
+    let db = item_db();
+    let reader = hold_shared(&db);
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        reader.execute_batch("COMMIT").unwrap();
+    });
+    let report = MigrationApplier::builder(&db.path)
+        .allow_data_loss(true)
+        .busy_timeout(Duration::from_millis(50))
+        .lock_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .sync_all(&[doctype(ITEM_V3)])
+        .unwrap();
+    release.join().unwrap();
+    assert_eq!(report.migrations.len(), 1);
+    // Int is NOT NULL DEFAULT 0: the NULL becomes 0 (MF003, backed up too).
+    assert_eq!(
+        qty(&db),
+        [Value::Integer(12), Value::Integer(7), Value::Integer(0)]
+    );
 }
