@@ -280,6 +280,25 @@ pub enum Error {
         message: String,
     },
 
+    /// The database is open read-only and the call would write it
+    /// (`sync_all`, a rollback, a restore): refused before anything was
+    /// done. `reason` says how it came to be read-only: an applier built
+    /// with [`crate::ApplierBuilder::read_only`] (which is for planning), a
+    /// connection lent with `PRAGMA query_only` on, or one SQLite opened
+    /// read-only (read-only open flags, a `mode=ro` URI, or a file,
+    /// directory or file system this process cannot write). Planning
+    /// (`plan`, `dry_run`, `rollback_plan`) works on it.
+    #[error(
+        "database {path} is read-only ({reason}); nothing was written: apply, rollback and \
+         restore need write access (plan and dry run do not)"
+    )]
+    ReadOnly {
+        /// The database path (`:memory:` for a lent in-memory database).
+        path: PathBuf,
+        /// How the database came to be read-only, in words.
+        reason: String,
+    },
+
     /// A rollback was refused by its feasibility check (see
     /// [`crate::Reason`]). Nothing was written.
     #[error("rollback refused: {}", plan.summary_line())]

@@ -218,7 +218,8 @@ impl ApplierBuilder {
     }
 
     /// Open read-only, for planning: the file is never written, and a
-    /// missing file plans against an empty database.
+    /// missing file plans against an empty database. `sync_all`, rollbacks
+    /// and restores are refused with [`Error::ReadOnly`].
     pub fn read_only(mut self, yes: bool) -> Self {
         self.mode = if yes {
             OpenMode::ReadOnly
@@ -541,6 +542,7 @@ impl ApplierBuilder {
             events,
             caller,
             in_memory,
+            read_only: self.mode == OpenMode::ReadOnly,
         }
     }
 }

@@ -105,6 +105,28 @@ pub fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// Why this connection cannot write its main database, or `None` when it
+/// can: SQLite opened it read-only (read-only open flags, a `mode=ro` URI,
+/// or a file, directory or file system the process cannot write, which
+/// SQLite opens read-only without an error), or `PRAGMA query_only` is on.
+/// `BEGIN IMMEDIATE` succeeds on such a connection and the transaction
+/// fails only at its first write, so whoever is about to write asks first.
+pub fn read_only_reason(conn: &Connection) -> Result<Option<&'static str>> {
+    let read_only = conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|e| Error::sql("sqlite3_db_readonly", e))?;
+    if read_only {
+        return Ok(Some(
+            "SQLite opened it read-only: read-only open flags or a mode=ro URI, or a file, \
+             directory or file system this process cannot write",
+        ));
+    }
+    let query_only: bool = conn
+        .query_row("PRAGMA query_only", [], |r| r.get(0))
+        .map_err(|e| Error::sql("PRAGMA query_only", e))?;
+    Ok(query_only.then_some("the connection has PRAGMA query_only on"))
+}
+
 /// Whether `PRAGMA foreign_keys` is on for this connection.
 pub fn foreign_keys_enabled(conn: &Connection) -> Result<bool> {
     use rusqlite::OptionalExtension;

@@ -10,6 +10,11 @@
 //!   transaction) keeps a commit from taking its exclusive lock: the commit
 //!   waits for it within `lock_timeout`, then gives up with
 //!   `Error::LockTimeout` naming the commit, having written nothing.
+//! - **Read-only.** A database the applier can only read (built with
+//!   `read_only(true)`, a lent connection opened read-only or with
+//!   `query_only`, a file on a read-only file system) is refused by
+//!   `sync_all`, rollbacks and restores with `Error::ReadOnly` before any
+//!   work; planning still works.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -21,8 +26,8 @@ use doctype_migrate::{
     DocType, Error, MigrationApplier, RestoreTarget, RollbackOptions, RunEvent, RunObserver,
     StepKind,
 };
-use rusqlite::Connection;
 use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags};
 use serde_json::Value as Json;
 
 use crate::common::*;
@@ -64,6 +69,10 @@ fn code(out: &Output) -> i32 {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn journal_mode(conn: &Connection) -> String {
@@ -735,4 +744,230 @@ fn a_reader_that_finishes_within_the_lock_timeout_only_delays_the_commit() {
         qty(&db),
         [Value::Integer(12), Value::Integer(7), Value::Integer(0)]
     );
+}
+
+// ---------------------------------------------------------------------------
+// Read-only databases.
+
+fn assert_read_only(err: &Error, db: &Path) {
+    let text = error_chain(err);
+    match err {
+        Error::ReadOnly { path, .. } => assert_eq!(path, db, "{text}"),
+        other => panic!("expected ReadOnly, got {other:?}"),
+    }
+    assert!(text.contains("read-only"), "{text}");
+    assert!(text.contains("nothing was written"), "{text}");
+}
+
+/// Plans and dry runs work on the applier; `sync_all` is refused before
+/// any work.
+fn refused_but_plans(applier: &mut MigrationApplier, db: &Path) {
+    let v3 = [doctype(ITEM_V3)];
+    assert_eq!(applier.plan(&v3).unwrap().pending().count(), 1);
+    let preview = applier.dry_run(&v3).unwrap();
+    assert!(!preview.blocked, "data loss is allowed");
+    assert!(
+        !preview.findings.is_empty(),
+        "DL003: '0012' would become 12"
+    );
+    let err = applier.sync_all(&[doctype(ITEM_V3)]).unwrap_err();
+    assert_read_only(&err, db);
+}
+
+#[test]
+fn a_read_only_connection_lent_to_the_applier_is_refused_up_front() {
+    let db = item_db();
+    let bytes = db.bytes();
+    let files = listing(db.dir.path());
+    let open = |how: &str| -> Connection {
+        match how {
+            "SQLITE_OPEN_READ_ONLY" => {
+                Connection::open_with_flags(&db.path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+            }
+            "mode=ro" => Connection::open_with_flags(
+                format!("file:{}?mode=ro", s(&db.path)),
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .unwrap(),
+            _ => {
+                let c = db.conn();
+                c.execute_batch("PRAGMA query_only = ON").unwrap();
+                c
+            }
+        }
+    };
+    for how in ["SQLITE_OPEN_READ_ONLY", "mode=ro", "query_only"] {
+        // By value: built, refused, and given back.
+        let conn = open(how);
+        let mut applier = MigrationApplier::builder_for_connection(conn)
+            .allow_data_loss(true)
+            .build()
+            .unwrap();
+        refused_but_plans(&mut applier, &db.path);
+        let conn = applier.into_connection();
+        assert_eq!(count(&conn, "SELECT count(*) FROM \"tabItem\""), 3);
+        if how == "query_only" {
+            assert_eq!(count(&conn, "PRAGMA query_only"), 1, "the caller's setting");
+        }
+        // Lent: refused, and given back.
+        let mut conn = open(how);
+        let err = MigrationApplier::lend(
+            &mut conn,
+            |b| b.allow_data_loss(true),
+            |a| a.sync_all(&[doctype(ITEM_V3)]),
+        )
+        .unwrap_err();
+        assert_read_only(&err, &db.path);
+        assert_eq!(count(&conn, "SELECT count(*) FROM \"tabItem\""), 3);
+        // Rollbacks are refused alike.
+        let err = MigrationApplier::lend(
+            &mut conn,
+            |b| b,
+            |a| a.rollback_last(None, &RollbackOptions::default()),
+        )
+        .unwrap_err();
+        assert_read_only(&err, &db.path);
+        assert_eq!(db.bytes(), bytes, "{how}");
+        assert_eq!(listing(db.dir.path()), files, "{how}");
+    }
+}
+
+#[test]
+fn an_applier_built_read_only_plans_and_refuses_to_write() {
+    let db = item_db();
+    // A backup to restore and a migration to roll back exist.
+    let report = applier(&db, true).sync_all(&[doctype(ITEM_V3)]).unwrap();
+    let backup = report.migrations[0].backups[0].clone();
+    let bytes = db.bytes();
+    let files = listing(db.dir.path());
+    let mut a = MigrationApplier::builder(&db.path)
+        .read_only(true)
+        .build()
+        .unwrap();
+    let v2 = [doctype(ITEM_V2)];
+    assert_eq!(a.plan(&v2).unwrap().pending().count(), 1);
+    assert!(!a.dry_run(&v2).unwrap().blocked);
+    assert_read_only(&a.sync_all(&v2).unwrap_err(), &db.path);
+    // Refused up front: even when there would be nothing to do.
+    assert!(a.plan(&[doctype(ITEM_V3)]).unwrap().is_empty());
+    assert_read_only(&a.sync_all(&[doctype(ITEM_V3)]).unwrap_err(), &db.path);
+    assert_read_only(
+        &a.rollback_last(Some("Item"), &RollbackOptions::default())
+            .unwrap_err(),
+        &db.path,
+    );
+    assert!(
+        a.rollback_plan(
+            &doctype_migrate::RollbackTarget::Last { doctype: None },
+            &RollbackOptions::default()
+        )
+        .unwrap()
+        .feasible,
+        "the rollback's dry run reads only"
+    );
+    assert_read_only(
+        &a.restore_backup(&backup, RestoreTarget::NewTable("item_qty".into()))
+            .unwrap_err(),
+        &db.path,
+    );
+    assert_eq!(db.bytes(), bytes);
+    assert_eq!(listing(db.dir.path()), files);
+}
+
+/// Exit code of the mount script when it could not make the directory
+/// read-only.
+const NO_RO_MOUNT: i32 = 97;
+
+/// Runs `program args` with the directory `dir` bind-mounted read-only
+/// onto itself, in a private mount namespace (`unshare -m`): the mount
+/// never shows outside it, even if the test fails. `None` when this
+/// machine cannot (no `unshare`, no mount capability), or when the
+/// directory is still writable under the mount.
+fn with_read_only_dir(dir: &str, program: &str, args: &[&str]) -> Option<Output> {
+    let script = format!(
+        "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" || exit {NO_RO_MOUNT}
+         touch \"$1/.probe\" 2>/dev/null && exit {NO_RO_MOUNT}
+         shift; exec \"$@\""
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script, "sh", dir, program])
+        .args(args)
+        .output()
+        .ok()?;
+    (out.status.code() != Some(NO_RO_MOUNT)).then_some(out)
+}
+
+/// `apply` on a file the process can only read: refused before any work
+/// with a clear message (exit 1), the file and its directory unchanged;
+/// `plan` still works. The directory is made read-only by a read-only
+/// bind mount of itself (as root, where modes do not stop writes), or by
+/// its mode (as any other user).
+#[test]
+fn the_cli_refuses_to_apply_to_a_database_it_can_only_read_and_still_plans() {
+    let db = item_db();
+    let file = db.dir.path().join("item.json");
+    std::fs::write(&file, ITEM_V3).unwrap();
+    let bytes = db.bytes();
+    let files = listing(db.dir.path());
+    let dir = s(db.dir.path());
+    let bin = env!("CARGO_BIN_EXE_doctype-migrate");
+    let apply = [
+        "apply",
+        "--db",
+        s(&db.path),
+        "--doctypes",
+        s(&file),
+        "--allow-data-loss",
+    ];
+    let plan = [
+        "plan",
+        "--db",
+        s(&db.path),
+        "--doctypes",
+        s(&file),
+        "--allow-data-loss",
+    ];
+    let (applied, planned) = if unsafe { libc::geteuid() } == 0 {
+        match (
+            with_read_only_dir(dir, bin, &apply),
+            with_read_only_dir(dir, bin, &plan),
+        ) {
+            (Some(a), Some(p)) => (a, p),
+            _ => {
+                println!(
+                    "skipped: running as root (file modes do not stop root's writes) and a \
+                     read-only bind mount is not possible here"
+                );
+                return;
+            }
+        }
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        let set = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        set(&db.path, 0o444);
+        set(db.dir.path(), 0o555);
+        let applied = bin_run(&apply);
+        let planned = bin_run(&plan);
+        set(db.dir.path(), 0o755);
+        set(&db.path, 0o644);
+        (applied, planned)
+    };
+    let err = stderr(&applied);
+    println!("{err}");
+    assert_eq!(code(&applied), 1, "{err}");
+    assert!(
+        err.contains("read-only") && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert!(err.contains(s(&db.path)), "{err}");
+    assert_eq!(code(&planned), 0, "{}", stderr(&planned));
+    assert!(stdout(&planned).contains("Item"), "{}", stdout(&planned));
+    assert_eq!(db.bytes(), bytes);
+    assert_eq!(listing(db.dir.path()), files);
+}
+
+fn bin_run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
 }
