@@ -122,17 +122,24 @@ pub enum Error {
     },
 
     /// The write lock (or, for reads, a shared lock) could not be taken
-    /// within the configured bound.
-    #[error(
-        "could not take the {} lock on {path} after waiting {waited_ms} ms ({attempts} attempts)",
-        if *write { "write" } else { "read" }
-    )]
+    /// within the configured bound; or, with `at_commit`, the write lock
+    /// was held but COMMIT could not take the exclusive lock it needs
+    /// within the bound, and the transaction was rolled back. Nothing was
+    /// written.
+    #[error("{}", lock_timeout_message(path, *write, *at_commit, *waited_ms, *attempts))]
     LockTimeout {
         /// The database path.
         path: PathBuf,
-        /// Whether the engine was waiting to write (`BEGIN IMMEDIATE`) or
-        /// only to read (`plan`, `history`, the reads before the write lock).
+        /// Whether the engine was waiting to write (`BEGIN IMMEDIATE`, or
+        /// COMMIT) or only to read (`plan`, `history`, the reads before
+        /// the write lock).
         write: bool,
+        /// Whether the wait was at COMMIT: in rollback-journal mode a
+        /// commit needs the database to itself, and other connections kept
+        /// reading it (a read transaction holds a shared lock until it
+        /// ends). The transaction was rolled back: nothing was committed.
+        /// In WAL mode readers do not hold a commit up.
+        at_commit: bool,
         /// Total time waited, in milliseconds.
         waited_ms: u64,
         /// Number of attempts made.
@@ -249,7 +256,9 @@ pub enum Error {
     },
 
     /// COMMIT failed (the disk is full, an I/O error): the transaction was
-    /// rolled back and nothing of it was committed.
+    /// rolled back and nothing of it was committed. (A commit that other
+    /// connections' reads held up past the lock timeout is
+    /// [`Error::LockTimeout`] with `at_commit`.)
     #[error("COMMIT failed; nothing was committed (the transaction was rolled back)")]
     CommitFailed {
         /// The underlying SQLite error.
@@ -277,6 +286,25 @@ pub enum Error {
         option: &'static str,
         /// What is wrong, in words (it names the option too).
         message: String,
+    },
+
+    /// The database is open read-only and the call would write it
+    /// (`sync_all`, a rollback, a restore): refused before anything was
+    /// done. `reason` says how it came to be read-only: an applier built
+    /// with [`crate::ApplierBuilder::read_only`] (which is for planning), a
+    /// connection lent with `PRAGMA query_only` on, or one SQLite opened
+    /// read-only (read-only open flags, a `mode=ro` URI, or a file,
+    /// directory or file system this process cannot write). Planning
+    /// (`plan`, `dry_run`, `rollback_plan`) works on it.
+    #[error(
+        "database {path} is read-only ({reason}); nothing was written: apply, rollback and \
+         restore need write access (plan and dry run do not)"
+    )]
+    ReadOnly {
+        /// The database path (`:memory:` for a lent in-memory database).
+        path: PathBuf,
+        /// How the database came to be read-only, in words.
+        reason: String,
     },
 
     /// A rollback was refused by its feasibility check (see
@@ -394,6 +422,28 @@ impl std::fmt::Display for BackupErrorKind {
     /// The [`as_str`](Self::as_str) name.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+fn lock_timeout_message(
+    path: &std::path::Path,
+    write: bool,
+    at_commit: bool,
+    waited_ms: u64,
+    attempts: u32,
+) -> String {
+    let path = path.display();
+    if at_commit {
+        format!(
+            "could not commit to {path}: other connections kept reading it for {waited_ms} ms \
+             ({attempts} attempts; a commit in rollback-journal mode waits for readers to \
+             finish); nothing was committed (the transaction was rolled back)"
+        )
+    } else {
+        let lock = if write { "write" } else { "read" };
+        format!(
+            "could not take the {lock} lock on {path} after waiting {waited_ms} ms ({attempts} attempts)"
+        )
     }
 }
 

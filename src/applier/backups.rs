@@ -37,8 +37,10 @@ impl MigrationApplier {
     /// target is touched, and it must come from this database (see
     /// [`crate::BackupManager::restore`]); the write stops if a trigger or
     /// view sits on the engine's tables. Any failure rolls the transaction
-    /// back and leaves the database unchanged.
+    /// back and leaves the database unchanged. Refused with
+    /// [`Error::ReadOnly`] on a database this applier can only read.
     pub fn restore_backup(&self, file: &Path, target: RestoreTarget) -> Result<RestoreReport> {
+        self.refuse_read_only()?;
         if let RestoreTarget::NewTable(t) = &target {
             if t.trim().is_empty() {
                 return Err(Error::config(
@@ -112,7 +114,7 @@ impl MigrationApplier {
                 return Err(e);
             }
         };
-        guard.commit()?;
+        guard.commit(&self.path, self.options.lock_timeout)?;
         Ok(RestoreReport {
             path: file.to_path_buf(),
             table: info.table,

@@ -54,7 +54,9 @@ pub struct ApplierOptions {
     pub audit_disabled: bool,
     /// SQLite busy timeout for each statement.
     pub busy_timeout: Duration,
-    /// How long to wait for the write lock in total before giving up.
+    /// How long to wait for the write lock in total before giving up
+    /// (and, on a rollback-journal database, at commit for other
+    /// connections' reads to end; see [`Error::LockTimeout`]).
     pub lock_timeout: Duration,
     /// Recorded as `applied_by` in history.
     pub applied_by: String,
@@ -216,7 +218,8 @@ impl ApplierBuilder {
     }
 
     /// Open read-only, for planning: the file is never written, and a
-    /// missing file plans against an empty database.
+    /// missing file plans against an empty database. `sync_all`, rollbacks
+    /// and restores are refused with [`Error::ReadOnly`].
     pub fn read_only(mut self, yes: bool) -> Self {
         self.mode = if yes {
             OpenMode::ReadOnly
@@ -539,6 +542,7 @@ impl ApplierBuilder {
             events,
             caller,
             in_memory,
+            read_only: self.mode == OpenMode::ReadOnly,
         }
     }
 }

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::audit::{Action, AuditLog, Level, clean_temp_files, scan_markers};
 use crate::backup::{BackupManager, default_dir_for};
+use crate::db::lock::read_only_reason;
 use crate::doctype::{Conflict, DocType, Warning, WarningCode, conflicts, validate_set, warnings};
 use crate::error::{Error, Result};
 use crate::events::{Observers, Phase, RunEvent, RunOutcome};
@@ -59,6 +60,8 @@ pub struct MigrationApplier {
     /// A lent in-memory (or temporary) database: nothing lives beside it
     /// (no run markers, no default audit log or backup directory).
     in_memory: bool,
+    /// Built with [`ApplierBuilder::read_only`]: for planning only.
+    read_only: bool,
 }
 
 /// The result of a dry run: the complete plan and its findings.
@@ -281,7 +284,14 @@ impl MigrationApplier {
     /// Every action is appended to the audit log; a run that an earlier
     /// process started and never finished is reported in `warnings` and the
     /// audit log, and its marker cleared.
+    ///
+    /// A database this applier can only read (see [`Error::ReadOnly`]) is
+    /// refused before anything is done, even when it is up to date. In
+    /// rollback-journal mode the commit waits for other connections'
+    /// reads to end, within `lock_timeout`; past it the run is rolled back
+    /// and the error is [`Error::LockTimeout`] with `at_commit`.
     pub fn sync_all(&mut self, doctypes: &[DocType]) -> Result<ApplyReport> {
+        self.refuse_read_only()?;
         let started = std::time::Instant::now();
         self.events.emit(RunEvent::RunStarted {
             doctypes: doctypes.len(),
@@ -432,6 +442,28 @@ impl MigrationApplier {
         }
     }
 
+    /// Refuses a call that would write the database when this applier can
+    /// only read it ([`Error::ReadOnly`]), before anything is done: no
+    /// event, no audit line, no run marker. SQLite lets a read-only
+    /// connection begin a write transaction (`BEGIN IMMEDIATE` succeeds)
+    /// and fails only at its first write, the history row, after the
+    /// plan, the validation and the run marker beside the database, with
+    /// a raw "attempt to write a readonly database".
+    fn refuse_read_only(&self) -> Result<()> {
+        let reason = if self.read_only {
+            Some("the applier was built with read_only(true), which is for planning")
+        } else {
+            read_only_reason(&self.conn)?
+        };
+        match reason {
+            None => Ok(()),
+            Some(reason) => Err(Error::ReadOnly {
+                path: self.path.clone(),
+                reason: reason.to_string(),
+            }),
+        }
+    }
+
     /// Runs reads before the write lock in one snapshot, retried while
     /// another process holds the database busy, within `lock_timeout`.
     fn read<T>(&self, mut read: impl FnMut() -> Result<T>) -> Result<T> {
@@ -578,11 +610,14 @@ impl MigrationApplier {
     }
 
     /// [`MigrationApplier::rollback_migration`] and friends for any target.
+    /// Refused with [`Error::ReadOnly`] on a database this applier can only
+    /// read ([`rollback_plan`](Self::rollback_plan) works on it).
     pub fn rollback(
         &mut self,
         target: &RollbackTarget,
         options: &RollbackOptions,
     ) -> Result<RollbackReport> {
+        self.refuse_read_only()?;
         let default;
         let backups = match &options.backups {
             Some(b) => b.as_ref(),

@@ -268,7 +268,7 @@ impl MigrationApplier {
     ) -> Result<()> {
         self.phase(Phase::Commit);
         let Locked { guard, fk, .. } = locked;
-        if let Err(e) = guard.commit() {
+        if let Err(e) = guard.commit(&self.path, self.options.lock_timeout) {
             remove_files(taken.drain(..));
             return Err(e);
         }

@@ -41,6 +41,9 @@ impl MigrationApplier {
     /// (nothing to do, or everything committed), the record is written in
     /// a short transaction of its own.
     pub fn sync_paths(&mut self, paths: &[PathBuf]) -> Result<ApplyReport> {
+        // As sync_all: a database this applier can only read is refused
+        // before anything else, up to date or not.
+        self.refuse_read_only()?;
         let input = self.input_sha256(paths)?;
         if let Some(report) = self.up_to_date_from_record(&input)? {
             return Ok(report);
@@ -144,7 +147,7 @@ impl MigrationApplier {
             Ok(true)
         })();
         match written {
-            Ok(true) => guard.commit(),
+            Ok(true) => guard.commit(&self.path, self.options.lock_timeout),
             Ok(false) => guard.rollback(),
             Err(e) => {
                 guard.rollback()?;

@@ -28,6 +28,7 @@ pub fn begin_immediate(conn: &Connection, path: &Path, max_wait: Duration) -> Re
                 return Err(Error::LockTimeout {
                     path: path.to_path_buf(),
                     write: true,
+                    at_commit: false,
                     waited_ms: start.elapsed().as_millis() as u64,
                     attempts,
                 });
@@ -64,6 +65,7 @@ pub fn retry_busy<T>(
                 return Err(Error::LockTimeout {
                     path: path.to_path_buf(),
                     write: false,
+                    at_commit: false,
                     waited_ms: start.elapsed().as_millis() as u64,
                     attempts,
                 });
@@ -103,6 +105,28 @@ pub fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// Why this connection cannot write its main database, or `None` when it
+/// can: SQLite opened it read-only (read-only open flags, a `mode=ro` URI,
+/// or a file, directory or file system the process cannot write, which
+/// SQLite opens read-only without an error), or `PRAGMA query_only` is on.
+/// `BEGIN IMMEDIATE` succeeds on such a connection and the transaction
+/// fails only at its first write, so whoever is about to write asks first.
+pub fn read_only_reason(conn: &Connection) -> Result<Option<&'static str>> {
+    let read_only = conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|e| Error::sql("sqlite3_db_readonly", e))?;
+    if read_only {
+        return Ok(Some(
+            "SQLite opened it read-only: read-only open flags or a mode=ro URI, or a file, \
+             directory or file system this process cannot write",
+        ));
+    }
+    let query_only: bool = conn
+        .query_row("PRAGMA query_only", [], |r| r.get(0))
+        .map_err(|e| Error::sql("PRAGMA query_only", e))?;
+    Ok(query_only.then_some("the connection has PRAGMA query_only on"))
+}
+
 /// Whether `PRAGMA foreign_keys` is on for this connection.
 pub fn foreign_keys_enabled(conn: &Connection) -> Result<bool> {
     use rusqlite::OptionalExtension;
@@ -138,22 +162,51 @@ impl<'c> TxGuard<'c> {
         TxGuard { conn, done: false }
     }
 
-    /// Commits. When COMMIT fails (the disk is full, an I/O error), the
-    /// transaction is rolled back if SQLite left it open, and the error
-    /// says that nothing was committed.
-    pub fn commit(mut self) -> Result<()> {
+    /// Commits, waiting at most `max_wait` in total for the exclusive lock
+    /// COMMIT needs. In rollback-journal mode a commit must wait until no
+    /// other connection holds a shared lock (an open read transaction); a
+    /// COMMIT that fails with SQLITE_BUSY leaves the transaction open and
+    /// may be retried, so it is, with the backoff of [`begin_immediate`]
+    /// (meanwhile SQLite's PENDING lock lets no new reader in). Past the
+    /// bound the transaction is rolled back and the error is
+    /// [`Error::LockTimeout`] with `at_commit`. When COMMIT fails otherwise
+    /// (the disk is full, an I/O error), the transaction is rolled back if
+    /// SQLite left it open, and the error ([`Error::CommitFailed`]) says
+    /// that nothing was committed.
+    pub fn commit(mut self, path: &Path, max_wait: Duration) -> Result<()> {
         self.done = true;
-        match self.conn.execute_batch("COMMIT") {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                if !self.conn.is_autocommit() {
-                    let _ = self.conn.execute_batch("ROLLBACK");
-                }
-                recover_rolled_back(self.conn);
-                Err(Error::CommitFailed {
-                    source: Box::new(e),
-                })
+        let start = Instant::now();
+        let mut attempts = 0u32;
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            attempts += 1;
+            let e = match self.conn.execute_batch("COMMIT") {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let open = !self.conn.is_autocommit();
+            if is_busy(&e) && open && start.elapsed() < max_wait {
+                let left = max_wait.saturating_sub(start.elapsed());
+                thread::sleep(backoff.min(left));
+                backoff = (backoff * 2).min(Duration::from_millis(250));
+                continue;
             }
+            if open {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            recover_rolled_back(self.conn);
+            if is_busy(&e) {
+                return Err(Error::LockTimeout {
+                    path: path.to_path_buf(),
+                    write: true,
+                    at_commit: true,
+                    waited_ms: start.elapsed().as_millis() as u64,
+                    attempts,
+                });
+            }
+            return Err(Error::CommitFailed {
+                source: Box::new(e),
+            });
         }
     }
 
@@ -239,7 +292,9 @@ mod tests {
         .unwrap();
         conn.execute_batch("BEGIN; INSERT INTO c VALUES (7);")
             .unwrap();
-        let err = TxGuard::new(&conn).commit().unwrap_err();
+        let err = TxGuard::new(&conn)
+            .commit(&dir.path().join("a.db"), Duration::from_secs(1))
+            .unwrap_err();
         assert!(matches!(err, Error::CommitFailed { .. }), "{err:?}");
         assert!(err.to_string().contains("nothing was committed"), "{err}");
         assert!(conn.is_autocommit(), "the transaction was rolled back");

@@ -144,7 +144,7 @@ pub(crate) fn execute(
             });
         }
     }
-    guard.commit()?;
+    guard.commit(db_path, options.lock_timeout)?;
     drop(fk);
     Ok(RollbackReport {
         plan,

@@ -101,7 +101,9 @@ pub struct RollbackOptions {
     pub allow_data_loss: bool,
     /// Recorded in `rollback_info` as who rolled back.
     pub rolled_back_by: String,
-    /// How long to wait for the write lock in total.
+    /// How long to wait for the write lock in total (and, on a
+    /// rollback-journal database, at commit for other connections' reads
+    /// to end).
     pub lock_timeout: Duration,
     /// The backups to verify and restore from. `None`: the applier's
     /// (`MigrationApplier::backup_manager`: its backup directory and key).

@@ -43,6 +43,8 @@ mod disk_full;
 mod fast_path;
 mod frappe_apps;
 mod input;
+#[cfg(unix)]
+mod journal_modes;
 mod own_connection;
 mod progress;
 mod proptest_roundtrip;
