@@ -32,6 +32,7 @@ use crate::execution::{
     execute_doctype, record_failure,
 };
 use crate::history::store;
+use crate::plan::BackupPolicy;
 use crate::plan::MigrationPlan;
 use crate::schema::foreign_keys_enabled;
 use crate::validation::{Finding, validate_plan};
@@ -212,6 +213,7 @@ impl MigrationApplier {
             batch_id: new_batch_id(),
             check_foreign_keys: locked.fk.as_ref().is_some_and(ForeignKeysOff::were_on),
             verify_backups: self.options.backups.verify,
+            incremental_backups: self.options.backups.policy == BackupPolicy::Incremental,
             events: self.events.clone(),
             validate_ms,
         };

@@ -138,6 +138,9 @@ pub enum PolicyArg {
     Always,
     /// Never (destructive changes then carry an RB001 finding).
     Never,
+    /// As destructive, but a full backup of a table that has one already
+    /// is written as an increment against it (only the rows changed since).
+    Incremental,
 }
 
 /// Backup options of `plan` and `apply`.

@@ -115,6 +115,7 @@ pub fn configure(
             PolicyArg::Destructive => BackupPolicy::DestructiveAndRebuild,
             PolicyArg::Always => BackupPolicy::Always,
             PolicyArg::Never => BackupPolicy::Never,
+            PolicyArg::Incremental => BackupPolicy::Incremental,
         });
     }
     if let Some(level) = opts.backup_level {

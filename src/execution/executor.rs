@@ -60,6 +60,10 @@ pub struct ExecContext {
     pub check_foreign_keys: bool,
     /// Read every backup back before the step it protects runs.
     pub verify_backups: bool,
+    /// Write a full-table backup as an increment against the table's
+    /// newest full backup chain when there is one (the `incremental`
+    /// backup policy).
+    pub incremental_backups: bool,
     /// Who hears the run's events (the audit log among them).
     pub events: Observers,
     /// Time spent validating the batch, in milliseconds (recorded in metrics).
@@ -180,8 +184,7 @@ fn run(
                 ),
             )
         })?;
-        let info =
-            manager.backup_table(conn, &planned.table, planned.strategy.clone(), Some(id))?;
+        let info = back_up(conn, manager, planned, id, ctx.incremental_backups)?;
         taken.push(info.path.clone());
         if ctx.verify_backups {
             manager.verify(&info.path)?;
@@ -296,6 +299,52 @@ fn run(
         backups: mine,
         metrics,
     })
+}
+
+/// Writes one planned backup: full or columns as planned, or, for a full
+/// backup under the `incremental` policy, an increment against the newest
+/// full chain of the same table from this database when one exists and
+/// still fits (same table shape; a chain that does not verify, or a table
+/// that changed shape since, gives a full backup instead).
+fn back_up(
+    conn: &Connection,
+    manager: &BackupManager,
+    planned: &crate::plan::PlannedBackup,
+    id: MigrationId,
+    incremental: bool,
+) -> Result<crate::backup::BackupInfo> {
+    if incremental && planned.strategy == crate::plan::BackupStrategy::FullTable {
+        if let Some(base) = newest_full_chain(conn, manager, &planned.table)? {
+            if let Ok(info) =
+                manager.backup_table_incremental(conn, &planned.table, &base, Some(id))
+            {
+                return Ok(info);
+            }
+        }
+    }
+    manager.backup_table(conn, &planned.table, planned.strategy.clone(), Some(id))
+}
+
+/// The newest full-table backup (or increment of one) of `table` taken
+/// from this database, if any.
+fn newest_full_chain(
+    conn: &Connection,
+    manager: &BackupManager,
+    table: &str,
+) -> Result<Option<PathBuf>> {
+    let Some(db_id) = store::database_id(conn)? else {
+        return Ok(None);
+    };
+    Ok(manager
+        .list()?
+        .into_iter()
+        .filter(|i| {
+            i.table.eq_ignore_ascii_case(table)
+                && i.strategy == crate::plan::BackupStrategy::FullTable
+                && i.database_id.as_deref() == Some(db_id.as_str())
+        })
+        .max_by_key(|i| i.created_at)
+        .map(|i| i.path))
 }
 
 fn new_migration(

@@ -52,6 +52,13 @@ pub enum BackupPolicy {
     Always,
     /// Never. Destructive changes then carry an RB001 finding.
     Never,
+    /// As [`BackupPolicy::DestructiveAndRebuild`], but a full backup of a
+    /// table that already has one (from this database, in the backup
+    /// directory, whose chain verifies) is written as an incremental
+    /// backup against the newest: only the rows added, changed or deleted
+    /// since, by primary key. Restores follow the chain. Without a usable
+    /// base the backup is full, as under the default policy.
+    Incremental,
 }
 
 /// A backup the plan will take before executing.

@@ -222,3 +222,127 @@ fn altered_or_missing_base_fails_verify_and_restore() {
     assert!(err.to_string().contains("full backup"), "{err}");
     assert_eq!(err.backup_kind(), Some(BackupErrorKind::Chain), "{err}");
 }
+
+mod in_apply {
+    //! The `incremental` backup policy in `apply`: a full backup of a table
+    //! that has one already is written as an increment against it, much
+    //! smaller when few rows changed, and rollback restores through the
+    //! chain exactly.
+
+    use doctype_migrate::{
+        BackupPolicy, DocType, Field, FieldType, MigrationApplier, RollbackOptions,
+    };
+    use rusqlite::Connection;
+
+    use crate::common::TestDb;
+
+    const ROWS: i64 = 20_000;
+
+    /// `note`'s default is the only thing that changes: a rebuild that
+    /// loses nothing, which the policies back up in full.
+    fn item(default: &str) -> DocType {
+        DocType::new("Item")
+            .field(Field::new("code", FieldType::Data))
+            .field(Field::new("note", FieldType::Data).default_value(default))
+    }
+
+    fn apply(db: &TestDb, dt: DocType, policy: BackupPolicy) -> doctype_migrate::ApplyReport {
+        MigrationApplier::builder(&db.path)
+            .create_if_missing(true)
+            .backup_policy(policy)
+            .build()
+            .unwrap()
+            .sync_all(&[dt])
+            .unwrap()
+    }
+
+    fn rows(conn: &Connection) -> Vec<(String, Option<String>, Option<String>)> {
+        conn.prepare("SELECT name, code, note FROM \"tabItem\" ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn a_table_backed_up_before_gets_an_increment_and_rolls_back_through_it() {
+        let db = TestDb::new();
+        apply(&db, item("a"), BackupPolicy::Incremental);
+        db.conn()
+            .execute_batch(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
+                 INSERT INTO \"tabItem\" (name, code, note)
+                 SELECT printf('I-%06d', i), 'code ' || i, printf('%.80c', 'x') FROM n;"
+            ))
+            .unwrap();
+        // First backed-up change: no base yet, so a full backup.
+        let first = apply(&db, item("b"), BackupPolicy::Incremental);
+        let full = first.migrations[0].backups[0].clone();
+        assert!(!full.to_string_lossy().contains("incr"), "{full:?}");
+        // 1 % of the rows change, one is added, one deleted.
+        db.conn()
+            .execute_batch(
+                "UPDATE \"tabItem\" SET code = 'changed ' || name WHERE rowid % 100 = 0;
+                 INSERT INTO \"tabItem\" (name, code) VALUES ('I-new', 'new');
+                 DELETE FROM \"tabItem\" WHERE name = 'I-000001';",
+            )
+            .unwrap();
+        let before_second = rows(&db.conn());
+        let second = apply(&db, item("c"), BackupPolicy::Incremental);
+        let incr = second.migrations[0].backups[0].clone();
+        assert!(incr.to_string_lossy().contains("incr"), "{incr:?}");
+        let (full_bytes, incr_bytes) = (
+            std::fs::metadata(&full).unwrap().len(),
+            std::fs::metadata(&incr).unwrap().len(),
+        );
+        assert!(
+            incr_bytes * 10 < full_bytes,
+            "1 % of the rows changed: the increment ({incr_bytes} B) is far smaller than the full backup ({full_bytes} B)"
+        );
+
+        // Rows written after the migration must not survive a restore of the
+        // table's backup: roll back, then compare with the rows it had.
+        let applier = || MigrationApplier::open(&db.path).unwrap();
+        let report = applier()
+            .rollback_last(Some("Item"), &RollbackOptions::default())
+            .unwrap();
+        assert_eq!(report.rolled_back.len(), 1);
+        assert_eq!(
+            rows(&db.conn()),
+            before_second,
+            "restored through the chain"
+        );
+        // The base still serves the first migration's rollback.
+        applier()
+            .rollback_last(Some("Item"), &RollbackOptions::default())
+            .unwrap();
+        let n: i64 = db
+            .conn()
+            .query_row("SELECT count(*) FROM \"tabItem\"", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, ROWS, "the rows as before the first migration's change");
+    }
+
+    #[test]
+    fn without_a_usable_base_the_backup_is_full() {
+        let db = TestDb::new();
+        apply(&db, item("a"), BackupPolicy::Incremental);
+        db.conn()
+            .execute_batch("INSERT INTO \"tabItem\" (name, code) VALUES ('I-1', 'one')")
+            .unwrap();
+        // The base is taken under the default policy, then the table
+        // changes shape (a new column), so an increment cannot apply.
+        apply(&db, item("b"), BackupPolicy::DestructiveAndRebuild);
+        let wider = item("b").field(Field::new("extra", FieldType::Data));
+        apply(&db, wider.clone(), BackupPolicy::Incremental);
+        let mut changed = wider;
+        changed.fields.last_mut().unwrap().default = Some("z".into());
+        let report = apply(&db, changed, BackupPolicy::Incremental);
+        let path = report.migrations[0].backups[0].clone();
+        assert!(
+            !path.to_string_lossy().contains("incr"),
+            "a base of another shape is not used: {path:?}"
+        );
+    }
+}
