@@ -247,6 +247,16 @@ const DATABASE_ID_KEY: &str = "database_id";
 /// This database's id, if it has one (`None` when [`META_TABLE`] or the
 /// key is missing, or the value is not 32 hex digits).
 pub fn database_id(conn: &Connection) -> Result<Option<String>> {
+    Ok(meta_value(conn, DATABASE_ID_KEY)?.filter(|v| {
+        v.len() == 32
+            && v.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }))
+}
+
+/// The value of `key` in [`META_TABLE`]; `None` when the table or the key
+/// is missing.
+fn meta_value(conn: &Connection, key: &str) -> Result<Option<String>> {
     const EXISTS: &str =
         "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE";
     let exists = conn
@@ -259,14 +269,10 @@ pub fn database_id(conn: &Connection) -> Result<Option<String>> {
     }
     const SQL: &str = "SELECT value FROM \"tabMigrationMeta\" WHERE key = ?1";
     let value: Option<Option<String>> = conn
-        .query_row(SQL, [DATABASE_ID_KEY], |r| r.get(0))
+        .query_row(SQL, [key], |r| r.get(0))
         .optional()
         .map_err(|e| Error::sql(SQL, e))?;
-    Ok(value.flatten().filter(|v| {
-        v.len() == 32
-            && v.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    }))
+    Ok(value.flatten())
 }
 
 /// This database's id, created (with [`META_TABLE`]) when missing: 16
@@ -316,22 +322,7 @@ pub(crate) struct StartupRecord {
 /// The start-up record, if one was written and reads back; `None`
 /// otherwise (a record that does not parse is as good as none).
 pub(crate) fn startup_record(conn: &Connection) -> Result<Option<StartupRecord>> {
-    const EXISTS: &str =
-        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE";
-    let exists = conn
-        .query_row(EXISTS, [META_TABLE], |_| Ok(()))
-        .optional()
-        .map_err(|e| Error::sql(EXISTS, e))?
-        .is_some();
-    if !exists {
-        return Ok(None);
-    }
-    const SQL: &str = "SELECT value FROM \"tabMigrationMeta\" WHERE key = ?1";
-    let value: Option<Option<String>> = conn
-        .query_row(SQL, [STARTUP_KEY], |r| r.get(0))
-        .optional()
-        .map_err(|e| Error::sql(SQL, e))?;
-    Ok(value.flatten().and_then(|v| serde_json::from_str(&v).ok()))
+    Ok(meta_value(conn, STARTUP_KEY)?.and_then(|v| serde_json::from_str(&v).ok()))
 }
 
 /// Writes the start-up record, in the caller's transaction.
