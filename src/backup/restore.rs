@@ -51,6 +51,11 @@ pub(crate) fn restore(
     chain: Vec<ChainFile>,
     target: &RestoreTarget,
 ) -> Result<u64> {
+    // Outside a transaction the savepoint is the transaction: a failure
+    // then rolls it back whole. `ROLLBACK TO` + `RELEASE` would commit an
+    // empty transaction, which still rewrites the database header (its
+    // change counter), so the file would not be left as it was.
+    let outermost = conn.is_autocommit();
     control(conn, "SAVEPOINT dm_backup_restore")?;
     match restore_inner(conn, chain, target) {
         Ok(n) => {
@@ -59,7 +64,12 @@ pub(crate) fn restore(
         }
         Err(e) => {
             // Best effort: the original error is what the caller needs.
-            let _ = conn.execute_batch("ROLLBACK TO dm_backup_restore; RELEASE dm_backup_restore");
+            let undo = if outermost {
+                "ROLLBACK"
+            } else {
+                "ROLLBACK TO dm_backup_restore; RELEASE dm_backup_restore"
+            };
+            let _ = conn.execute_batch(undo);
             Err(e)
         }
     }
