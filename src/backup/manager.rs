@@ -610,7 +610,10 @@ impl BackupManager {
                     ));
                 }
                 let bm = &opened.manifest;
-                if bm.table != child.table
+                // Table names compare as SQLite compares them (ASCII case
+                // folded), as `backup_table_incremental` does: a table
+                // renamed in case only is the same table.
+                if !bm.table.eq_ignore_ascii_case(&child.table)
                     || bm.strategy != child.strategy
                     || bm.columns != child.columns
                     || bm.has_rowid != child.has_rowid
