@@ -579,6 +579,18 @@ pub(crate) fn derive_key(passphrase: &[u8], p: &KdfParams) -> Result<[u8; 32], F
     }
     let salt = super::format::hex_decode(&p.salt)
         .ok_or_else(|| Fault::new(BackupErrorKind::Corrupted, "KDF salt is not hex"))?;
+    // The writer's salts are 16 bytes; a shorter one than argon2 takes is
+    // a damaged or forged manifest, not a failure of argon2.
+    if salt.len() < argon2::MIN_SALT_LEN {
+        return Err(Fault::new(
+            BackupErrorKind::Corrupted,
+            format!(
+                "manifest is not valid: KDF salt of {} bytes (at least {})",
+                salt.len(),
+                argon2::MIN_SALT_LEN
+            ),
+        ));
+    }
     let params = argon2::Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32)).map_err(|e| {
         Fault::new(
             BackupErrorKind::Corrupted,
@@ -658,6 +670,26 @@ mod tests {
         b[31] ^= 1;
         assert!(!mac_eq(&a, &b));
         assert_ne!(a, backup_mac(&mac_key(&[4u8; 32]), b"h", b"m"));
+    }
+
+    /// Found by `backup_fuzz` (issue 13): a manifest whose salt argon2
+    /// refuses was reported as `Other` ("argon2id failed"), not as the
+    /// invalid manifest it is.
+    #[test]
+    fn a_kdf_salt_too_short_is_a_corrupted_manifest() {
+        let params = |salt: &str| KdfParams {
+            algorithm: "argon2id".into(),
+            version: 0x13,
+            m_cost_kib: 64,
+            t_cost: 1,
+            p_cost: 1,
+            salt: salt.into(),
+        };
+        for salt in ["", "00", &"00".repeat(7)] {
+            let f = derive_key(b"pw", &params(salt)).unwrap_err();
+            assert_eq!(f.kind, BackupErrorKind::Corrupted, "{salt:?}: {f}");
+        }
+        derive_key(b"pw", &params(&"00".repeat(8))).unwrap();
     }
 
     #[test]
