@@ -28,11 +28,11 @@ use super::{BackupStrategy, RestoreTarget};
 use crate::error::{BackupErrorKind as Kind, Error, Result};
 use crate::ident::{ROWID_ALIASES, quote};
 
-/// One file of a chain, with its key.
+/// One file of a chain, with its key (wiped when dropped).
 pub(crate) struct ChainFile {
     pub opened: Opened,
     pub file: File,
-    pub key: Option<[u8; 32]>,
+    pub key: Option<codec::SecretKey>,
 }
 
 /// Runs restore SQL (built from a manifest) under the engine's SQL guard.
@@ -231,7 +231,7 @@ fn restore_inner(conn: &Connection, chain: Vec<ChainFile>, target: &RestoreTarge
         };
         let mut key = Vec::new();
         for cf in chain {
-            let mut payload = reader::payload(&cf.opened, cf.file, cf.key.as_ref())?;
+            let mut payload = reader::payload(&cf.opened, cf.file, cf.key.as_deref())?;
             while let Some(item) = payload.next_item()? {
                 match item {
                     Item::Row(vals) => {
