@@ -26,8 +26,15 @@ use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use zeroize::{Zeroize, Zeroizing};
+
 use super::fault::Fault;
 use crate::error::BackupErrorKind;
+
+/// A 32-byte backup key (from a key file, or derived from a passphrase) or
+/// a key derived from one (the MAC key): wiped from memory when dropped.
+/// Copies are made with `clone`, each wiped in turn.
+pub(crate) type SecretKey = Zeroizing<[u8; 32]>;
 
 /// Plaintext bytes per encrypted segment.
 pub(crate) const SEGMENT_SIZE: usize = 64 * 1024;
@@ -489,28 +496,33 @@ const MAC_DOMAIN: &[u8] = b"doctype-migrate backup MAC v1\0";
 /// HMAC-SHA256 (RFC 2104) of the concatenation of `parts`, built on the
 /// `sha2` crate already used for every hash here. Checked against the
 /// RFC 4231 test vectors below.
+///
+/// The padded key and the two pads are wiped on return. The SHA-256 states
+/// that absorbed them are not: `sha2` 0.10 offers no way to wipe a hasher.
 pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     const BLOCK: usize = 64;
-    let mut k = [0u8; BLOCK];
+    let mut k = Zeroizing::new([0u8; BLOCK]);
     if key.len() > BLOCK {
-        k[..32].copy_from_slice(&Sha256::digest(key));
+        let mut digest: [u8; 32] = Sha256::digest(key).into();
+        k[..32].copy_from_slice(&digest);
+        digest.zeroize();
     } else {
         k[..key.len()].copy_from_slice(key);
     }
-    let mut ipad = [0x36u8; BLOCK];
-    let mut opad = [0x5cu8; BLOCK];
+    let mut ipad = Zeroizing::new([0x36u8; BLOCK]);
+    let mut opad = Zeroizing::new([0x5cu8; BLOCK]);
     for i in 0..BLOCK {
         ipad[i] ^= k[i];
         opad[i] ^= k[i];
     }
     let mut inner = Sha256::new();
-    inner.update(ipad);
+    inner.update(&ipad[..]);
     for p in parts {
         inner.update(p);
     }
     let inner = inner.finalize();
     let mut outer = Sha256::new();
-    outer.update(opad);
+    outer.update(&opad[..]);
     outer.update(inner);
     outer.finalize().into()
 }
@@ -519,8 +531,8 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 /// backup key as the pseudorandom key (it already is one: 32 bytes from a
 /// key file or from argon2id) and a fixed `info`, one output block. The
 /// AES-GCM key and the MAC key are thus independent (domain separation).
-pub(crate) fn mac_key(key: &[u8; 32]) -> [u8; 32] {
-    hmac_sha256(key, &[MAC_KEY_INFO, &[1u8]])
+pub(crate) fn mac_key(key: &[u8; 32]) -> SecretKey {
+    Zeroizing::new(hmac_sha256(key, &[MAC_KEY_INFO, &[1u8]]))
 }
 
 /// The MAC of a backup: HMAC-SHA256 under [`mac_key`] over a domain tag,
@@ -561,7 +573,7 @@ pub(crate) const MAX_T_COST: u32 = 64;
 pub(crate) const MAX_P_COST: u32 = 16;
 
 /// Derives a 32-byte key from a passphrase with argon2id.
-pub(crate) fn derive_key(passphrase: &[u8], p: &KdfParams) -> Result<[u8; 32], Fault> {
+pub(crate) fn derive_key(passphrase: &[u8], p: &KdfParams) -> Result<SecretKey, Fault> {
     if p.algorithm != "argon2id" || p.version != 0x13 {
         return Err(Fault::new(
             BackupErrorKind::Unsupported,
@@ -579,6 +591,18 @@ pub(crate) fn derive_key(passphrase: &[u8], p: &KdfParams) -> Result<[u8; 32], F
     }
     let salt = super::format::hex_decode(&p.salt)
         .ok_or_else(|| Fault::new(BackupErrorKind::Corrupted, "KDF salt is not hex"))?;
+    // The writer's salts are 16 bytes; a shorter one than argon2 takes is
+    // a damaged or forged manifest, not a failure of argon2.
+    if salt.len() < argon2::MIN_SALT_LEN {
+        return Err(Fault::new(
+            BackupErrorKind::Corrupted,
+            format!(
+                "manifest is not valid: KDF salt of {} bytes (at least {})",
+                salt.len(),
+                argon2::MIN_SALT_LEN
+            ),
+        ));
+    }
     let params = argon2::Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32)).map_err(|e| {
         Fault::new(
             BackupErrorKind::Corrupted,
@@ -586,9 +610,9 @@ pub(crate) fn derive_key(passphrase: &[u8], p: &KdfParams) -> Result<[u8; 32], F
         )
     })?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let mut key = [0u8; 32];
+    let mut key = Zeroizing::new([0u8; 32]);
     argon
-        .hash_password_into(passphrase, &salt, &mut key)
+        .hash_password_into(passphrase, &salt, &mut key[..])
         .map_err(|e| Fault::new(BackupErrorKind::Other, format!("argon2id failed: {e}")))?;
     Ok(key)
 }
@@ -651,13 +675,33 @@ mod tests {
     #[test]
     fn mac_key_is_separate_and_macs_compare() {
         let k = [3u8; 32];
-        assert_ne!(mac_key(&k), k);
+        assert_ne!(*mac_key(&k), k);
         let a = backup_mac(&mac_key(&k), b"h", b"m");
         let mut b = a;
         assert!(mac_eq(&a, &b));
         b[31] ^= 1;
         assert!(!mac_eq(&a, &b));
         assert_ne!(a, backup_mac(&mac_key(&[4u8; 32]), b"h", b"m"));
+    }
+
+    /// Found by `backup_fuzz` (issue 13): a manifest whose salt argon2
+    /// refuses was reported as `Other` ("argon2id failed"), not as the
+    /// invalid manifest it is.
+    #[test]
+    fn a_kdf_salt_too_short_is_a_corrupted_manifest() {
+        let params = |salt: &str| KdfParams {
+            algorithm: "argon2id".into(),
+            version: 0x13,
+            m_cost_kib: 64,
+            t_cost: 1,
+            p_cost: 1,
+            salt: salt.into(),
+        };
+        for salt in ["", "00", &"00".repeat(7)] {
+            let f = derive_key(b"pw", &params(salt)).unwrap_err();
+            assert_eq!(f.kind, BackupErrorKind::Corrupted, "{salt:?}: {f}");
+        }
+        derive_key(b"pw", &params(&"00".repeat(8))).unwrap();
     }
 
     #[test]

@@ -258,9 +258,34 @@ impl Manifest {
         {
             return Err("header flags do not match the manifest".into());
         }
+        // Column names are unique as SQLite compares them (ASCII case
+        // folded): a table cannot have two columns of one name.
+        let mut names = std::collections::HashSet::with_capacity(self.columns.len());
+        if let Some(c) = self
+            .columns
+            .iter()
+            .find(|c| !names.insert(c.name.to_ascii_lowercase()))
+        {
+            return Err(format!("column {:?} is stored twice", c.name));
+        }
         for k in &self.key_columns {
             if !self.columns.iter().any(|c| &c.name == k) {
                 return Err(format!("key column {k:?} is not among the stored columns"));
+            }
+        }
+        // What a column restore updates: at least one column, each stored
+        // (the writer refuses a column backup that names none).
+        if let BackupStrategy::Columns(names) = &self.strategy {
+            if names.is_empty() {
+                return Err("a column backup must name at least one column".into());
+            }
+            if let Some(n) = names
+                .iter()
+                .find(|n| !self.columns.iter().any(|c| &c.name == *n))
+            {
+                return Err(format!(
+                    "backed-up column {n:?} is not among the stored columns"
+                ));
             }
         }
         if self.created_at().is_none() {
@@ -553,6 +578,35 @@ mod tests {
         ] {
             let err = manifest(bad).check(&h).unwrap_err();
             assert!(!err.is_empty(), "{bad:?}");
+        }
+    }
+
+    /// Found by `backup_fuzz` (issue 13): forged manifests that restore
+    /// turned into invalid SQL.
+    #[test]
+    fn columns_are_unique_and_a_column_strategy_names_stored_ones() {
+        let h = Header {
+            flags: 0,
+            manifest_len: 0,
+            payload_len: 0,
+        };
+        let col = |name: &str| ColumnMeta {
+            name: name.into(),
+            decl_type: String::new(),
+            pk: 0,
+        };
+        let mut m = manifest(&["CREATE TABLE t (a, b)"]);
+        m.columns = vec![col("a"), col("b")];
+        m.check(&h).unwrap();
+        m.columns = vec![col("a"), col("A")];
+        assert!(m.check(&h).unwrap_err().contains("stored twice"));
+        let mut m = manifest(&[]);
+        m.columns = vec![col("a")];
+        m.strategy = BackupStrategy::Columns(vec!["a".into()]);
+        m.check(&h).unwrap();
+        for bad in [vec![], vec!["b".to_string()]] {
+            m.strategy = BackupStrategy::Columns(bad.clone());
+            assert!(m.check(&h).is_err(), "{bad:?}");
         }
     }
 

@@ -156,7 +156,7 @@ fn diff_and_write(
         let mut ins = conn.prepare(&isql).map_err(|e| Error::sql(&isql, e))?;
         let mut del = conn.prepare(&dsql).map_err(|e| Error::sql(&dsql, e))?;
         for cf in chain {
-            let mut payload = reader::payload(&cf.opened, cf.file, cf.key.as_ref())?;
+            let mut payload = reader::payload(&cf.opened, cf.file, cf.key.as_deref())?;
             while let Some(item) = payload.next_item()? {
                 match item {
                     Item::Row(vals) => {

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::Connection;
+use zeroize::{Zeroize, Zeroizing};
 
-use super::codec::{self, KdfParams};
+use super::codec::{self, KdfParams, SecretKey};
 use super::format::{self, FORMAT_NAME, Manifest};
 use super::prune::PruneReport;
 use super::reader::{self, Opened, bad};
@@ -32,6 +33,10 @@ const MAX_SALT_LEN: usize = 64;
 /// The key that encrypts and authenticates backups: a key file or a
 /// passphrase. The one backup-key type of the crate (the applier, the
 /// backup manager and the CLI all take it).
+///
+/// Its `Debug` output never shows the passphrase, and the passphrase is
+/// wiped from memory when the key is dropped (each clone wipes its own
+/// copy), so the type implements `Drop`: match it by reference.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BackupKey {
@@ -39,6 +44,14 @@ pub enum BackupKey {
     KeyFile(PathBuf),
     /// A passphrase, stretched with argon2id.
     Passphrase(String),
+}
+
+impl Drop for BackupKey {
+    fn drop(&mut self) {
+        if let BackupKey::Passphrase(p) = self {
+            p.zeroize();
+        }
+    }
 }
 
 impl std::fmt::Debug for BackupKey {
@@ -61,10 +74,11 @@ pub fn default_dir_for(db_path: &Path) -> PathBuf {
     parent.join(format!("{name}.backups"))
 }
 
+/// This manager's key material, wiped from memory when dropped.
 enum Secret {
     None,
-    Key([u8; 32]),
-    Passphrase(String),
+    Key(SecretKey),
+    Passphrase(Zeroizing<String>),
 }
 
 /// Builder for [`BackupManager`]; every check happens in [`build`](Self::build).
@@ -74,8 +88,8 @@ pub struct BackupManagerBuilder {
     level: Option<u32>,
     no_compression: bool,
     key_file: Option<PathBuf>,
-    key: Option<[u8; 32]>,
-    passphrase: Option<String>,
+    key: Option<SecretKey>,
+    passphrase: Option<Zeroizing<String>>,
     argon2: Option<(u32, u32, u32)>,
 }
 
@@ -86,7 +100,7 @@ impl fmt::Debug for BackupManagerBuilder {
             .field("level", &self.level)
             .field("no_compression", &self.no_compression)
             .field("key_file", &self.key_file)
-            .field("key", &self.key.map(|_| "<redacted>"))
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
             .field(
                 "passphrase",
                 &self.passphrase.as_ref().map(|_| "<redacted>"),
@@ -123,9 +137,10 @@ impl BackupManagerBuilder {
         self
     }
 
-    /// Encrypt with this 32-byte key.
+    /// Encrypt with this 32-byte key. The manager's copy is wiped from
+    /// memory when it is dropped (the caller's is the caller's).
     pub fn key(mut self, key: [u8; 32]) -> Self {
-        self.key = Some(key);
+        self.key = Some(Zeroizing::new(key));
         self
     }
 
@@ -138,9 +153,10 @@ impl BackupManagerBuilder {
     }
 
     /// Encrypt with a key derived from this passphrase (argon2id, random
-    /// 16-byte salt recorded in each manifest).
+    /// 16-byte salt recorded in each manifest). The passphrase and the keys
+    /// derived from it are wiped from memory when the manager is dropped.
     pub fn passphrase(mut self, passphrase: impl Into<String>) -> Self {
-        self.passphrase = Some(passphrase.into());
+        self.passphrase = Some(Zeroizing::new(passphrase.into()));
         self
     }
 
@@ -231,23 +247,21 @@ impl BackupManagerBuilder {
     }
 }
 
-fn read_key_file(path: &Path) -> Result<[u8; 32]> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+/// The key in a key file. The bytes read are wiped once the key is taken
+/// from them (and the key when the manager is dropped).
+fn read_key_file(path: &Path) -> Result<SecretKey> {
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| Error::Io {
         path: path.to_path_buf(),
         source: e,
-    })?;
+    })?);
     if bytes.len() == 32 {
-        let mut k = [0u8; 32];
+        let mut k = Zeroizing::new([0u8; 32]);
         k.copy_from_slice(&bytes);
         return Ok(k);
     }
     let text = std::str::from_utf8(&bytes).unwrap_or("").trim();
-    if text.len() == 64 {
-        if let Some(v) = format::hex_decode(text) {
-            let mut k = [0u8; 32];
-            k.copy_from_slice(&v);
-            return Ok(k);
-        }
+    if let Some(k) = hex_key(text) {
+        return Ok(k);
     }
     Err(Error::config(
         "key_file",
@@ -259,17 +273,35 @@ fn read_key_file(path: &Path) -> Result<[u8; 32]> {
     ))
 }
 
+/// 64 hex digits (either case) decoded straight into a wiped key, so no
+/// partly decoded copy is left behind.
+fn hex_key(text: &str) -> Option<SecretKey> {
+    let b = text.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut k = Zeroizing::new([0u8; 32]);
+    for (i, pair) in b.chunks(2).enumerate() {
+        let hi = char::from(pair[0]).to_digit(16)?;
+        let lo = char::from(pair[1]).to_digit(16)?;
+        k[i] = (hi * 16 + lo) as u8;
+    }
+    Some(k)
+}
+
 /// Takes, verifies, restores, lists and prunes table backups.
 ///
 /// Cheap to share by reference; methods take `&self`. Derived passphrase
-/// keys are cached per (salt, parameters).
+/// keys are cached per (salt, parameters). The key, the passphrase and
+/// every key derived from them are wiped from memory when the manager is
+/// dropped.
 pub struct BackupManager {
     dir: PathBuf,
     level: Option<u32>,
     secret: Secret,
     argon2: (u32, u32, u32),
     write_setup: Mutex<Option<std::sync::Arc<EncryptSetup>>>,
-    derived: Mutex<HashMap<KdfParams, [u8; 32]>>,
+    derived: Mutex<HashMap<KdfParams, SecretKey>>,
 }
 
 impl fmt::Debug for BackupManager {
@@ -312,7 +344,10 @@ impl BackupManager {
         }
         let setup = match &self.secret {
             Secret::None => return Ok(None),
-            Secret::Key(k) => EncryptSetup { key: *k, kdf: None },
+            Secret::Key(k) => EncryptSetup {
+                key: k.clone(),
+                kdf: None,
+            },
             Secret::Passphrase(p) => {
                 let mut salt = [0u8; 16];
                 codec::random_bytes(&mut salt).map_err(|f| f.at(&self.dir))?;
@@ -329,7 +364,7 @@ impl BackupManager {
                 self.derived
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(params.clone(), key);
+                    .insert(params.clone(), key.clone());
                 EncryptSetup {
                     key,
                     kdf: Some(params),
@@ -351,14 +386,14 @@ impl BackupManager {
         passphrase: &str,
         params: &KdfParams,
         path: &Path,
-    ) -> Result<[u8; 32]> {
+    ) -> Result<SecretKey> {
         if let Some(k) = self
             .derived
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(params)
         {
-            return Ok(*k);
+            return Ok(k.clone());
         }
         let (m, t, p) = self.argon2;
         if params.m_cost_kib > m || params.t_cost > t || params.p_cost > p {
@@ -385,7 +420,7 @@ impl BackupManager {
         self.derived
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(params.clone(), k);
+            .insert(params.clone(), k.clone());
         Ok(k)
     }
 
@@ -393,7 +428,7 @@ impl BackupManager {
     /// manifest is parsed; returns the key. A manager with a key refuses a
     /// backup without a MAC; a manager without one refuses a backup with
     /// one (it is encrypted).
-    fn authenticate(&self, raw: &reader::Raw) -> Result<Option<[u8; 32]>> {
+    fn authenticate(&self, raw: &reader::Raw) -> Result<Option<SecretKey>> {
         let path = &raw.path;
         match (&self.secret, &raw.mac) {
             (Secret::None, None) => Ok(None),
@@ -418,7 +453,7 @@ impl BackupManager {
                     ));
                 }
                 reader::check_mac(raw, k)?;
-                Ok(Some(*k))
+                Ok(Some(k.clone()))
             }
             (Secret::Passphrase(p), Some(_)) => {
                 let Some(params) = reader::kdf_params(raw)? else {
@@ -439,7 +474,7 @@ impl BackupManager {
     /// the backup directory (see `safefs`); then header, sizes and
     /// checksum; then the MAC with this manager's key; only then is the
     /// manifest parsed and checked. Returns the key for the payload.
-    fn open_backup(&self, path: &Path) -> Result<(Opened, File, Option<[u8; 32]>)> {
+    fn open_backup(&self, path: &Path) -> Result<(Opened, File, Option<SecretKey>)> {
         let checked = safefs::check_backup_path(&self.dir, path)?;
         let file = safefs::open_checked(path, &checked)?;
         let raw = reader::open_raw_file(path, file)?;
@@ -610,7 +645,10 @@ impl BackupManager {
                     ));
                 }
                 let bm = &opened.manifest;
-                if bm.table != child.table
+                // Table names compare as SQLite compares them (ASCII case
+                // folded), as `backup_table_incremental` does: a table
+                // renamed in case only is the same table.
+                if !bm.table.eq_ignore_ascii_case(&child.table)
                     || bm.strategy != child.strategy
                     || bm.columns != child.columns
                     || bm.has_rowid != child.has_rowid
@@ -675,7 +713,7 @@ impl BackupManager {
             .map(|c| BackupInfo::from_opened(&c.opened))
             .ok_or_else(|| bad(path, Kind::Chain, "empty chain"))?;
         for cf in chain {
-            let mut p = reader::payload(&cf.opened, cf.file, cf.key.as_ref())?;
+            let mut p = reader::payload(&cf.opened, cf.file, cf.key.as_deref())?;
             p.drain()?;
         }
         Ok(info)

@@ -28,16 +28,62 @@ use super::{BackupStrategy, RestoreTarget};
 use crate::error::{BackupErrorKind as Kind, Error, Result};
 use crate::ident::{ROWID_ALIASES, quote};
 
-/// One file of a chain, with its key.
+/// One file of a chain, with its key (wiped when dropped).
 pub(crate) struct ChainFile {
     pub opened: Opened,
     pub file: File,
-    pub key: Option<[u8; 32]>,
+    pub key: Option<codec::SecretKey>,
 }
 
 /// Runs restore SQL (built from a manifest) under the engine's SQL guard.
 fn exec(conn: &Connection, sql: &str) -> Result<()> {
     crate::db::sqlguard::run(conn, sql)
+}
+
+/// Runs a statement that writes into the target: the backed-up rows, or
+/// the backup's schema SQL. SQLite refusing it on this database (a NOT
+/// NULL, UNIQUE, CHECK or foreign key constraint, a rowid that is not an
+/// integer, an index or trigger name already taken, a statement only a
+/// forged file carries) is a refused restore, typed as one
+/// ([`Kind::Restore`]), not an SQL failure; the engine's guard refusing
+/// schema SQL means the manifest carries what the engine never writes
+/// ([`Kind::Corrupted`]). A failure of the database itself (busy, I/O,
+/// disk full) stays an SQL error. Nothing is restored either way: the
+/// caller rolls back to the savepoint.
+fn exec_into(conn: &Connection, table: &str, sql: &str) -> Result<()> {
+    exec(conn, sql).map_err(|e| refused_here(table, sql, e))
+}
+
+fn refused_here(table: &str, sql: &str, e: Error) -> Error {
+    use rusqlite::ErrorCode as Code;
+    let code = match &e {
+        Error::Sql { source, .. } => match source.as_ref() {
+            rusqlite::Error::SqliteFailure(f, _)
+            | rusqlite::Error::SqlInputError { error: f, .. } => Some(f.code),
+            _ => None,
+        },
+        _ => None,
+    };
+    match (e, code) {
+        (
+            Error::Sql { source, .. },
+            Some(Code::Unknown | Code::ConstraintViolation | Code::TypeMismatch),
+        ) => target_err(
+            table,
+            format!(
+                "table {table:?} refuses the backup as it is now ({source}, in {}); nothing restored",
+                crate::db::sqlguard::printable(sql)
+            ),
+        ),
+        (Error::UnsafeSql { reason, .. }, _) => manifest_err(
+            table,
+            format!(
+                "the backup's statement {} is refused: {reason}",
+                crate::db::sqlguard::printable(sql)
+            ),
+        ),
+        (e, _) => e,
+    }
 }
 
 /// Runs one of the restore's own savepoint statements.
@@ -51,6 +97,11 @@ pub(crate) fn restore(
     chain: Vec<ChainFile>,
     target: &RestoreTarget,
 ) -> Result<u64> {
+    // Outside a transaction the savepoint is the transaction: a failure
+    // then rolls it back whole. `ROLLBACK TO` + `RELEASE` would commit an
+    // empty transaction, which still rewrites the database header (its
+    // change counter), so the file would not be left as it was.
+    let outermost = conn.is_autocommit();
     control(conn, "SAVEPOINT dm_backup_restore")?;
     match restore_inner(conn, chain, target) {
         Ok(n) => {
@@ -59,7 +110,12 @@ pub(crate) fn restore(
         }
         Err(e) => {
             // Best effort: the original error is what the caller needs.
-            let _ = conn.execute_batch("ROLLBACK TO dm_backup_restore; RELEASE dm_backup_restore");
+            let undo = if outermost {
+                "ROLLBACK"
+            } else {
+                "ROLLBACK TO dm_backup_restore; RELEASE dm_backup_restore"
+            };
+            let _ = conn.execute_batch(undo);
             Err(e)
         }
     }
@@ -175,7 +231,7 @@ fn restore_inner(conn: &Connection, chain: Vec<ChainFile>, target: &RestoreTarge
         };
         let mut key = Vec::new();
         for cf in chain {
-            let mut payload = reader::payload(&cf.opened, cf.file, cf.key.as_ref())?;
+            let mut payload = reader::payload(&cf.opened, cf.file, cf.key.as_deref())?;
             while let Some(item) = payload.next_item()? {
                 match item {
                     Item::Row(vals) => {
@@ -436,7 +492,7 @@ fn apply_full_original(conn: &Connection, m: &Manifest, scratch: &Scratch) -> Re
             .split_first()
             .ok_or_else(|| manifest_err(&m.table, "backup has no CREATE TABLE statement"))?;
         check_schema_statement(&m.table, create, "CREATE TABLE")?;
-        exec(conn, create)?;
+        exec_into(conn, &m.table, create)?;
         deferred_schema = rest;
     }
     let live = tableinfo::inspect(conn, &m.table)?;
@@ -448,12 +504,16 @@ fn apply_full_original(conn: &Connection, m: &Manifest, scratch: &Scratch) -> Re
         suspend_triggers(conn, &live.name)?
     };
     if !created {
-        exec(conn, &format!("DELETE FROM main.{}", quote(&live.name)))?;
+        exec_into(
+            conn,
+            &live.name,
+            &format!("DELETE FROM main.{}", quote(&live.name)),
+        )?;
     }
     let n = insert_checked(conn, m, scratch, &live, &names)?;
     for s in deferred_schema {
         check_schema_statement(&m.table, s, "CREATE")?;
-        exec(conn, s)?;
+        exec_into(conn, &m.table, s)?;
     }
     resume_triggers(conn, &triggers)?;
     Ok(n)
@@ -516,7 +576,7 @@ fn insert_from_scratch(
         vals.join(", "),
         scratch.qname
     );
-    exec(conn, &sql)?;
+    exec_into(conn, table, &sql)?;
     Ok(changes(conn))
 }
 
@@ -535,7 +595,7 @@ fn apply_full_new(conn: &Connection, m: &Manifest, scratch: &Scratch, name: &str
             "cannot parse the backed-up CREATE TABLE statement",
         )
     })?;
-    exec(conn, &renamed)?;
+    exec_into(conn, name, &renamed)?;
     let live = tableinfo::inspect(conn, name)?;
     let names = live_names(&live, &m.columns)?;
     let n = insert_checked(conn, m, scratch, &live, &names)?;
@@ -560,8 +620,9 @@ fn apply_columns_new(
                 .to_string(),
         );
     }
-    exec(
+    exec_into(
         conn,
+        name,
         &format!("CREATE TABLE main.{} ({})", quote(name), defs.join(", ")),
     )?;
     let names: Vec<String> = m.columns.iter().map(|c| c.name.clone()).collect();
@@ -612,8 +673,9 @@ fn apply_columns_original(
     let table = quote(&live.name);
     let (join, _) = join_condition(m, live.rowid_alias, &live_key, false)?;
     let update = |cond: &str| -> Result<u64> {
-        exec(
+        exec_into(
             conn,
+            &live.name,
             &format!(
                 "UPDATE main.{table} AS x SET {} FROM {} AS t WHERE {cond}",
                 sets.join(", "),

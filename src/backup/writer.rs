@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::codec::{
     self, CountingWriter, ENCRYPTION_ALGORITHM, EncryptWriter, HashingWriter, KdfParams,
-    MaybeEncrypt, MaybeGzip, NONCE_PREFIX_LEN, SEGMENT_SIZE,
+    MaybeEncrypt, MaybeGzip, NONCE_PREFIX_LEN, SEGMENT_SIZE, SecretKey,
 };
 use super::encoding::{self, Value};
 use super::format::{
@@ -22,7 +22,8 @@ use crate::error::{BackupErrorKind, Error, Result};
 
 /// Key material for writing.
 pub(crate) struct EncryptSetup {
-    pub key: [u8; 32],
+    /// Wiped when the setup is dropped (with its manager).
+    pub key: SecretKey,
     pub kdf: Option<KdfParams>,
 }
 

@@ -7,6 +7,42 @@ use doctype_migrate::{
 };
 use rusqlite::Connection;
 
+/// Regression (issue 13, found by `backup_fuzz`): after a table was
+/// renamed in case only (`tabdoc` to `tabDoc`: the same table to SQLite),
+/// `backup_table_incremental` accepted the base and wrote an increment that
+/// `verify` and `restore` then refused ("base ... does not match its
+/// incremental backup"): the chain compared table names case-sensitively.
+#[test]
+fn an_increment_after_a_case_only_rename_verifies_and_restores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conn = open(&tmp.path().join("app.db"));
+    conn.execute_batch(
+        "CREATE TABLE tabdoc (name TEXT PRIMARY KEY, qty INTEGER);
+         INSERT INTO tabdoc VALUES ('a', 1), ('b', 2), ('c', 3);",
+    )
+    .unwrap();
+    let mgr = builder(&tmp.path().join("b")).build().unwrap();
+    let base = mgr
+        .backup_table(&conn, "tabdoc", BackupStrategy::FullTable, None)
+        .unwrap();
+    conn.execute_batch(
+        "ALTER TABLE tabdoc RENAME TO tabdoc_tmp; ALTER TABLE tabdoc_tmp RENAME TO tabDoc;
+         UPDATE tabDoc SET qty = 20 WHERE name = 'b'; DELETE FROM tabDoc WHERE name = 'c';
+         INSERT INTO tabDoc VALUES ('d', 4);",
+    )
+    .unwrap();
+    let expected = snapshot(&conn, "tabDoc", true);
+    let incr = mgr
+        .backup_table_incremental(&conn, "tabDoc", &base.path, None)
+        .unwrap();
+    assert_eq!(incr.table, "tabDoc");
+    mgr.verify(&incr.path).unwrap();
+    conn.execute_batch("DELETE FROM tabDoc").unwrap();
+    mgr.restore(&conn, &incr.path, RestoreTarget::Original)
+        .unwrap();
+    assert_eq!(snapshot(&conn, "tabDoc", true), expected);
+}
+
 fn table(conn: &Connection, pk: bool) {
     let key = if pk {
         "name TEXT PRIMARY KEY"

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use crate::backup_support::*;
 use doctype_migrate::{
-    BackupManager, BackupStrategy, Error, MigrationId, PrunePolicy, default_dir_for,
+    BackupKey, BackupManager, BackupSettings, BackupStrategy, Error, MigrationApplier, MigrationId,
+    PrunePolicy, default_dir_for,
 };
 use rusqlite::Connection;
 
@@ -432,4 +433,38 @@ fn prune_cannot_delete_the_backup_of_an_apply_still_running() {
         })
         .unwrap();
     assert_eq!(code, "x");
+}
+
+/// Key material never shows in `Debug` output: a `BackupKey` passphrase,
+/// the manager builder's key or passphrase, the manager, the applier's
+/// backup settings, its builder and the applier itself (all carry the key).
+#[test]
+fn debug_output_never_shows_a_passphrase_or_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = "hunter2-correct-horse";
+    let raw = [0xab_u8; 32];
+    let key = BackupKey::Passphrase(secret.into());
+    let dir = tmp.path().join("b");
+    let settings = BackupSettings::default().with_key(key.clone());
+    let applier_builder = MigrationApplier::builder(tmp.path().join("app.db"))
+        .create_if_missing(true)
+        .backup_passphrase(secret);
+    let texts = [
+        format!("{key:?}"),
+        format!("{:?}", builder(&dir).passphrase(secret)),
+        format!("{:?}", builder(&dir).key(raw)),
+        format!("{:?}", builder(&dir).passphrase(secret).build().unwrap()),
+        format!("{:?}", builder(&dir).key(raw).build().unwrap()),
+        format!("{settings:#?}"),
+        format!("{applier_builder:?}"),
+        format!("{:?}", applier_builder.build().unwrap()),
+    ];
+    for text in &texts {
+        assert!(!text.contains(secret), "passphrase in {text}");
+        assert!(
+            !text.contains("171, 171") && !text.to_ascii_lowercase().contains("abababab"),
+            "key bytes in {text}"
+        );
+    }
+    assert_eq!(texts[0], "Passphrase(<redacted>)");
 }

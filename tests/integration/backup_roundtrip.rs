@@ -384,6 +384,141 @@ fn restore_refuses_a_value_that_affinity_would_change() {
     assert_eq!(snapshot(&conn, "t", true), before);
 }
 
+/// Regression (issue 13, found by `backup_fuzz`): a restore that failed
+/// outside a transaction rolled back to its savepoint and then released it,
+/// which commits the (now empty) transaction: the database header (its
+/// change counter) was rewritten. It now rolls the whole transaction back,
+/// so the file is left byte for byte as it was; inside a caller's
+/// transaction it still only rolls back to its savepoint.
+#[test]
+fn a_failed_restore_leaves_the_database_file_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("app.db");
+    let conn = open(&db);
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT); INSERT INTO t VALUES (1, '0012'), (2, 'abc');")
+        .unwrap();
+    let mgr = builder(&tmp.path().join("b")).build().unwrap();
+    let info = mgr
+        .backup_table(&conn, "t", BackupStrategy::Columns(vec!["s".into()]), None)
+        .unwrap();
+    // `s` became INTEGER: the restore updates the rows, then refuses (the
+    // text '0012' would be stored as 12) after it has written.
+    conn.execute_batch(
+        "CREATE TABLE t2 (id INTEGER PRIMARY KEY, s INTEGER); INSERT INTO t2 SELECT id, NULL FROM t;
+         DROP TABLE t; ALTER TABLE t2 RENAME TO t;",
+    )
+    .unwrap();
+    let bytes = std::fs::read(&db).unwrap();
+    let err = mgr
+        .restore(&conn, &info.path, RestoreTarget::Original)
+        .unwrap_err();
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::Restore), "{err}");
+    assert!(conn.is_autocommit());
+    assert!(
+        std::fs::read(&db).unwrap() == bytes,
+        "a failed restore rewrote the database file"
+    );
+
+    // Inside the caller's transaction: the caller's own write survives and
+    // the transaction stays open.
+    conn.execute_batch("BEGIN; INSERT INTO t VALUES (3, 7);")
+        .unwrap();
+    let err = mgr
+        .restore(&conn, &info.path, RestoreTarget::Original)
+        .unwrap_err();
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::Restore), "{err}");
+    assert!(!conn.is_autocommit(), "the caller's transaction was ended");
+    let s: i64 = conn
+        .query_row("SELECT s FROM t WHERE id = 3", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(s, 7, "the caller's write was lost");
+    conn.execute_batch("ROLLBACK").unwrap();
+    assert!(std::fs::read(&db).unwrap() == bytes);
+}
+
+/// Regression (issue 13, found by `backup_fuzz`): rows the target table
+/// refuses (a NOT NULL or UNIQUE constraint it gained since the backup, a
+/// forged rowid that is not an integer) were an untyped `Error::Sql`; they
+/// are a refused restore, `BackupErrorKind::Restore`, and nothing changes.
+#[test]
+fn rows_the_target_table_refuses_are_a_typed_restore_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conn = open(&tmp.path().join("app.db"));
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT, u TEXT);
+         INSERT INTO t VALUES (1, NULL, 'x'), (2, 'b', 'x');",
+    )
+    .unwrap();
+    let mgr = builder(&tmp.path().join("b")).build().unwrap();
+    let full = mgr
+        .backup_table(&conn, "t", BackupStrategy::FullTable, None)
+        .unwrap();
+    let cols = mgr
+        .backup_table(&conn, "t", BackupStrategy::Columns(vec!["u".into()]), None)
+        .unwrap();
+    // Rebuilt since: `s` NOT NULL, `u` UNIQUE.
+    conn.execute_batch(
+        "DROP TABLE t;
+         CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT NOT NULL DEFAULT '', u TEXT UNIQUE);
+         INSERT INTO t VALUES (1, 'a', 'p'), (2, 'b', 'q');",
+    )
+    .unwrap();
+    let before = snapshot(&conn, "t", true);
+    for (what, file) in [("full", &full.path), ("columns", &cols.path)] {
+        let err = mgr
+            .restore(&conn, file, RestoreTarget::Original)
+            .unwrap_err();
+        assert_eq!(
+            err.backup_kind(),
+            Some(BackupErrorKind::Restore),
+            "{what}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("refuses the backup") && msg.contains("constraint failed"),
+            "{what}: {msg}"
+        );
+        assert_eq!(snapshot(&conn, "t", true), before, "{what}");
+        assert!(conn.is_autocommit(), "{what}");
+    }
+}
+
+/// Regression (issue 13, found by `backup_fuzz`): restoring a full backup
+/// of a dropped table recreates it, then its indexes and triggers; when one
+/// of their names is taken by now (by another table's index), SQLite's
+/// refusal was an untyped `Error::Sql`. It is a refused restore, and the
+/// table is not left half recreated.
+#[test]
+fn a_backup_whose_index_name_is_taken_is_a_typed_restore_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("app.db");
+    let conn = open(&db);
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT); CREATE INDEX t_s ON t(s);
+         INSERT INTO t VALUES (1, 'a');",
+    )
+    .unwrap();
+    let mgr = builder(&tmp.path().join("b")).build().unwrap();
+    let full = mgr
+        .backup_table(&conn, "t", BackupStrategy::FullTable, None)
+        .unwrap();
+    conn.execute_batch("DROP TABLE t; CREATE TABLE other (s TEXT); CREATE INDEX t_s ON other(s);")
+        .unwrap();
+    let bytes = std::fs::read(&db).unwrap();
+    let err = mgr
+        .restore(&conn, &full.path, RestoreTarget::Original)
+        .unwrap_err();
+    assert_eq!(err.backup_kind(), Some(BackupErrorKind::Restore), "{err:?}");
+    assert!(
+        err.to_string().contains("index t_s already exists"),
+        "{err}"
+    );
+    assert!(std::fs::read(&db).unwrap() == bytes, "the database changed");
+    // Into a new table the indexes are not copied: that works.
+    mgr.restore(&conn, &full.path, RestoreTarget::NewTable("t2".into()))
+        .unwrap();
+}
+
 #[test]
 fn backup_and_restore_inside_a_callers_transaction() {
     let (tmp, conn) = setup();

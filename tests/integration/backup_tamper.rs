@@ -398,6 +398,51 @@ fn rewritten_manifest_with_a_valid_checksum_is_detected() {
     }
 }
 
+/// Regression (issue 13, found by `backup_fuzz`): an unencrypted column
+/// backup whose manifest (checksum recomputed) names no column to restore,
+/// or one it does not store, made `restore` run `UPDATE .. SET  FROM ..`
+/// and fail with an untyped SQL syntax error. The manifest check refuses
+/// it, so `verify` does too.
+#[test]
+fn a_column_backup_naming_no_stored_column_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conn = open(&tmp.path().join("app.db"));
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a); INSERT INTO t VALUES (1, 'x');",
+    )
+    .unwrap();
+    let mgr = builder(&tmp.path().join("b")).build().unwrap();
+    let info = mgr
+        .backup_table(&conn, "t", BackupStrategy::Columns(vec!["a".into()]), None)
+        .unwrap();
+    let bytes = std::fs::read(&info.path).unwrap();
+    let end = HEADER + payload_len(&bytes);
+    let manifest = String::from_utf8(manifest_of(&bytes).to_vec()).unwrap();
+    let named = r#""strategy":{"kind":"columns","columns":["a"]}"#;
+    assert!(manifest.contains(named), "{manifest}");
+    conn.execute("UPDATE t SET a = 'changed'", []).unwrap();
+    for forged in [r#"[]"#, r#"["nope"]"#] {
+        let edited = manifest.replace(
+            named,
+            &format!(r#""strategy":{{"kind":"columns","columns":{forged}}}"#),
+        );
+        std::fs::write(
+            &info.path,
+            reframe(&bytes, &bytes[HEADER..end], edited.as_bytes()),
+        )
+        .unwrap();
+        let err = mgr.verify(&info.path).unwrap_err();
+        assert_eq!(err.backup_kind(), Some(Corrupted), "{forged}: {err:?}");
+        assert!(err.to_string().contains("manifest is not valid"), "{err}");
+        let err = mgr
+            .restore(&conn, &info.path, RestoreTarget::Original)
+            .unwrap_err();
+        assert_eq!(err.backup_kind(), Some(Corrupted), "{forged}: {err:?}");
+        let a: String = conn.query_row("SELECT a FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(a, "changed");
+    }
+}
+
 #[test]
 fn not_a_backup_is_a_clear_error() {
     let c = case(false, true);

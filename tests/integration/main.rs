@@ -25,6 +25,7 @@ mod atomicity;
 mod audit;
 #[cfg(unix)]
 mod audit_security;
+mod backup_fuzz;
 mod backup_incremental;
 mod backup_integration;
 mod backup_manage;
