@@ -45,6 +45,19 @@
 //!    directory verifies (a killed backup leaves only a hidden `.tmp`
 //!    file), and after the final run the directory holds exactly the backup
 //!    history names: the next run removed what killed runs left.
+//! 2. **`rollback`** of that migration where the forward step was lossy
+//!    (`'x3'`, `'0042'`, `'12.5'` in `amount`, applied with
+//!    `--allow-data-loss`), so the rollback rebuilds the table and restores
+//!    `amount` from the column backup. Each kill starts from the migrated
+//!    database (a copy of a migrated template with its backup directory) or
+//!    from what the last kill left: afterwards it is exactly at the new
+//!    state (schema, every value as migrated, history row `completed`) or
+//!    exactly at the old state with every original value back, storage
+//!    class included (history row `rolled_back`); the child table and the
+//!    backup directory are untouched.
+//!
+//! The rollback loop uses a 50,000-row ledger: its kill instants scale
+//! with the run as well, and `cargo test` stays short.
 //!
 //! Each loop prints its counts: kills that left the state before and after
 //! the command, kills that left a hot journal (inside the write
@@ -53,7 +66,8 @@
 //!
 //! # Counts
 //!
-//! 30 kills per loop by default, `DM_CRASH_KILLS` to change. Instants come
+//! 30 kills per loop by default. `DM_CRASH_KILLS` sets every loop's count;
+//! `DM_CRASH_ROLLBACK_KILLS` overrides it for the rollback loop. Instants come
 //! from a seeded PRNG, `DM_CRASH_SEED` to replay a run (the seed is
 //! printed; each loop mixes it with its name). `scripts/crash.sh N [SEED]`
 //! runs N kills of each kind.
@@ -72,6 +86,12 @@ use sha2::{Digest, Sha256};
 
 /// Rows of the apply loop's ledger.
 const ROWS: i64 = 200_000;
+
+/// Rows of the rollback loop's ledger: every check there
+/// compares every value, and the kill instants scale with the run, so a
+/// smaller table keeps `cargo test` short without changing what a kill can
+/// hit.
+const SMALL: i64 = 50_000;
 
 const V1: &str = r#"{"name": "Ledger", "fields": [
     {"fieldname": "account", "fieldtype": "Data", "search_index": 1},
@@ -106,6 +126,17 @@ CREATE TABLE "ledger_note" (
 );
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {children})
 INSERT INTO "ledger_note" (ledger, note) SELECT printf('L-%07d', i * 50), 'n' || i FROM n;
+"#;
+
+/// For the rollback loop: amounts an Int column cannot keep as they are
+/// (one row in 1000: `'x3'`, `'0042'`, `'12.5'`), so v2 needs
+/// `--allow-data-loss` and rolling it back needs the column backup.
+const LOSSY: &str = r#"
+UPDATE "tabLedger" SET amount = CASE rowid % 3000
+    WHEN 0 THEN 'x' || (rowid / 3000 % 10)
+    WHEN 1000 THEN printf('%04d', rowid % 97)
+    ELSE (rowid % 89) || '.5' END
+WHERE rowid % 1000 = 0;
 "#;
 
 // ---------------------------------------------------------------------------
@@ -803,4 +834,131 @@ fn sigkill_at_random_instants_leaves_the_old_or_the_new_database() {
         recorded(),
         "after the final run, the backup directory holds exactly the recorded backup"
     );
+}
+
+// ---------------------------------------------------------------------------
+// 2. rollback
+
+#[test]
+fn sigkill_during_a_rollback_leaves_the_new_state_or_the_old_one_restored() {
+    let kills = kills(Some("DM_CRASH_ROLLBACK_KILLS"));
+    let seed = seed();
+    let fixture = Fixture::new(SMALL);
+    let victim = fixture.victim("rollback");
+
+    // The old state: v1 with amounts an Int column cannot keep.
+    victim.reset(&fixture.template, None);
+    let conn = Connection::open(&victim.db).unwrap();
+    conn.execute_batch(LOSSY).unwrap();
+    let lossy: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM \"tabLedger\" WHERE CAST(CAST(amount AS INTEGER) AS TEXT) IS NOT amount",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(lossy, SMALL / 1000);
+    let old = schema_of(&conn);
+    drop(conn);
+    let old_file = fixture.path("rollback-old.db");
+    std::fs::copy(&victim.db, &old_file).unwrap();
+
+    // v2 refuses the lossy conversion without consent, and applies with it.
+    let refused = fixture.apply(&victim.db).status().unwrap();
+    assert_eq!(refused.code(), Some(2), "v2 must need --allow-data-loss");
+    let out = fixture
+        .apply(&victim.db)
+        .arg("--allow-data-loss")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "apply --allow-data-loss failed");
+    let conn = Connection::open(&victim.db).unwrap();
+    let new = schema_of(&conn);
+    let id: i64 = conn
+        .query_row(
+            "SELECT id FROM \"tabMigrationHistory\" WHERE version = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded_backups(&conn, 2).len(), 1);
+    drop(conn);
+    assert_ne!(old, new);
+    // The migrated template: the database and its backup directory, put
+    // back where history names the backup (the victim's directory).
+    let migrated = fixture.path("rollback-migrated.db");
+    let migrated_backups = fixture.path("rollback-migrated.backups");
+    std::fs::copy(&victim.db, &migrated).unwrap();
+    copy_dir(&victim.backups(), &migrated_backups);
+    let backup_files = files(&migrated_backups);
+    let rows_of = |file| Rows {
+        file,
+        table: "tabLedger",
+    };
+    let notes = Rows {
+        file: &fixture.template,
+        table: "ledger_note",
+    };
+    // The migration changed the lossy values (and the storage class of
+    // all): the rollback has something to restore.
+    let conn = Connection::open(&migrated).unwrap();
+    assert_eq!(
+        compare(&conn, "tabLedger", &rows_of(&old_file), &[]).differing,
+        SMALL
+    );
+    drop(conn);
+
+    let check = |copy: &Path, what: &str| -> Side {
+        let conn = Connection::open(copy).unwrap();
+        intact(&conn, what);
+        let schema = schema_of(&conn);
+        let (side, want, status) = if schema == new {
+            (Side::Before, &migrated, "completed")
+        } else if schema == old {
+            (Side::After, &old_file, "rolled_back")
+        } else {
+            panic!("{what}: the schema is neither the new nor the rolled-back one:\n{schema:#?}");
+        };
+        // Every value, `amount` included with its storage class: as
+        // migrated, or the originals ('x3', '0042', '12.5') restored from
+        // the backup.
+        assert_rows(
+            &conn,
+            "tabLedger",
+            &rows_of(want),
+            &[],
+            &format!("{what} ({side:?})"),
+        );
+        assert_rows(&conn, "ledger_note", &notes, &[], what);
+        assert_eq!(
+            history(&conn),
+            [row(1, "completed"), row(2, status)],
+            "{what}: the history row must say {status} ({side:?})"
+        );
+        assert_eq!(
+            files(&victim.backups()),
+            backup_files,
+            "{what}: the backup directory changed"
+        );
+        side
+    };
+    let mut target = Target {
+        name: "rollback",
+        sides: ["the new state", "the old one restored"],
+        victim: &victim,
+        command: Box::new(|| {
+            let mut cmd = cli();
+            cmd.arg("rollback")
+                .arg("--db")
+                .arg(&victim.db)
+                .arg("--id")
+                .arg(id.to_string())
+                .arg("--json");
+            cmd
+        }),
+        check: Box::new(check),
+        reset: Box::new(|| victim.reset(&migrated, Some(&migrated_backups))),
+    };
+    let full = target.reference();
+    target.kill_loop(kills, seed, full);
 }
