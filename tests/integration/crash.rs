@@ -55,9 +55,20 @@
 //!    exactly at the old state with every original value back, storage
 //!    class included (history row `rolled_back`); the child table and the
 //!    backup directory are untouched.
+//! 3. **`backup restore`** of a full-table backup (taken with
+//!    `BackupManager::backup_table` before rows were updated, deleted and
+//!    inserted and logging triggers created), into the original table and
+//!    `--into` a new table: the target is exactly as before or exactly the
+//!    backed-up rows (rowids included) and schema, never partly restored;
+//!    the table's triggers are there on both sides and never fired; history,
+//!    the other tables and the backup directory are untouched. (No table
+//!    references the ledger in the restore into the original: `backup
+//!    restore` refuses to replace the rows of a referenced table while
+//!    foreign keys are on, and the command line has them on, SQLite's
+//!    default in this build.)
 //!
-//! The rollback loop uses a 50,000-row ledger: its kill instants scale
-//! with the run as well, and `cargo test` stays short.
+//! The rollback and restore loops use a 50,000-row ledger: their kill
+//! instants scale with the run as well, and `cargo test` stays short.
 //!
 //! Each loop prints its counts: kills that left the state before and after
 //! the command, kills that left a hot journal (inside the write
@@ -67,7 +78,9 @@
 //! # Counts
 //!
 //! 30 kills per loop by default. `DM_CRASH_KILLS` sets every loop's count;
-//! `DM_CRASH_ROLLBACK_KILLS` overrides it for the rollback loop. Instants come
+//! `DM_CRASH_ROLLBACK_KILLS` and `DM_CRASH_RESTORE_KILLS` override it for
+//! the rollback and the restore kills (these are split between the two
+//! restore targets, the original table getting the odd one). Instants come
 //! from a seeded PRNG, `DM_CRASH_SEED` to replay a run (the seed is
 //! printed; each loop mixes it with its name). `scripts/crash.sh N [SEED]`
 //! runs N kills of each kind.
@@ -87,7 +100,7 @@ use sha2::{Digest, Sha256};
 /// Rows of the apply loop's ledger.
 const ROWS: i64 = 200_000;
 
-/// Rows of the rollback loop's ledger: every check there
+/// Rows of the rollback and restore loops' ledger: every check there
 /// compares every value, and the kill instants scale with the run, so a
 /// smaller table keeps `cargo test` short without changing what a kill can
 /// hit.
@@ -138,6 +151,27 @@ UPDATE "tabLedger" SET amount = CASE rowid % 3000
     ELSE (rowid % 89) || '.5' END
 WHERE rowid % 1000 = 0;
 "#;
+
+/// For the restore loops, after the backup: rows changed, deleted (none a
+/// child references) and added, and triggers that would log any insert or
+/// delete (a restore must not fire them).
+const CHANGED_SINCE_BACKUP: &str = r#"
+UPDATE "tabLedger" SET amount = 'changed ' || rowid, memo = NULL WHERE rowid % 100 = 7;
+DELETE FROM "tabLedger" WHERE rowid % 1000 = 3;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+INSERT INTO "tabLedger" (name, account, amount, memo, qty, posted)
+SELECT printf('N-%07d', i), 'ACC-NEW', CAST(i AS TEXT), 'new ' || i, i, '2025-01-01' FROM n;
+CREATE TABLE "ledger_log" (id INTEGER PRIMARY KEY, what TEXT, ledger TEXT);
+CREATE TRIGGER "ledger_log_insert" AFTER INSERT ON "tabLedger"
+BEGIN INSERT INTO "ledger_log" (what, ledger) VALUES ('insert', NEW.name); END;
+CREATE TRIGGER "ledger_log_delete" AFTER DELETE ON "tabLedger"
+BEGIN INSERT INTO "ledger_log" (what, ledger) VALUES ('delete', OLD.name); END;
+"#;
+
+/// The new table `backup restore --into` creates.
+const RESTORED: &str = "tabLedger_restored";
+
+type Schema = Vec<(String, String, Option<String>)>;
 
 // ---------------------------------------------------------------------------
 // Settings.
@@ -961,4 +995,192 @@ fn sigkill_during_a_rollback_leaves_the_new_state_or_the_old_one_restored() {
     };
     let full = target.reference();
     target.kill_loop(kills, seed, full);
+}
+
+// ---------------------------------------------------------------------------
+// 3. backup restore
+
+/// The restore loops' victim: v1 with a full backup of the ledger taken
+/// (so the backed-up rows are the template's), then rows changed, deleted
+/// and added and logging triggers created.
+struct RestoreFixture {
+    fixture: Fixture,
+    victim: Victim,
+    /// The victim before any restore, and its backup directory.
+    pristine: PathBuf,
+    pristine_backups: PathBuf,
+    backup: PathBuf,
+    /// Whether the child table referencing the ledger is there.
+    children: bool,
+    schema: Schema,
+}
+
+impl RestoreFixture {
+    /// With `children`, the child table referencing the ledger is kept;
+    /// without, it is dropped first.
+    fn new(name: &str, children: bool) -> Self {
+        let fixture = Fixture::new(SMALL);
+        let victim = fixture.victim(name);
+        victim.reset(&fixture.template, None);
+        let conn = Connection::open(&victim.db).unwrap();
+        if !children {
+            conn.execute_batch("DROP TABLE \"ledger_note\"").unwrap();
+        }
+        let info = manager(&victim.backups())
+            .backup_table(&conn, "tabLedger", BackupStrategy::FullTable, None)
+            .unwrap();
+        assert_eq!(info.row_count, SMALL as u64);
+        conn.execute_batch(CHANGED_SINCE_BACKUP).unwrap();
+        let schema = schema_of(&conn);
+        drop(conn);
+        let pristine = fixture.path(&format!("{name}-pristine.db"));
+        let pristine_backups = fixture.path(&format!("{name}-pristine.backups"));
+        std::fs::copy(&victim.db, &pristine).unwrap();
+        copy_dir(&victim.backups(), &pristine_backups);
+        let f = RestoreFixture {
+            victim,
+            pristine,
+            pristine_backups,
+            backup: info.path,
+            children,
+            schema,
+            fixture,
+        };
+        let conn = Connection::open(&f.pristine).unwrap();
+        assert!(!compare(&conn, "tabLedger", &f.backed_up(), &[]).same());
+        f
+    }
+
+    /// The ledger as backed up: the template's.
+    fn backed_up(&self) -> Rows<'_> {
+        Rows {
+            file: &self.fixture.template,
+            table: "tabLedger",
+        }
+    }
+
+    /// The ledger as changed since the backup.
+    fn changed(&self) -> Rows<'_> {
+        Rows {
+            file: &self.pristine,
+            table: "tabLedger",
+        }
+    }
+
+    fn target<'a>(
+        &'a self,
+        name: &'static str,
+        into: Option<&'static str>,
+        check: impl FnMut(&Path, &str) -> Side + 'a,
+    ) -> Target<'a> {
+        Target {
+            name,
+            sides: ["the table as before", "the backed-up rows restored"],
+            victim: &self.victim,
+            command: Box::new(move || {
+                let mut cmd = cli();
+                cmd.args(["backup", "restore", "--db"])
+                    .arg(&self.victim.db)
+                    .arg(&self.backup)
+                    .arg("--json");
+                if let Some(table) = into {
+                    cmd.arg("--into").arg(table);
+                }
+                cmd
+            }),
+            check: Box::new(check),
+            reset: Box::new(|| {
+                self.victim
+                    .reset(&self.pristine, Some(&self.pristine_backups))
+            }),
+        }
+    }
+
+    /// What holds on both sides: intact, the other tables, history and the
+    /// backup directory untouched, the logging triggers never fired.
+    fn common(&self, conn: &Connection, what: &str) {
+        intact(conn, what);
+        if self.children {
+            let notes = Rows {
+                file: &self.fixture.template,
+                table: "ledger_note",
+            };
+            assert_rows(conn, "ledger_note", &notes, &[], what);
+        }
+        let logged: i64 = conn
+            .query_row("SELECT count(*) FROM \"ledger_log\"", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(logged, 0, "{what}: the table's triggers fired");
+        assert_eq!(history(conn), [row(1, "completed")], "{what}: history");
+        assert_eq!(
+            files(&self.victim.backups()),
+            files(&self.pristine_backups),
+            "{what}: the backup directory changed"
+        );
+    }
+}
+
+/// The restore kills for one target: half of `DM_CRASH_RESTORE_KILLS` (the
+/// original table gets the odd one).
+fn restore_kills(original: bool) -> u64 {
+    let n = kills(Some("DM_CRASH_RESTORE_KILLS"));
+    if original { n.div_ceil(2) } else { n / 2 }
+}
+
+#[test]
+fn sigkill_during_a_restore_into_the_original_table_leaves_it_before_or_restored() {
+    // No table references the ledger here: `backup restore` refuses to
+    // replace the rows of a referenced table while foreign keys are on,
+    // and the command line has them on (SQLite's default in this build).
+    let f = RestoreFixture::new("restore-original", false);
+    let check = |copy: &Path, what: &str| -> Side {
+        let conn = Connection::open(copy).unwrap();
+        f.common(&conn, what);
+        // Same schema on both sides: the table existed, and its triggers
+        // are back.
+        assert_eq!(schema_of(&conn), f.schema, "{what}: schema");
+        if compare(&conn, "tabLedger", &f.changed(), &[]).same() {
+            Side::Before
+        } else {
+            let what = format!("{what}: neither as before nor as backed up");
+            assert_rows(&conn, "tabLedger", &f.backed_up(), &[], &what);
+            Side::After
+        }
+    };
+    let mut target = f.target("restore into the original table", None, check);
+    let full = target.reference();
+    target.kill_loop(restore_kills(true), seed(), full);
+}
+
+#[test]
+fn sigkill_during_a_restore_into_a_new_table_leaves_no_table_or_all_of_it() {
+    let f = RestoreFixture::new("restore-into", true);
+    let mut restored_schema: Option<Schema> = None;
+    let check = |copy: &Path, what: &str| -> Side {
+        let conn = Connection::open(copy).unwrap();
+        f.common(&conn, what);
+        assert_rows(
+            &conn,
+            "tabLedger",
+            &f.changed(),
+            &[],
+            &format!("{what}: source"),
+        );
+        let schema = schema_of(&conn);
+        if schema == f.schema {
+            return Side::Before;
+        }
+        // The first restore seen (the reference run) fixes the schema.
+        let want = restored_schema.get_or_insert_with(|| schema.clone());
+        assert_eq!(&schema, want, "{what}: schema neither before nor after");
+        assert!(
+            schema.iter().any(|(t, n, _)| t == "table" && n == RESTORED),
+            "{what}: schema"
+        );
+        assert_rows(&conn, RESTORED, &f.backed_up(), &[], what);
+        Side::After
+    };
+    let mut target = f.target("restore into a new table", Some(RESTORED), check);
+    let full = target.reference();
+    target.kill_loop(restore_kills(false), seed(), full);
 }
