@@ -82,8 +82,9 @@
 //! the rollback and the restore kills (these are split between the two
 //! restore targets, the original table getting the odd one). Instants come
 //! from a seeded PRNG, `DM_CRASH_SEED` to replay a run (the seed is
-//! printed; each loop mixes it with its name). `scripts/crash.sh N [SEED]`
-//! runs N kills of each kind.
+//! printed; each loop mixes it with its name). `scripts/crash.sh` runs the
+//! long version: 500 apply, 200 rollback and 200 restore kills, or
+//! `scripts/crash.sh N [SEED]` for N of each kind.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
