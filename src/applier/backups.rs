@@ -9,7 +9,6 @@ use serde::Serialize;
 use super::MigrationApplier;
 use crate::backup::{BackupStrategy, PrunePolicy, PruneReport, RestoreTarget, same_file};
 use crate::error::{BackupErrorKind, Error, Result};
-use crate::execution::{TxGuard, begin_immediate};
 use crate::history::store;
 
 /// What [`MigrationApplier::restore_backup`] restored.
@@ -102,19 +101,10 @@ impl MigrationApplier {
             RestoreTarget::NewTable(t) => t.clone(),
             RestoreTarget::Original => info.table.clone(),
         };
-        let conn = &self.conn;
-        begin_immediate(conn, &self.path, self.options.lock_timeout)?;
-        let guard = TxGuard::new(conn);
-        let restored =
-            store::check_engine_tables(conn).and_then(|()| manager.restore(conn, file, target));
-        let rows = match restored {
-            Ok(n) => n,
-            Err(e) => {
-                guard.rollback()?;
-                return Err(e);
-            }
-        };
-        guard.commit(&self.path, self.options.lock_timeout)?;
+        let rows = self.write_locked(|conn| {
+            store::check_engine_tables(conn)?;
+            Ok((manager.restore(conn, file, target)?, true))
+        })?;
         Ok(RestoreReport {
             path: file.to_path_buf(),
             table: info.table,
@@ -138,12 +128,7 @@ impl MigrationApplier {
     /// is still running.
     pub fn prune_backups(&self, policy: PrunePolicy, force: bool) -> Result<PruneReport> {
         let manager = self.backup_manager()?;
-        let conn = &self.conn;
-        begin_immediate(conn, &self.path, self.options.lock_timeout)?;
-        let guard = TxGuard::new(conn);
-        let pruned = self.prune_locked(&manager, policy, force);
-        guard.rollback()?;
-        pruned
+        self.write_locked(|_| Ok((self.prune_locked(&manager, policy, force)?, false)))
     }
 
     fn prune_locked(

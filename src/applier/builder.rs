@@ -457,15 +457,7 @@ impl ApplierBuilder {
             })
             .map_err(|source| Error::open(&self.path, source))
         })?;
-        let audit = if self.options.audit_disabled || self.mode == OpenMode::ReadOnly {
-            AuditLog::disabled()
-        } else {
-            match &self.options.audit_log {
-                Some(p) => AuditLog::new(p.clone()),
-                None => AuditLog::beside(&self.path),
-            }
-        };
-        Ok(self.finish(conn, audit, None))
+        Ok(self.finish(conn, None))
     }
 
     /// Works over the caller's connection: refused inside a transaction
@@ -510,7 +502,14 @@ impl ApplierBuilder {
             restore_caller(&mut conn, caller);
             return Err(Box::new((e, Some(conn))));
         }
-        let in_memory = self.path == Path::new(IN_MEMORY);
+        Ok(self.finish(conn, Some(caller)))
+    }
+
+    /// The applier over `conn`, with its audit log: the one named, else
+    /// the default beside the database file; none when disabled, when only
+    /// reading, or for a lent in-memory database (nothing lives beside it).
+    fn finish(self, conn: Connection, caller: Option<CallerSettings>) -> MigrationApplier {
+        let in_memory = caller.is_some() && self.path == Path::new(IN_MEMORY);
         let audit = if self.options.audit_disabled || self.mode == OpenMode::ReadOnly {
             AuditLog::disabled()
         } else {
@@ -520,20 +519,10 @@ impl ApplierBuilder {
                 None => AuditLog::beside(&self.path),
             }
         };
-        Ok(self.finish(conn, audit, Some(caller)))
-    }
-
-    fn finish(
-        self,
-        conn: Connection,
-        audit: AuditLog,
-        caller: Option<CallerSettings>,
-    ) -> MigrationApplier {
         let audit = std::sync::Arc::new(audit);
         let mut events = Observers::default();
         events.push(audit.clone());
         events.extend(&self.options.observers);
-        let in_memory = caller.is_some() && self.path == Path::new(IN_MEMORY);
         MigrationApplier {
             conn,
             path: self.path,

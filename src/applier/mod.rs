@@ -464,6 +464,26 @@ impl MigrationApplier {
         }
     }
 
+    /// Runs `work` in a transaction of its own under the write lock
+    /// (`BEGIN IMMEDIATE`, the applier's lock timeout). It commits when
+    /// `work` returns `(value, true)` and rolls back when it returns
+    /// `(value, false)` or an error.
+    fn write_locked<T>(&self, work: impl FnOnce(&Connection) -> Result<(T, bool)>) -> Result<T> {
+        let conn = &self.conn;
+        crate::execution::begin_immediate(conn, &self.path, self.options.lock_timeout)?;
+        let guard = crate::execution::TxGuard::new(conn);
+        match work(conn) {
+            Ok((value, true)) => guard
+                .commit(&self.path, self.options.lock_timeout)
+                .map(|()| value),
+            Ok((value, false)) => guard.rollback().map(|()| value),
+            Err(e) => {
+                guard.rollback()?;
+                Err(e)
+            }
+        }
+    }
+
     /// Runs reads before the write lock in one snapshot, retried while
     /// another process holds the database busy, within `lock_timeout`.
     fn read<T>(&self, mut read: impl FnMut() -> Result<T>) -> Result<T> {

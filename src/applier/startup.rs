@@ -21,7 +21,6 @@ use super::{ApplyReport, MigrationApplier};
 use crate::doctype::{DocType, Warning, input_files, load_paths, warnings};
 use crate::error::{Error, Result};
 use crate::events::{RunEvent, RunOutcome};
-use crate::execution::{TxGuard, begin_immediate};
 use crate::history::store::{self, StartupRecord};
 use crate::schema::SchemaSnapshot;
 
@@ -129,10 +128,7 @@ impl MigrationApplier {
     /// the record already says. Its own short transaction, after the run's
     /// commit: a crash in between only costs the next start a parse.
     fn write_record(&self, input: String, doctypes: &[DocType]) -> Result<()> {
-        let conn = &self.conn;
-        begin_immediate(conn, &self.path, self.options.lock_timeout)?;
-        let guard = TxGuard::new(conn);
-        let written = (|| -> Result<bool> {
+        self.write_locked(|conn| {
             store::check_engine_tables(conn)?;
             let record = StartupRecord {
                 input_sha256: input,
@@ -141,18 +137,10 @@ impl MigrationApplier {
                 warnings: serde_json::to_value(warnings(doctypes)).unwrap_or_default(),
             };
             if store::startup_record(conn)?.as_ref() == Some(&record) {
-                return Ok(false);
+                return Ok(((), false));
             }
             store::write_startup_record(conn, &record)?;
-            Ok(true)
-        })();
-        match written {
-            Ok(true) => guard.commit(&self.path, self.options.lock_timeout),
-            Ok(false) => guard.rollback(),
-            Err(e) => {
-                guard.rollback()?;
-                Err(e)
-            }
-        }
+            Ok(((), true))
+        })
     }
 }
