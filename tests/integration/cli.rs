@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{GAUGE_TRAP, TestDb, fixture};
+use crate::common::{GAUGE_TRAP, HISTORY_COLUMNS, TestDb, fixture};
 use serde_json::Value;
 
 fn bin() -> Command {
@@ -276,25 +276,7 @@ fn history_json_rows_are_keyed_by_column_names_and_filter_by_doctype() {
     let text = run(&["history", "--db", s(&db.path)]);
     let text = String::from_utf8_lossy(&text.stdout);
     let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(
-        header,
-        [
-            "id",
-            "doctype",
-            "version",
-            "status",
-            "timestamp",
-            "changes",
-            "ms",
-            "rows",
-            "val_ms",
-            "bak_ms",
-            "exe_ms",
-            "ver_ms",
-            "copied",
-            "backup"
-        ]
-    );
+    assert_eq!(header, HISTORY_COLUMNS);
     assert_eq!(text.lines().count(), 9);
 }
 

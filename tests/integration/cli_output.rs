@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::common::TestDb;
+use crate::common::{HISTORY_COLUMNS, TestDb};
 use serde_json::Value;
 
 fn bin() -> Command {
@@ -131,25 +131,7 @@ fn plain_progress_goes_to_stderr_ends_with_the_row_count_and_json_stays_pure() {
     let text = stdout(&out);
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(
-        header,
-        [
-            "id",
-            "doctype",
-            "version",
-            "status",
-            "timestamp",
-            "changes",
-            "ms",
-            "rows",
-            "val_ms",
-            "bak_ms",
-            "exe_ms",
-            "ver_ms",
-            "copied",
-            "backup"
-        ]
-    );
+    assert_eq!(header, HISTORY_COLUMNS);
     let last: Vec<&str> = text.lines().last().unwrap().split_whitespace().collect();
     assert_eq!(last.len(), header.len(), "{text}");
     let cell = |name: &str| last[header.iter().position(|h| *h == name).unwrap()];

@@ -98,6 +98,24 @@ pub fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
+/// The header of `doctype-migrate history`, column by column.
+pub const HISTORY_COLUMNS: [&str; 14] = [
+    "id",
+    "doctype",
+    "version",
+    "status",
+    "timestamp",
+    "changes",
+    "ms",
+    "rows",
+    "val_ms",
+    "bak_ms",
+    "exe_ms",
+    "ver_ms",
+    "copied",
+    "backup",
+];
+
 /// Parses one DocType from JSON text.
 pub fn doctype(json: &str) -> DocType {
     doctype_migrate::doctypes_from_json(json, "<test>")
