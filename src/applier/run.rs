@@ -17,6 +17,7 @@
 //! so once.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
@@ -28,8 +29,8 @@ use crate::doctype::{DocType, Warning};
 use crate::error::{Error, Result};
 use crate::events::{Phase, RollbackCause, RunEvent};
 use crate::execution::{
-    ExecContext, ForeignKeysOff, MigrationRecord, TxGuard, begin_immediate, error_chain,
-    execute_doctype, record_failure,
+    ExecContext, ForeignKeysOff, MigrationRecord, TableChecks, TxGuard, begin_immediate,
+    error_chain, execute_doctype, record_failure,
 };
 use crate::history::store;
 use crate::plan::BackupPolicy;
@@ -58,6 +59,17 @@ impl MigrationApplier {
         let mut notes: Vec<Warning> = Vec::new();
         let marker = self.begin_marker(&mut notes);
         let locked = self.lock_and_replan(doctypes, preplan.rebuilds())?;
+        // The tables to be rebuilt are checked in the background while the
+        // run validates and backs up (see `TableChecks`).
+        let checks = Arc::new(TableChecks::start(
+            &self.conn,
+            locked
+                .plan
+                .pending()
+                .filter(|p| p.rebuilds())
+                .map(|p| p.table.clone())
+                .collect(),
+        ));
         notes.extend(self.remove_stale_backup_temp_files());
         notes.extend(self.remove_orphaned_backups());
         if locked.plan.is_empty() {
@@ -70,7 +82,8 @@ impl MigrationApplier {
             return Ok(report);
         }
         let (findings, validate_ms) = self.validate_locked(&locked, doctypes)?;
-        let (batch_id, migrations, taken) = self.back_up_and_execute(&locked, validate_ms)?;
+        let (batch_id, migrations, taken) =
+            self.back_up_and_execute(&locked, validate_ms, checks)?;
         self.commit(locked, &batch_id, migrations.len(), taken)?;
         if let Some(m) = marker {
             let _ = m.finish();
@@ -205,6 +218,7 @@ impl MigrationApplier {
         &self,
         locked: &Locked<'_>,
         validate_ms: f64,
+        table_checks: Arc<TableChecks>,
     ) -> Result<(String, Vec<MigrationRecord>, Vec<PathBuf>)> {
         let conn = &self.conn;
         store::ensure_table(conn)?;
@@ -216,6 +230,7 @@ impl MigrationApplier {
             incremental_backups: self.options.backups.policy == BackupPolicy::Incremental,
             events: self.events.clone(),
             validate_ms,
+            table_checks,
         };
         let manager = if locked.plan.pending().any(|p| !p.backups.is_empty()) {
             Some(self.backup_manager()?)

@@ -3,6 +3,7 @@
 //! and verification before it is released.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rusqlite::Connection;
@@ -18,6 +19,7 @@ use crate::plan::{DocTypePlan, REBUILD_TEMP_PREFIX};
 use crate::schema::{SchemaSnapshot, referencing_tables, table_spec};
 
 use super::metrics::Metrics;
+use super::table_check::TableChecks;
 use super::verify::check_result;
 
 /// What happened to one DocType.
@@ -68,6 +70,8 @@ pub struct ExecContext {
     pub events: Observers,
     /// Time spent validating the batch, in milliseconds (recorded in metrics).
     pub validate_ms: f64,
+    /// The integrity checks of the tables the run rebuilds.
+    pub table_checks: Arc<TableChecks>,
 }
 
 /// Runs one DocType's plan in its own savepoint. On error the savepoint is
@@ -152,11 +156,6 @@ fn run(
     backups: Option<&BackupManager>,
     taken: &mut Vec<PathBuf>,
 ) -> Result<MigrationRecord> {
-    // A rebuild reads every row and writes them again: on a table that is
-    // already corrupt it would make things worse. Check it first.
-    if plan.rebuilds() {
-        quick_check(conn, plan)?;
-    }
     let id = store::start(conn, &new_migration(conn, plan, ctx)?)?;
     let mut metrics = Metrics {
         validate_ms: ctx.validate_ms,
@@ -184,7 +183,12 @@ fn run(
                 ),
             )
         })?;
-        let info = back_up(conn, manager, planned, id, ctx.incremental_backups)?;
+        let info = back_up(conn, manager, planned, id, ctx.incremental_backups)
+            // A backup that cannot read a damaged table: say it is damaged.
+            .map_err(|e| match damaged(conn, plan, ctx) {
+                Err(damage) => damage,
+                Ok(()) => e,
+            })?;
         taken.push(info.path.clone());
         if ctx.verify_backups {
             manager.verify(&info.path)?;
@@ -204,6 +208,7 @@ fn run(
         mine.push(info.path);
     }
     metrics.backup_ms = ms_since(clock);
+    damaged(conn, plan, ctx)?;
     phase(Phase::Execute);
     let clock = Instant::now();
     let fk_tables = if ctx.check_foreign_keys && plan.rebuilds() {
@@ -455,28 +460,28 @@ fn fk_violations(conn: &Connection, tables: &[String]) -> Result<u64> {
     Ok(total)
 }
 
-/// `PRAGMA quick_check(table)`: the table and its indexes are readable
-/// and consistent (no full cross-check of index contents; that is
-/// `integrity_check`, several times slower).
-fn quick_check(conn: &Connection, plan: &DocTypePlan) -> Result<()> {
-    let sql = format!("PRAGMA quick_check({})", quote(&plan.table));
-    let mut stmt = conn.prepare(&sql).map_err(|e| Error::sql(&sql, e))?;
-    let problems: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .and_then(|rows| rows.take(5).collect())
-        .map_err(|e| Error::sql(&sql, e).in_context(&plan.doctype, &plan.table))?;
-    if problems.len() == 1 && problems[0] == "ok" {
+/// A rebuild reads every row and writes them again: on a table that is
+/// already damaged it would make things worse, so a table about to be
+/// rebuilt must have passed `PRAGMA quick_check` (run in the background
+/// since the lock was taken, see [`TableChecks`]). Also the point where the
+/// background checks end, before the first step writes.
+fn damaged(conn: &Connection, plan: &DocTypePlan, ctx: &ExecContext) -> Result<()> {
+    if !plan.rebuilds() {
+        ctx.table_checks.finish();
         return Ok(());
     }
-    Err(Error::CorruptTable {
-        doctype: plan.doctype.clone(),
-        table: plan.table.clone(),
-        problems: problems
-            .iter()
-            .map(|p| crate::db::sqlguard::printable(p))
-            .collect::<Vec<_>>()
-            .join("; "),
-    })
+    ctx.table_checks
+        .result(conn, &plan.table)
+        .map_err(|e| match e {
+            Error::CorruptTable {
+                table, problems, ..
+            } => Error::CorruptTable {
+                doctype: plan.doctype.clone(),
+                table,
+                problems,
+            },
+            e => e.in_context(&plan.doctype, &plan.table),
+        })
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<()> {

@@ -302,20 +302,24 @@ fn a_trigger_planted_on_the_history_table_stops_apply_and_rollback_before_any_wr
     assert_eq!(customers, 1);
 }
 
+/// A NULL under NOT NULL in `tabCustomer`, as a damaged file (or an
+/// edited schema) leaves it: quick_check reports it; a rebuild would fail
+/// or copy it.
+fn damage_customer(conn: &rusqlite::Connection) {
+    conn.execute_batch(
+        "INSERT INTO \"tabCustomer\" (name, title) VALUES ('c2', NULL);
+         PRAGMA writable_schema = ON;
+         UPDATE sqlite_schema SET sql = replace(sql, '\"title\" VARCHAR(140)', '\"title\" VARCHAR(140) NOT NULL')
+          WHERE name = 'tabCustomer';
+         PRAGMA writable_schema = OFF;",
+    )
+    .unwrap();
+}
+
 #[test]
 fn a_damaged_table_is_not_rebuilt() {
     let t = target();
-    // A NULL under NOT NULL, as a damaged file (or an edited schema) leaves
-    // it: quick_check reports it; a rebuild would fail or copy it.
-    t.db.conn()
-        .execute_batch(
-            "INSERT INTO \"tabCustomer\" (name, title) VALUES ('c2', NULL);
-             PRAGMA writable_schema = ON;
-             UPDATE sqlite_schema SET sql = replace(sql, '\"title\" VARCHAR(140)', '\"title\" VARCHAR(140) NOT NULL')
-              WHERE name = 'tabCustomer';
-             PRAGMA writable_schema = OFF;",
-        )
-        .unwrap();
+    damage_customer(&t.db.conn());
     let before = t.db.bytes();
     // Title becomes Int: a rebuild.
     let changed = DocType::new("Customer")
