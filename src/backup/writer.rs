@@ -4,6 +4,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use rusqlite::Row;
 use sha2::{Digest, Sha256};
@@ -50,16 +52,59 @@ type Pipeline = HashingWriter<MaybeGzip<MaybeEncrypt<CountingWriter<BufWriter<Fi
 /// Batch size before handing encoded rows to the codec layers.
 const FLUSH_AT: usize = 64 * 1024;
 
-/// Receives records and streams them through the codec layers.
+/// Receives records and streams them through the codec layers, which run
+/// on a thread of their own (hash, compress, encrypt, write), so reading
+/// and encoding rows overlaps with them.
 pub(crate) struct RecordSink {
-    pipeline: Pipeline,
+    /// Full batches to the codec thread; `None` once it was stopped.
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
+    /// Emptied batches coming back, so memory stays bounded.
+    spare: mpsc::Receiver<Vec<u8>>,
+    codec: Option<JoinHandle<(Pipeline, std::io::Result<()>)>>,
     buf: Vec<u8>,
     rows: u64,
     deletes: u64,
     path: PathBuf,
 }
 
+/// Batches of encoded records waiting for the codec thread; with the one
+/// it works on and the one being filled, at most this many plus two
+/// batches (of about [`FLUSH_AT`] bytes) exist at a time.
+const IN_FLIGHT: usize = 4;
+
 impl RecordSink {
+    /// Starts the codec thread over `pipeline`.
+    fn start(mut pipeline: Pipeline, path: PathBuf) -> Result<RecordSink> {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+        let (spare_tx, spare) = mpsc::channel();
+        let codec = std::thread::Builder::new()
+            .name("dm-backup-codec".into())
+            .spawn(move || {
+                for mut batch in rx {
+                    if let Err(e) = pipeline.write_all(&batch) {
+                        // Dropping `rx` makes the next send fail.
+                        return (pipeline, Err(e));
+                    }
+                    batch.clear();
+                    let _ = spare_tx.send(batch);
+                }
+                (pipeline, Ok(()))
+            })
+            .map_err(|e| Error::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+        Ok(RecordSink {
+            tx: Some(tx),
+            spare,
+            codec: Some(codec),
+            buf: Vec::with_capacity(FLUSH_AT + 4096),
+            rows: 0,
+            deletes: 0,
+            path,
+        })
+    }
+
     fn io(&self, e: std::io::Error) -> Error {
         Error::Io {
             path: self.path.clone(),
@@ -69,11 +114,48 @@ impl RecordSink {
 
     fn maybe_flush(&mut self) -> Result<()> {
         if self.buf.len() >= FLUSH_AT {
-            let r = self.pipeline.write_all(&self.buf);
-            self.buf.clear();
-            r.map_err(|e| self.io(e))?;
+            self.flush()?;
         }
         Ok(())
+    }
+
+    /// Hands the current batch to the codec thread.
+    fn flush(&mut self) -> Result<()> {
+        let next = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(FLUSH_AT + 4096));
+        let batch = std::mem::replace(&mut self.buf, next);
+        if let Some(tx) = &self.tx {
+            if tx.send(batch).is_ok() {
+                return Ok(());
+            }
+        }
+        // The codec thread stopped on an error: report it.
+        self.stop().map(drop)?;
+        Err(self.io(std::io::Error::other("the backup codec thread stopped")))
+    }
+
+    /// Writes what is left and gives the pipeline back, ready to finish.
+    fn into_pipeline(mut self) -> Result<Pipeline> {
+        if !self.buf.is_empty() {
+            self.flush()?;
+        }
+        self.stop()
+    }
+
+    /// Stops the codec thread and returns its pipeline, or the error it
+    /// stopped on.
+    fn stop(&mut self) -> Result<Pipeline> {
+        drop(self.tx.take());
+        let Some(codec) = self.codec.take() else {
+            return Err(self.io(std::io::Error::other("the backup codec thread stopped")));
+        };
+        match codec.join() {
+            Ok((p, Ok(()))) => Ok(p),
+            Ok((_, Err(e))) => Err(self.io(e)),
+            Err(_) => Err(self.io(std::io::Error::other("the backup codec thread panicked"))),
+        }
     }
 
     /// Writes the first `ncols` values of a SQLite row.
@@ -102,6 +184,17 @@ impl RecordSink {
         encoding::put_delete(&mut self.buf, key);
         self.deletes += 1;
         self.maybe_flush()
+    }
+}
+
+impl Drop for RecordSink {
+    /// A backup given up half-way (an error reading the table) still waits
+    /// for its codec thread, so nothing writes after the caller returned.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(codec) = self.codec.take() {
+            let _ = codec.join();
+        }
     }
 }
 
@@ -233,22 +326,19 @@ pub(crate) fn write_backup(
             level,
         }
     });
-    let mut sink = RecordSink {
-        pipeline: HashingWriter::new(MaybeGzip::new(enc, cfg.level)),
-        buf: Vec::with_capacity(FLUSH_AT + 4096),
-        rows: 0,
-        deletes: 0,
-        path: tmp_path.clone(),
-    };
+    let mut sink = RecordSink::start(
+        HashingWriter::new(MaybeGzip::new(enc, cfg.level)),
+        tmp_path.clone(),
+    )?;
 
     let table_rows = body(&mut sink)?;
 
     encoding::put_end(&mut sink.buf, sink.rows, sink.deletes);
-    sink.pipeline.write_all(&sink.buf).map_err(io)?;
-    let (gz, sha, plain_bytes) = sink.pipeline.finish();
+    let (rows, deletes) = (sink.rows, sink.deletes);
+    let (gz, sha, plain_bytes) = sink.into_pipeline()?.finish();
     let enc = gz.finish().map_err(io)?;
-    manifest.row_count = sink.rows;
-    manifest.deleted_count = sink.deletes;
+    manifest.row_count = rows;
+    manifest.deleted_count = deletes;
     manifest.table_row_count = table_rows;
     manifest.payload_sha256 = format::hex_encode(&sha);
     manifest.payload_plain_bytes = plain_bytes;
