@@ -39,6 +39,80 @@ pub enum Command {
     /// (--last, of one DocType with --doctype) or a batch (--batch).
     /// Feasibility is checked first; exits 2 when refused (nothing written).
     Rollback(RollbackArgs),
+    /// Serve an HTTP API for the database: status, history (more to
+    /// come). Prints `listening on http://ADDR` first; stops on SIGTERM
+    /// or Ctrl-C.
+    #[cfg(feature = "server")]
+    Serve(ServeArgs),
+    /// Manage the API tokens `serve` accepts.
+    #[cfg(feature = "server")]
+    Token(TokenArgs),
+}
+
+/// `serve` arguments.
+#[cfg(feature = "server")]
+#[derive(Debug, ClapArgs)]
+pub struct ServeArgs {
+    /// SQLite database file.
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// DocType JSON files or directories (searched recursively), parsed once at start.
+    #[arg(long, value_name = "PATH", num_args = 1.., required = true)]
+    pub doctypes: Vec<PathBuf>,
+    /// Tokens file (`doctype-migrate token add`).
+    #[arg(long, value_name = "FILE")]
+    pub tokens: PathBuf,
+    /// Address to listen on; port 0 picks a free port (the first stdout line tells which).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Listen on a non-loopback address without TLS (only behind a TLS-terminating proxy).
+    #[arg(long)]
+    pub insecure_bind: bool,
+}
+
+/// `token` arguments.
+#[cfg(feature = "server")]
+#[derive(Debug, ClapArgs)]
+pub struct TokenArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+/// `token` subcommands.
+#[cfg(feature = "server")]
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Add a token; prints the new token alone on one line, once (only its SHA-256 is stored).
+    Add {
+        /// Tokens file (created with mode 0600 if missing).
+        #[arg(long, value_name = "FILE")]
+        tokens: PathBuf,
+        /// Unique name, recorded as `applied_by` and in the audit log.
+        #[arg(long)]
+        name: String,
+        /// What the token may do.
+        #[arg(long, value_enum)]
+        role: super::serve::tokens::Role,
+    },
+    /// List the tokens' names, roles and creation times.
+    List {
+        /// Tokens file.
+        #[arg(long, value_name = "FILE")]
+        tokens: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a token by name.
+    Revoke {
+        /// Tokens file.
+        #[arg(long, value_name = "FILE")]
+        tokens: PathBuf,
+        /// The token's name.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 /// Options shared by `plan` and `apply`.

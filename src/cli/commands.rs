@@ -178,7 +178,7 @@ pub fn history(args: &HistoryArgs) -> Result<Outcome, CliError> {
 
 /// Loads and validates every DocType, and maps each to its table, so that
 /// any problem in the input is reported before the database is opened.
-fn load_doctypes(paths: &[PathBuf]) -> Result<Vec<DocType>, CliError> {
+pub(crate) fn load_doctypes(paths: &[PathBuf]) -> Result<Vec<DocType>, CliError> {
     let doctypes = load_paths(paths)?;
     tracing::info!(
         "loaded {} DocType(s) from {} path(s)",

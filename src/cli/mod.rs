@@ -16,6 +16,8 @@ mod logging;
 mod output;
 mod progress;
 mod rollback;
+#[cfg(feature = "server")]
+mod serve;
 mod style;
 
 use std::io::Write;
@@ -87,6 +89,10 @@ pub fn run(args: Args) -> ExitCode {
         Command::History(a) => commands::history(&a),
         Command::Backup(a) => backup::run(&a),
         Command::Rollback(a) => rollback::rollback(&a),
+        #[cfg(feature = "server")]
+        Command::Serve(a) => serve::serve(&a),
+        #[cfg(feature = "server")]
+        Command::Token(a) => serve::tokens::run(&a),
     };
     match result {
         Ok(outcome) => {
@@ -122,7 +128,7 @@ pub fn error_report(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-fn write_stdout(text: &str) {
+pub(crate) fn write_stdout(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

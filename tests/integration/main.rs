@@ -55,6 +55,8 @@ mod rollback;
 mod rollback_cli;
 mod rollback_forward_fixes;
 mod security;
+#[cfg(feature = "server")]
+mod serve;
 mod sync_basics;
 mod validation_data_rules;
 mod validation_rules;

@@ -1,0 +1,232 @@
+//! The HTTP API: routes, the bearer-token check and the JSON error shape
+//! `{"error": {"code", "message"}}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use doctype_migrate::{MigrationApplier, Rule};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::tokens::{Principal, Role};
+
+/// Request bodies larger than this get 413.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// Every route of the API.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/migration/status", get(status))
+        .route("/api/migration/history", get(history))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// An API error: HTTP status, a stable code and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+}
+
+impl From<doctype_migrate::Error> for ApiError {
+    fn from(e: doctype_migrate::Error) -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "engine",
+            doctype_migrate::error_chain(&e),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The principal behind the request's bearer token, if it may do what
+/// `allowed` asks of its role: 401 without a known token, 403 with one
+/// whose role does not allow it.
+fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    allowed: impl Fn(Role) -> bool,
+) -> ApiResult<Principal> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send a token: Authorization: Bearer <token>",
+            )
+        })?;
+    let principal = state
+        .tokens()
+        .authenticate(presented)
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown token"))?;
+    if !allowed(principal.role) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token {:?} has role {}, which may not do this",
+                principal.name, principal.role
+            ),
+        ));
+    }
+    Ok(principal)
+}
+
+/// Any role may read.
+fn reader(_: Role) -> bool {
+    true
+}
+
+/// Runs blocking engine work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// A read-only applier on the served database.
+fn read_only(state: &AppState) -> ApiResult<MigrationApplier> {
+    if !state.db.exists() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_database",
+            format!("database {} does not exist", state.db.display()),
+        ));
+    }
+    Ok(MigrationApplier::builder(&state.db)
+        .read_only(true)
+        .no_audit_log()
+        .build()?)
+}
+
+/// `GET /api/health` (no token): the process is serving.
+async fn health() -> axum::Json<Value> {
+    axum::Json(json!({"status": "ok"}))
+}
+
+/// `GET /api/migration/status`: up to date or pending (changes counted
+/// per kind), the last batch, and drift findings (`CF001`).
+async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
+    authorize(&state, &headers, reader)?;
+    let body = blocking(move || {
+        let applier = read_only(&state)?;
+        let report = applier.dry_run(&state.doctypes)?;
+        let mut pending: BTreeMap<String, usize> = BTreeMap::new();
+        let mut doctypes = 0;
+        for d in report
+            .plan
+            .doctypes
+            .iter()
+            .filter(|d| !d.changes.is_empty())
+        {
+            doctypes += 1;
+            for c in &d.changes {
+                let kind = serde_json::to_value(c.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                *pending.entry(kind).or_default() += 1;
+            }
+        }
+        let drift: Vec<&doctype_migrate::Finding> = report
+            .findings
+            .iter()
+            .filter(|f| f.rule == Rule::Cf001)
+            .collect();
+        let history = applier.history(None)?;
+        let last_batch = history.iter().rev().find_map(|r| r.batch_id.clone());
+        let last: Vec<_> = history
+            .iter()
+            .filter(|r| last_batch.is_some() && r.batch_id == last_batch)
+            .collect();
+        Ok(json!({
+            "state": if doctypes == 0 { "up_to_date" } else { "pending" },
+            "pending": {"doctypes": doctypes, "changes": pending},
+            "blocked": report.blocked,
+            "running": Value::Null,
+            "last_batch": last_batch.map(|id| json!({
+                "batch_id": id,
+                "migrations": last.len(),
+                "statuses": last.iter().map(|r| r.status).collect::<Vec<_>>(),
+                "timestamp": last.last().map(|r| r.timestamp.clone()),
+            })),
+            "drift": drift,
+        }))
+    })
+    .await?;
+    Ok(axum::Json(body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    doctype: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/migration/history?doctype=&limit=`: the rows as
+/// `history --json` prints them, oldest first; `limit` keeps the newest.
+async fn history(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult<Response> {
+    authorize(&state, &headers, reader)?;
+    let body = blocking(move || {
+        let mut rows = read_only(&state)?.history(q.doctype.as_deref())?;
+        if let Some(limit) = q.limit {
+            let skip = rows.len().saturating_sub(limit);
+            rows.drain(..skip);
+        }
+        crate::cli::output::history_json(&rows).map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}

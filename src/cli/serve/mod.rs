@@ -1,0 +1,118 @@
+//! `doctype-migrate serve`: an HTTP API over one database and one set of
+//! DocTypes, for operators without a shell on the box. A client of the
+//! library like the rest of the CLI: every answer comes from the public
+//! API ([`api`]); tokens and roles are in [`tokens`].
+//!
+//! The engine is synchronous; requests that touch the database run on
+//! tokio's blocking pool, so a slow one never stalls the others.
+
+mod api;
+pub mod tokens;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use doctype_migrate::DocType;
+
+use super::args::ServeArgs;
+use super::{CliError, Outcome};
+
+/// What every handler shares.
+pub struct AppState {
+    /// The database served.
+    pub db: PathBuf,
+    /// The DocTypes the server plans against (parsed once, at start).
+    pub doctypes: Vec<DocType>,
+    /// The tokens file (read again when it changes, so a revoked token
+    /// stops working without a restart).
+    pub tokens_path: PathBuf,
+    tokens: std::sync::Mutex<(Option<std::time::SystemTime>, Arc<tokens::TokenFile>)>,
+}
+
+impl AppState {
+    /// The current tokens: the file is read again when its modification
+    /// time changed. An unreadable file means no token is valid.
+    pub fn tokens(&self) -> Arc<tokens::TokenFile> {
+        let mtime = std::fs::metadata(&self.tokens_path)
+            .and_then(|m| m.modified())
+            .ok();
+        let mut cached = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.0 != mtime || mtime.is_none() {
+            let file = tokens::TokenFile::load(&self.tokens_path, false).unwrap_or_default();
+            *cached = (mtime, Arc::new(file));
+        }
+        cached.1.clone()
+    }
+}
+
+/// `serve`: binds, prints `listening on http://ADDR` as the first line of
+/// stdout, and serves until SIGTERM or Ctrl-C.
+pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
+    let doctypes = super::commands::load_doctypes(&args.doctypes)?;
+    // The tokens file must exist and parse before anything listens.
+    tokens::TokenFile::load(&args.tokens, false)?;
+    let addr: SocketAddr = args
+        .addr
+        .parse()
+        .map_err(|e| CliError::Message(format!("--addr {:?} is not an address: {e}", args.addr)))?;
+    if !addr.ip().is_loopback() && !args.insecure_bind {
+        return Err(CliError::Message(format!(
+            "refusing to listen on {addr}, which is not a loopback address, without TLS: \
+             bearer tokens would cross the network in the clear (TLS is not built in yet; \
+             put a TLS-terminating proxy in front and pass --insecure-bind)"
+        )));
+    }
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| CliError::Message(format!("cannot listen on {addr}: {e}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| CliError::Message(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::Message(e.to_string()))?;
+    let state = Arc::new(AppState {
+        db: args.db.clone(),
+        doctypes,
+        tokens_path: args.tokens.clone(),
+        tokens: std::sync::Mutex::new((None, Arc::new(tokens::TokenFile::default()))),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Message(format!("cannot start the server runtime: {e}")))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| CliError::Message(format!("cannot listen on {local}: {e}")))?;
+        super::write_stdout(&format!("listening on http://{local}\n"));
+        axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| CliError::Message(format!("server stopped: {e}")))
+    })?;
+    Ok(Outcome::default())
+}
+
+/// Resolves on SIGTERM or Ctrl-C. Requests in flight finish first (axum's
+/// graceful shutdown), and a migration in flight ends atomically either
+/// way: it commits or rolls back inside the library.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
