@@ -169,6 +169,30 @@ pub enum Error {
         findings: Vec<Finding>,
     },
 
+    /// The live schema is no longer the one the expected plan was made on
+    /// (see [`ApplierBuilder::expect_plan`](crate::ApplierBuilder::expect_plan)).
+    /// Nothing was written.
+    #[error("the schema changed since the plan was made: planned on {expected}, now {found}")]
+    StalePlan {
+        /// The fingerprint the plan was made on.
+        expected: String,
+        /// The live schema's fingerprint under the write lock.
+        found: String,
+    },
+
+    /// Validation under the write lock found what the expected plan did
+    /// not show: a finding whose rule, table and column it did not list
+    /// (changed row counts alone are not new). Nothing was written.
+    #[error(
+        "validation found {} finding(s) the expected plan did not show, first: {}",
+        findings.len(),
+        findings.first().map(|f| f.to_string()).unwrap_or_default()
+    )]
+    NewFindings {
+        /// The findings the expected plan did not show.
+        findings: Vec<Finding>,
+    },
+
     /// One or more DocTypes failed to migrate (all-or-nothing mode rolled everything back).
     #[error("migration of DocType {doctype:?} failed; nothing was committed")]
     DocTypeFailed {

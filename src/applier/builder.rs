@@ -47,6 +47,9 @@ pub struct ApplierOptions {
     /// Hear every event of a run (after the audit log, in the order
     /// added). See [`ApplierBuilder::observer`].
     pub(crate) observers: Observers,
+    /// Apply only the plan a dry run showed. See
+    /// [`ApplierBuilder::expect_plan`].
+    pub(crate) expected_plan: Option<ExpectedPlan>,
     /// Where the JSON Lines audit log goes: `None` = beside the database
     /// (`<db>.audit.jsonl`). See [`ApplierBuilder::no_audit_log`].
     pub audit_log: Option<PathBuf>,
@@ -74,6 +77,7 @@ impl Default for ApplierOptions {
             null_fills: Vec::new(),
             backups: BackupSettings::default(),
             observers: Observers::default(),
+            expected_plan: None,
             audit_log: None,
             audit_disabled: false,
             busy_timeout: Duration::from_secs(5),
@@ -336,6 +340,22 @@ impl ApplierBuilder {
     pub fn audit_log(mut self, path: impl AsRef<Path>) -> Self {
         self.options.audit_log = Some(path.as_ref().to_path_buf());
         self.options.audit_disabled = false;
+        self
+    }
+
+    /// Applies only the plan `report` showed, as an approval workflow
+    /// needs: under the write lock, the live schema must still have the
+    /// report's [`schema_fingerprint`](crate::DryRunReport::schema_fingerprint)
+    /// (else [`Error::StalePlan`]), and validating again must find nothing
+    /// whose rule, table and column the report did not list (else
+    /// [`Error::NewFindings`]; changed row counts alone pass). Either way
+    /// nothing is written.
+    pub fn expect_plan(mut self, report: &super::DryRunReport) -> Self {
+        self.options.expected_plan = Some(ExpectedPlan {
+            schema_fingerprint: report.schema_fingerprint.clone(),
+            has_changes: report.plan.pending().next().is_some(),
+            findings: report.findings.iter().map(finding_key).collect(),
+        });
         self
     }
 
@@ -606,4 +626,21 @@ fn open(path: &Path, mode: OpenMode) -> Result<Connection> {
     let mut conn = conn;
     crate::db::sqlguard::install(&mut conn)?;
     Ok(conn)
+}
+
+/// What [`ApplierBuilder::expect_plan`] keeps of a dry run.
+#[derive(Debug, Clone)]
+pub(crate) struct ExpectedPlan {
+    pub schema_fingerprint: String,
+    /// Whether the plan had anything to do.
+    pub has_changes: bool,
+    /// The findings it showed, by identity.
+    pub findings: Vec<FindingKey>,
+}
+
+/// A finding's identity for [`ExpectedPlan`]: rule, table, column.
+pub(crate) type FindingKey = (crate::validation::Rule, String, Option<String>);
+
+pub(crate) fn finding_key(f: &crate::validation::Finding) -> FindingKey {
+    (f.rule, f.table.to_ascii_lowercase(), f.column.clone())
 }

@@ -26,6 +26,7 @@ use crate::execution::{MigrationRecord, error_chain, read_snapshot, retry_busy};
 use crate::history::{HistoryRow, MigrationId, store};
 use crate::plan::{DocTypePlan, MigrationPlan, Mode, SetOptions, plan_set};
 use crate::rollback::{self, RollbackOptions, RollbackPlan, RollbackReport, RollbackTarget};
+use crate::schema::SchemaSnapshot;
 use crate::validation::{Finding, Rule, Severity, ValidationPolicy, sort_findings, validate_plan};
 
 /// Applies DocTypes to one SQLite database.
@@ -77,6 +78,11 @@ pub struct DryRunReport {
     /// What the input contained that was accepted as Frappe accepts it
     /// (see [`DocType::warnings`]).
     pub warnings: Vec<Warning>,
+    /// Fingerprint (SHA-256, hex) of the live schema the plan was made on:
+    /// every object in `sqlite_schema`, read in the same snapshot as the
+    /// plan. [`ApplierBuilder::expect_plan`] applies the plan only while
+    /// the schema still has it.
+    pub schema_fingerprint: String,
 }
 
 /// The result of an apply.
@@ -226,19 +232,20 @@ impl MigrationApplier {
         // in between would make the plan look wrong (SQL001 on a table that
         // appeared meanwhile).
         let events = &self.events;
-        let (plan, more) = self.read(|| {
+        let (plan, more, schema_fingerprint) = self.read(|| {
             events.emit(RunEvent::Phase {
                 doctype: None,
                 phase: Phase::Plan,
             });
             store::check_engine_tables(&self.conn)?;
+            let schema_fingerprint = SchemaSnapshot::read(&self.conn)?.fingerprint();
             let plan = plan_on(&self.conn, &clean, &self.options)?;
             events.emit(RunEvent::Phase {
                 doctype: None,
                 phase: Phase::Validate,
             });
             let findings = validate_plan(&self.conn, &plan, &clean, &self.policy())?;
-            Ok((plan, findings))
+            Ok((plan, findings, schema_fingerprint))
         })?;
         findings.extend(more);
         sort_findings(&mut findings);
@@ -247,6 +254,7 @@ impl MigrationApplier {
             plan,
             findings,
             warnings: accepted,
+            schema_fingerprint,
         })
     }
 

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::builder::finding_key;
 use super::{
     ApplyReport, MigrationApplier, Mode, new_batch_id, plan_on, plan_with, refuse_if_blocked,
     remove_files, split_conflicts,
@@ -35,7 +36,7 @@ use crate::execution::{
 use crate::history::store;
 use crate::plan::BackupPolicy;
 use crate::plan::MigrationPlan;
-use crate::schema::foreign_keys_enabled;
+use crate::schema::{SchemaSnapshot, foreign_keys_enabled};
 use crate::validation::{Finding, validate_plan};
 
 /// The write lock, the foreign-key guard and the plan made under the lock.
@@ -51,6 +52,15 @@ impl MigrationApplier {
     pub(super) fn sync_inner(&self, doctypes: &[DocType]) -> Result<ApplyReport> {
         refuse_if_blocked(split_conflicts(doctypes).1)?;
         let preplan = self.pre_plan(doctypes)?;
+        if preplan.is_empty()
+            && self
+                .options
+                .expected_plan
+                .as_ref()
+                .is_some_and(|e| e.has_changes)
+        {
+            self.check_expected_schema()?;
+        }
         if preplan.is_empty() {
             let mut report = ApplyReport::empty();
             report.fast_path = preplan.confirmed_by_fingerprint == preplan.doctypes.len();
@@ -59,6 +69,7 @@ impl MigrationApplier {
         let mut notes: Vec<Warning> = Vec::new();
         let marker = self.begin_marker(&mut notes);
         let locked = self.lock_and_replan(doctypes, preplan.rebuilds())?;
+        self.check_expected_schema()?;
         // The tables to be rebuilt are checked in the background while the
         // run validates and backs up (see `TableChecks`).
         let checks = Arc::new(TableChecks::start(
@@ -96,6 +107,24 @@ impl MigrationApplier {
             fast_path: false,
             warnings: notes,
         })
+    }
+
+    /// With [`ApplierBuilder::expect_plan`](crate::ApplierBuilder::expect_plan):
+    /// the live schema must be the one the plan was made on. Called under
+    /// the write lock (its guard rolls back on error), or before it when
+    /// there is nothing to do.
+    fn check_expected_schema(&self) -> Result<()> {
+        let Some(expected) = &self.options.expected_plan else {
+            return Ok(());
+        };
+        let found = SchemaSnapshot::read(&self.conn)?.fingerprint();
+        if found != expected.schema_fingerprint {
+            return Err(Error::StalePlan {
+                expected: expected.schema_fingerprint.clone(),
+                found,
+            });
+        }
+        Ok(())
     }
 
     fn phase(&self, phase: Phase) {
@@ -189,6 +218,22 @@ impl MigrationApplier {
         self.phase(Phase::Validate);
         let clock = Instant::now();
         let findings = validate_plan(&self.conn, &locked.plan, doctypes, &self.policy())?;
+        if let Some(expected) = &self.options.expected_plan {
+            let new: Vec<Finding> = findings
+                .iter()
+                .filter(|f| !expected.findings.contains(&finding_key(f)))
+                .cloned()
+                .collect();
+            if !new.is_empty() {
+                self.conn
+                    .execute_batch("ROLLBACK")
+                    .map_err(|e| Error::sql("ROLLBACK", e))?;
+                self.events.emit(RunEvent::TransactionRolledBack {
+                    cause: RollbackCause::Blocked,
+                });
+                return Err(Error::NewFindings { findings: new });
+            }
+        }
         let ms = clock.elapsed().as_secs_f64() * 1000.0;
         let blocking = findings.iter().filter(|f| f.blocking).count();
         self.events.emit(RunEvent::Validated {

@@ -41,6 +41,7 @@ mod concurrency;
 mod corpus;
 mod crash;
 mod disk_full;
+mod expected_plan;
 mod fast_path;
 mod frappe_apps;
 mod input;
