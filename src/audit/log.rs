@@ -74,6 +74,9 @@ pub enum Action {
     /// Input was accepted as Frappe accepts it, or something else the
     /// operator should know (a warning: code, file, DocType, field, message).
     Warning,
+    /// A mutating call to the HTTP API (`doctype-migrate serve`): the
+    /// token's name, the method and path, the outcome.
+    ApiCall,
 }
 
 impl Action {
@@ -95,6 +98,7 @@ impl Action {
             Action::TempFileRemoved => "temp_file_removed",
             Action::RunFinished => "run_finished",
             Action::Warning => "warning",
+            Action::ApiCall => "api_call",
         }
     }
 }

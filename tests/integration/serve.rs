@@ -50,6 +50,9 @@ struct Served {
     child: Child,
     base: String,
     viewer: String,
+    approver: String,
+    operator: String,
+    admin: String,
 }
 
 impl Served {
@@ -67,6 +70,9 @@ impl Served {
         ]);
         assert!(out.status.success(), "{out:?}");
         let viewer = add_token(&tokens, "vera", "viewer");
+        let approver = add_token(&tokens, "ann", "approver");
+        let operator = add_token(&tokens, "otto", "operator");
+        let admin = add_token(&tokens, "ada", "admin");
         let mut child = bin()
             .args([
                 "serve",
@@ -101,16 +107,64 @@ impl Served {
             child,
             base,
             viewer,
+            approver,
+            operator,
+            admin,
         }
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into()
+    }
+
+    /// POST a raw body with a bearer token: status and JSON body.
+    fn post(&self, path: &str, token: &str, body: &str) -> (u16, Value) {
+        let mut resp = Self::agent()
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A new plan by `token`; its id.
+    fn plan(&self, token: &str) -> (String, Value) {
+        let (code, body) = self.post("/api/migration/plans", token, "");
+        assert_eq!(code, 201, "{body}");
+        (body["id"].as_str().unwrap().to_owned(), body)
+    }
+
+    /// Waits for a run to end; its final state.
+    fn wait_run(&self, run_id: &str) -> Value {
+        for _ in 0..600 {
+            let (code, run) =
+                self.get(&format!("/api/migration/runs/{run_id}"), Some(&self.viewer));
+            assert_eq!(code, 200, "{run}");
+            if run["state"] != "running" {
+                return run;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("run {run_id} did not end");
+    }
+
+    fn conn(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.db).unwrap()
+    }
+
+    fn db_bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.db).unwrap()
     }
 
     /// GET with an optional bearer token: status and JSON body.
     fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut req = agent.get(format!("{}{path}", self.base));
+        let mut req = Self::agent().get(format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
@@ -121,7 +175,7 @@ impl Served {
     }
 
     /// SIGTERM, and the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
+    fn stop(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -276,7 +330,7 @@ fn a_revoked_token_stops_working_without_a_restart() {
 
 #[test]
 fn sigterm_stops_the_server_cleanly() {
-    let s = Served::start();
+    let mut s = Served::start();
     assert_eq!(s.get("/api/health", None).0, 200);
     let status = s.stop();
     assert!(status.success(), "{status:?}");
@@ -320,4 +374,289 @@ fn a_non_loopback_address_without_tls_is_refused() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("tokens file"));
+}
+
+#[test]
+fn an_operator_plans_and_applies_and_the_run_reports_its_progress() {
+    let s = Served::start();
+    // Viewers and approvers may not plan.
+    assert_eq!(s.post("/api/migration/plans", &s.viewer, "").0, 403);
+    assert_eq!(s.post("/api/migration/plans", &s.approver, "").0, 403);
+    let (id, plan) = s.plan(&s.operator);
+    assert_eq!(plan["fingerprint"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        plan["needs_approval"], false,
+        "no data, no findings: {plan}"
+    );
+    assert_eq!(plan["created_by"], "otto");
+    // The same document as `plan --json`, plus the plan's own keys.
+    let cli = run(&[
+        "plan",
+        "--db",
+        s.db.to_str().unwrap(),
+        "--doctypes",
+        &example("v2"),
+        "--json",
+    ]);
+    let mut expected: Value = serde_json::from_slice(&cli.stdout).unwrap();
+    for k in [
+        "id",
+        "fingerprint",
+        "needs_approval",
+        "approved_by",
+        "created_by",
+        "created_at",
+    ] {
+        expected[k] = plan[k].clone();
+    }
+    assert_eq!(plan, expected);
+    let (code, got) = s.get(&format!("/api/migration/plans/{id}"), Some(&s.viewer));
+    assert_eq!((code, &got), (200, &plan));
+    assert_eq!(
+        s.get("/api/migration/plans/plan-999", Some(&s.viewer)).0,
+        404
+    );
+    // A viewer may not apply.
+    assert_eq!(
+        s.post(&format!("/api/migration/plans/{id}/apply"), &s.viewer, "")
+            .0,
+        403
+    );
+    let (code, started) = s.post(&format!("/api/migration/plans/{id}/apply"), &s.operator, "");
+    assert_eq!(code, 202, "{started}");
+    let run_id = started["run_id"].as_str().unwrap();
+    let run = s.wait_run(run_id);
+    assert_eq!(run["state"], "completed", "{run}");
+    assert_eq!(run["percent"], 100.0);
+    assert_eq!(run["doctypes_done"], 4);
+    assert_eq!(run["report"]["migrations"].as_array().unwrap().len(), 4);
+    let (_, history) = s.get("/api/migration/history?limit=4", Some(&s.viewer));
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["applied_by"] == "otto"),
+        "{history}"
+    );
+    let (_, status) = s.get("/api/migration/status", Some(&s.viewer));
+    assert_eq!(status["state"], "up_to_date");
+    // Every mutating call is in the audit log, under the token's name.
+    let audit = std::fs::read_to_string(s.db.with_extension("db.audit.jsonl")).unwrap();
+    let calls: Vec<Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["action"] == "api_call")
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls.iter().all(|c| c["details"]["token"] == "otto"));
+}
+
+/// A lossy value in the column the plan retypes: DL003, which needs
+/// approval.
+fn add_lossy_item(s: &Served, name: &str) {
+    s.conn()
+        .execute(
+            "INSERT INTO \"tabItem\" (name, item_code, shelf_life_in_days) VALUES (?1, ?1, 'about a year')",
+            [name],
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_plan_with_data_loss_needs_an_approver_who_is_not_the_applier() {
+    let s = Served::start();
+    add_lossy_item(&s, "ITEM-1");
+    let (id, plan) = s.plan(&s.admin);
+    assert_eq!(plan["needs_approval"], true, "{plan}");
+    let apply = format!("/api/migration/plans/{id}/apply");
+    let (code, body) = s.post(&apply, &s.operator, "");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("approval_required"))
+    );
+    // Operators may not approve.
+    assert_eq!(
+        s.post(
+            &format!("/api/migration/plans/{id}/approve"),
+            &s.operator,
+            ""
+        )
+        .0,
+        403
+    );
+    // The admin approves, and so may not apply.
+    let (code, approved) = s.post(&format!("/api/migration/plans/{id}/approve"), &s.admin, "");
+    assert_eq!(code, 200);
+    assert_eq!(approved["approved_by"], "ada");
+    let (code, body) = s.post(&apply, &s.admin, "");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("separation_of_duties"))
+    );
+    let (code, started) = s.post(&apply, &s.operator, "");
+    assert_eq!(code, 202, "{started}");
+    let run = s.wait_run(started["run_id"].as_str().unwrap());
+    assert_eq!(run["state"], "completed", "{run}");
+}
+
+#[test]
+fn a_stale_plan_a_new_finding_and_a_held_lock_are_409_and_write_nothing() {
+    let s = Served::start();
+    // The schema changed since the plan.
+    let (id, _) = s.plan(&s.operator);
+    s.conn()
+        .execute_batch("CREATE INDEX outside ON \"tabItem\" (item_name)")
+        .unwrap();
+    let before = s.db_bytes();
+    let (code, body) = s.post(&format!("/api/migration/plans/{id}/apply"), &s.operator, "");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (409, Some("stale_plan")),
+        "{body}"
+    );
+    assert_eq!(s.db_bytes(), before);
+    // A finding the approved plan did not show.
+    let (id, plan) = s.plan(&s.operator);
+    assert_eq!(plan["needs_approval"], false);
+    add_lossy_item(&s, "ITEM-2");
+    let before = s.db_bytes();
+    let (code, body) = s.post(&format!("/api/migration/plans/{id}/apply"), &s.operator, "");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (409, Some("reapproval_needed")),
+        "{body}"
+    );
+    assert_eq!(s.db_bytes(), before);
+    // Another process holds the write lock.
+    let (id, _) = s.plan(&s.admin);
+    assert_eq!(
+        s.post(
+            &format!("/api/migration/plans/{id}/approve"),
+            &s.approver,
+            ""
+        )
+        .0,
+        200
+    );
+    let holder = s.conn();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (code, body) = s.post(&format!("/api/migration/plans/{id}/apply"), &s.operator, "");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (409, Some("locked")),
+        "{body}"
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    // Once the lock is free, the same plan applies.
+    let (code, started) = s.post(&format!("/api/migration/plans/{id}/apply"), &s.operator, "");
+    assert_eq!(code, 202, "{started}");
+    assert_eq!(
+        s.wait_run(started["run_id"].as_str().unwrap())["state"],
+        "completed"
+    );
+}
+
+#[test]
+fn bodies_over_one_mib_get_413_and_bad_bodies_400() {
+    let s = Served::start();
+    let big = format!(
+        "{{\"drop_orphan_columns\": false, \"pad\": \"{}\"}}",
+        "x".repeat(1 << 20)
+    );
+    assert_eq!(s.post("/api/migration/plans", &s.operator, &big).0, 413);
+    let (code, body) = s.post(
+        "/api/migration/plans",
+        &s.operator,
+        "{\"drop_orphan_columns\": 3}",
+    );
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let (code, _) = s.post(
+        "/api/migration/plans",
+        &s.operator,
+        "{\"drop_orphan_columns\": true}",
+    );
+    assert_eq!(code, 201);
+}
+
+/// 200,000 items whose `shelf_life_in_days` all convert: the v2 plan
+/// rebuilds `tabItem` with no finding.
+fn add_items(s: &Served, n: u64) {
+    s.conn()
+        .execute_batch(&format!(
+            "WITH RECURSIVE i(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM i WHERE n < {n})
+             INSERT INTO \"tabItem\" (name, item_code, item_name, shelf_life_in_days)
+             SELECT printf('ITEM-%07d', n), printf('CODE-%07d', n), 'item ' || n, CAST(n % 400 AS TEXT) FROM i"
+        ))
+        .unwrap();
+}
+
+#[test]
+fn status_answers_from_memory_while_a_rebuild_holds_the_lock() {
+    let s = Served::start();
+    add_items(&s, 200_000);
+    let (id, plan) = s.plan(&s.operator);
+    assert_eq!(plan["needs_approval"], false, "{plan}");
+    let (code, started) = s.post(&format!("/api/migration/plans/{id}/apply"), &s.operator, "");
+    assert_eq!(code, 202, "{started}");
+    let run_id = started["run_id"].as_str().unwrap().to_owned();
+    let mut running_answers = 0;
+    let mut slowest = std::time::Duration::ZERO;
+    loop {
+        let t = std::time::Instant::now();
+        let (code, status) = s.get("/api/migration/status", Some(&s.viewer));
+        slowest = slowest.max(t.elapsed());
+        assert_eq!(code, 200, "{status}");
+        if status["state"] != "running" {
+            break;
+        }
+        running_answers += 1;
+        assert_eq!(status["running"]["id"], run_id.as_str());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        running_answers > 0,
+        "status was asked while the run held the lock"
+    );
+    // The acceptance bound: answered from the run's event state, not by
+    // waiting on the database.
+    assert!(
+        slowest < std::time::Duration::from_millis(100),
+        "slowest: {slowest:?}"
+    );
+    let run = s.wait_run(&run_id);
+    assert_eq!(run["state"], "completed", "{run}");
+}
+
+#[test]
+fn sigterm_during_a_rebuild_lets_it_finish_and_keeps_every_row() {
+    let mut s = Served::start();
+    add_items(&s, 200_000);
+    let (id, _) = s.plan(&s.operator);
+    let (code, started) = s.post(&format!("/api/migration/plans/{id}/apply"), &s.operator, "");
+    assert_eq!(code, 202, "{started}");
+    // SIGTERM while it runs (past validation: it holds the lock).
+    let db = s.db.clone();
+    let status = s.stop();
+    assert!(status.success(), "{status:?}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM \"tabItem\"", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 200_000);
+    let ty: String = conn
+        .query_row(
+            "SELECT type FROM pragma_table_info('tabItem') WHERE name = 'shelf_life_in_days'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ty, "INTEGER", "the run finished before the server stopped");
 }

@@ -8,13 +8,13 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use doctype_migrate::{MigrationApplier, Rule};
+use axum::routing::{get, post};
+use doctype_migrate::{ApplierBuilder, MigrationApplier, Rule};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::tokens::{Principal, Role};
+use super::{AppState, plans};
 
 /// Request bodies larger than this get 413.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -25,6 +25,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/health", get(health))
         .route("/api/migration/status", get(status))
         .route("/api/migration/history", get(history))
+        .route("/api/migration/plans", post(plans::create))
+        .route("/api/migration/plans/{id}", get(plans::get))
+        .route("/api/migration/plans/{id}/approve", post(plans::approve))
+        .route("/api/migration/plans/{id}/apply", post(plans::apply))
+        .route("/api/migration/runs/{id}", get(plans::run))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -39,7 +44,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -47,7 +52,7 @@ impl ApiError {
         }
     }
 
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub fn internal(e: impl std::fmt::Display) -> Self {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
 }
@@ -74,12 +79,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub type ApiResult<T> = Result<T, ApiError>;
 
 /// The principal behind the request's bearer token, if it may do what
 /// `allowed` asks of its role: 401 without a known token, 403 with one
 /// whose role does not allow it.
-fn authorize(
+pub fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     allowed: impl Fn(Role) -> bool,
@@ -120,7 +125,7 @@ fn reader(_: Role) -> bool {
 }
 
 /// Runs blocking engine work on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
+pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
@@ -128,8 +133,9 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)?
 }
 
-/// A read-only applier on the served database.
-fn read_only(state: &AppState) -> ApiResult<MigrationApplier> {
+/// A read-only applier's builder on the served database (503 when the
+/// file does not exist).
+pub fn read_only(state: &AppState) -> ApiResult<ApplierBuilder> {
     if !state.db.exists() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -139,8 +145,25 @@ fn read_only(state: &AppState) -> ApiResult<MigrationApplier> {
     }
     Ok(MigrationApplier::builder(&state.db)
         .read_only(true)
-        .no_audit_log()
-        .build()?)
+        .no_audit_log())
+}
+
+/// Records a mutating call in the database's audit log (action
+/// `api_call`): who, what, and the details.
+pub fn audit(state: &AppState, who: &str, call: &str, details: Value) {
+    let log = doctype_migrate::AuditLog::beside(&state.db);
+    let mut details = details;
+    if let Some(obj) = details.as_object_mut() {
+        obj.insert("token".into(), json!(who));
+        obj.insert("call".into(), json!(call));
+    }
+    let _ = log.record(
+        doctype_migrate::Action::ApiCall,
+        doctype_migrate::Level::Info,
+        None,
+        None,
+        details,
+    );
 }
 
 /// `GET /api/health` (no token): the process is serving.
@@ -149,11 +172,25 @@ async fn health() -> axum::Json<Value> {
 }
 
 /// `GET /api/migration/status`: up to date or pending (changes counted
-/// per kind), the last batch, and drift findings (`CF001`).
+/// per kind), the last batch, and drift findings (`CF001`); or, while a
+/// run of this server is in progress, that run's progress.
 async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
     authorize(&state, &headers, reader)?;
+    // During a run, from its event state: the run holds the database's
+    // write lock, and this answer must not wait for it.
+    if let Some(run) = state.runs.current() {
+        return Ok(axum::Json(json!({
+            "state": "running",
+            "running": run,
+            "pending": Value::Null,
+            "blocked": Value::Null,
+            "last_batch": Value::Null,
+            "drift": Value::Null,
+        }))
+        .into_response());
+    }
     let body = blocking(move || {
-        let applier = read_only(&state)?;
+        let applier = read_only(&state)?.build()?;
         let report = applier.dry_run(&state.doctypes)?;
         let mut pending: BTreeMap<String, usize> = BTreeMap::new();
         let mut doctypes = 0;
@@ -216,7 +253,7 @@ async fn history(
 ) -> ApiResult<Response> {
     authorize(&state, &headers, reader)?;
     let body = blocking(move || {
-        let mut rows = read_only(&state)?.history(q.doctype.as_deref())?;
+        let mut rows = read_only(&state)?.build()?.history(q.doctype.as_deref())?;
         if let Some(limit) = q.limit {
             let skip = rows.len().saturating_sub(limit);
             rows.drain(..skip);

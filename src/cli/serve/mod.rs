@@ -7,6 +7,8 @@
 //! tokio's blocking pool, so a slow one never stalls the others.
 
 mod api;
+mod plans;
+mod runs;
 pub mod tokens;
 
 use std::net::{SocketAddr, TcpListener};
@@ -28,6 +30,10 @@ pub struct AppState {
     /// stops working without a restart).
     pub tokens_path: PathBuf,
     tokens: std::sync::Mutex<(Option<std::time::SystemTime>, Arc<tokens::TokenFile>)>,
+    /// Plans made through the API (kept in memory).
+    pub plans: plans::Plans,
+    /// Runs started through the API.
+    pub runs: Arc<runs::Runs>,
 }
 
 impl AppState {
@@ -76,11 +82,14 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         doctypes,
         tokens_path: args.tokens.clone(),
         tokens: std::sync::Mutex::new((None, Arc::new(tokens::TokenFile::default()))),
+        plans: plans::Plans::default(),
+        runs: Arc::new(runs::Runs::default()),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Message(format!("cannot start the server runtime: {e}")))?;
+    let runs = state.runs.clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| CliError::Message(format!("cannot listen on {local}: {e}")))?;
@@ -90,6 +99,15 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
             .await
             .map_err(|e| CliError::Message(format!("server stopped: {e}")))
     })?;
+    // A run in progress ends as it would have: committed, or rolled back
+    // by the library. The process waits for it rather than leave SQLite
+    // to roll back a hot journal at the next open.
+    if let Some(run) = runs.current() {
+        super::write_stderr(&format!("waiting for {} to finish\n", run.id));
+        while runs.current().is_some() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
     Ok(Outcome::default())
 }
 

@@ -29,6 +29,18 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// Whether this role may approve plans.
+    pub fn can_approve(self) -> bool {
+        matches!(self, Role::Approver | Role::Admin)
+    }
+
+    /// Whether this role may plan, apply and roll back.
+    pub fn can_operate(self) -> bool {
+        matches!(self, Role::Operator | Role::Admin)
+    }
+}
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -278,5 +290,13 @@ mod tests {
         f.revoke("alice").unwrap();
         assert!(f.authenticate(&a).is_none());
         assert!(f.revoke("alice").is_err());
+    }
+
+    #[test]
+    fn each_role_grants_what_the_server_guide_lists() {
+        assert!(!Role::Viewer.can_approve() && !Role::Viewer.can_operate());
+        assert!(Role::Approver.can_approve() && !Role::Approver.can_operate());
+        assert!(!Role::Operator.can_approve() && Role::Operator.can_operate());
+        assert!(Role::Admin.can_approve() && Role::Admin.can_operate());
     }
 }

@@ -1,0 +1,323 @@
+//! Plans, approvals and runs: `POST /api/migration/plans`, `GET
+//! /api/migration/plans/{id}`, `POST .../approve`, `POST .../apply` and
+//! `GET /api/migration/runs/{id}`.
+//!
+//! A plan is a dry run stored (in this process's memory) with the schema
+//! fingerprint it was made on. Applying it goes through
+//! `ApplierBuilder::expect_plan`, so the library itself refuses, under the
+//! write lock, a schema that changed or a finding the plan did not show.
+//! Approval is the API's `--allow-data-loss`, and the approver and the
+//! applier of a plan must be different tokens.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use doctype_migrate::{DryRunReport, Error, MigrationApplier};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::api::{ApiError, ApiResult, audit, authorize, blocking, read_only};
+use super::runs::{RunStateKind, Tracker};
+use super::tokens::Role;
+
+/// How long an apply waits for the database's write lock before it
+/// answers 409 `locked`.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// A stored plan.
+pub struct StoredPlan {
+    id: String,
+    created_by: String,
+    created_at: String,
+    drop_orphan_columns: bool,
+    report: DryRunReport,
+    /// The plan as `plan --json` prints it.
+    document: Value,
+    needs_approval: bool,
+    approved_by: Option<String>,
+}
+
+impl StoredPlan {
+    fn to_json(&self) -> Value {
+        let mut doc = self.document.clone();
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("id".into(), json!(self.id));
+            obj.insert("fingerprint".into(), json!(self.report.schema_fingerprint));
+            obj.insert("needs_approval".into(), json!(self.needs_approval));
+            obj.insert("approved_by".into(), json!(self.approved_by));
+            obj.insert("created_by".into(), json!(self.created_by));
+            obj.insert("created_at".into(), json!(self.created_at));
+        }
+        doc
+    }
+}
+
+/// The plans of this server process.
+#[derive(Default)]
+pub struct Plans {
+    inner: Mutex<(u64, HashMap<String, StoredPlan>)>,
+}
+
+impl Plans {
+    fn with<T>(&self, id: &str, f: impl FnOnce(&mut StoredPlan) -> ApiResult<T>) -> ApiResult<T> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let plan = inner
+            .1
+            .get_mut(id)
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such plan"))?;
+        f(plan)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    #[serde(default)]
+    drop_orphan_columns: bool,
+}
+
+/// `POST /api/migration/plans` (operator, admin): a dry run, stored.
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let who = authorize(&state, &headers, Role::can_operate)?;
+    let req: PlanRequest = if body.is_empty() {
+        PlanRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}"))
+        })?
+    };
+    let st = state.clone();
+    let (report, document) = blocking(move || {
+        let applier = read_only(&st)?
+            .drop_orphan_columns(req.drop_orphan_columns)
+            .build()?;
+        let report = applier.dry_run(&st.doctypes)?;
+        let view = crate::cli::output::PlanView::new(&report);
+        let document: Value = serde_json::from_str(
+            &crate::cli::output::plan_json(&view).map_err(ApiError::internal)?,
+        )
+        .map_err(ApiError::internal)?;
+        Ok((report, document))
+    })
+    .await?;
+    // Approval stands in for --allow-data-loss: needed when a finding
+    // blocks without it.
+    let needs_approval = report.findings.iter().any(|f| f.blocking);
+    let plan = {
+        let mut inner = state.plans.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.0 += 1;
+        let id = format!("plan-{}", inner.0);
+        let plan = StoredPlan {
+            id: id.clone(),
+            created_by: who.name.clone(),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            drop_orphan_columns: req.drop_orphan_columns,
+            report,
+            document,
+            needs_approval,
+            approved_by: None,
+        };
+        let json = plan.to_json();
+        inner.1.insert(id, plan);
+        json
+    };
+    audit(
+        &state,
+        &who.name,
+        "POST /api/migration/plans",
+        json!({"plan": plan["id"]}),
+    );
+    Ok((StatusCode::CREATED, axum::Json(plan)).into_response())
+}
+
+/// `GET /api/migration/plans/{id}`.
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    authorize(&state, &headers, |_| true)?;
+    let json = state.plans.with(&id, |p| Ok(p.to_json()))?;
+    Ok(axum::Json(json).into_response())
+}
+
+/// `POST /api/migration/plans/{id}/approve` (approver, admin).
+pub async fn approve(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let who = authorize(&state, &headers, Role::can_approve)?;
+    let json = state.plans.with(&id, |p| {
+        p.approved_by = Some(who.name.clone());
+        Ok(p.to_json())
+    })?;
+    audit(
+        &state,
+        &who.name,
+        &format!("POST /api/migration/plans/{id}/approve"),
+        json!({"plan": id}),
+    );
+    Ok(axum::Json(json).into_response())
+}
+
+/// `POST /api/migration/plans/{id}/apply` (operator, admin): starts the
+/// run and answers 202 `{"run_id"}` once it holds the lock and validated
+/// again; 409 when it could not (`locked`, `stale_plan`,
+/// `reapproval_needed`, `blocked`, `busy`).
+pub async fn apply(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let who = authorize(&state, &headers, Role::can_operate)?;
+    let action = format!("POST /api/migration/plans/{id}/apply");
+    let (report, approved, drop_orphans) = state.plans.with(&id, |p| {
+        if p.approved_by.as_deref() == Some(who.name.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "separation_of_duties",
+                format!("{:?} approved this plan and so may not apply it", who.name),
+            ));
+        }
+        if p.needs_approval && p.approved_by.is_none() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "approval_required",
+                "this plan has findings that need approval (the API's --allow-data-loss)",
+            ));
+        }
+        Ok((
+            p.report.clone(),
+            p.approved_by.is_some(),
+            p.drop_orphan_columns,
+        ))
+    })?;
+    let Some(run_id) = state.runs.begin(&id, &who.name) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "locked",
+            "another run of this server is in progress",
+        ));
+    };
+    let (gate_tx, gate_rx) = tokio::sync::oneshot::channel();
+    let gate = Arc::new(Mutex::new(Some(gate_tx)));
+    let tracker = Arc::new(Tracker {
+        runs: state.runs.clone(),
+        id: run_id.clone(),
+        validated: gate.clone(),
+    });
+    let st = state.clone();
+    let rid = run_id.clone();
+    let name = who.name.clone();
+    std::thread::spawn(move || {
+        let result = MigrationApplier::builder(&st.db)
+            .allow_data_loss(approved)
+            .drop_orphan_columns(drop_orphans)
+            .expect_plan(&report)
+            .applied_by(&name)
+            .lock_timeout(LOCK_WAIT)
+            .observer(tracker)
+            .build()
+            .and_then(|mut a| a.sync_all(&st.doctypes));
+        match result {
+            Ok(r) => st.runs.end(
+                &rid,
+                RunStateKind::Completed,
+                serde_json::to_value(&r).ok(),
+                None,
+            ),
+            Err(e) => {
+                let code = code_of(&e);
+                let state = if matches!(e, Error::DocTypeFailed { .. }) {
+                    RunStateKind::Failed
+                } else {
+                    RunStateKind::RolledBack
+                };
+                st.runs.end(
+                    &rid,
+                    state,
+                    None,
+                    Some(json!({"code": code, "message": doctype_migrate::error_chain(&e)})),
+                );
+            }
+        }
+        // Ended before validating (refused, locked): the request answers now.
+        Tracker::open(&gate);
+    });
+    // Past validation, or ended: either way the run's state says how.
+    let _ = gate_rx.await;
+    let run = state
+        .runs
+        .get(&run_id)
+        .ok_or_else(|| ApiError::internal("run vanished"))?;
+    if let (RunStateKind::RolledBack, Some(err)) = (run.state, &run.error) {
+        let code = err["code"].as_str().unwrap_or("engine");
+        let status = if code == "engine" {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::CONFLICT
+        };
+        audit(
+            &state,
+            &who.name,
+            &action,
+            json!({"plan": id, "refused": code}),
+        );
+        return Err(ApiError::new(
+            status,
+            static_code(code),
+            err["message"].as_str().unwrap_or_default(),
+        ));
+    }
+    audit(
+        &state,
+        &who.name,
+        &action,
+        json!({"plan": id, "run": run_id}),
+    );
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({"run_id": run_id}))).into_response())
+}
+
+/// `GET /api/migration/runs/{id}`.
+pub async fn run(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    authorize(&state, &headers, |_| true)?;
+    let run = state
+        .runs
+        .get(&id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such run"))?;
+    Ok(axum::Json(run).into_response())
+}
+
+/// The API code of an error that ended a run before it wrote anything
+/// (`engine` for any other).
+fn code_of(e: &Error) -> &'static str {
+    match e {
+        Error::StalePlan { .. } => "stale_plan",
+        Error::NewFindings { .. } => "reapproval_needed",
+        Error::LockTimeout { .. } => "locked",
+        Error::Blocked { .. } => "blocked",
+        _ => "engine",
+    }
+}
+
+/// [`code_of`]'s codes back from a run's stored error.
+fn static_code(code: &str) -> &'static str {
+    ["stale_plan", "reapproval_needed", "locked", "blocked"]
+        .into_iter()
+        .find(|c| *c == code)
+        .unwrap_or("engine")
+}

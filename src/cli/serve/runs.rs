@@ -1,0 +1,237 @@
+//! Runs the server started: their state, kept current by an observer of
+//! the library's run events, so `status` and `runs/{id}` answer from
+//! memory while a run holds the database lock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use doctype_migrate::{Phase, RunEvent, RunObserver};
+use serde::Serialize;
+use serde_json::Value;
+
+/// How a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStateKind {
+    /// Started, not ended.
+    Running,
+    /// Committed.
+    Completed,
+    /// Ended with an error; its transaction rolled back.
+    Failed,
+    /// Refused or stopped before writing anything.
+    RolledBack,
+}
+
+/// One run, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunState {
+    /// The run's id.
+    pub id: String,
+    /// The plan it applies.
+    pub plan_id: String,
+    /// The token that started it.
+    pub started_by: String,
+    /// When (RFC 3339).
+    pub started_at: String,
+    /// How it stands.
+    pub state: RunStateKind,
+    /// The current phase (`plan`, `lock`, `validate`, `backup`, ...).
+    pub phase: Option<String>,
+    /// The DocType being migrated.
+    pub doctype: Option<String>,
+    /// DocTypes with changes, and how many are done.
+    pub doctypes_total: usize,
+    /// DocTypes verified so far.
+    pub doctypes_done: usize,
+    /// Rows copied by the rebuild running now, and its estimate.
+    pub rows_copied: u64,
+    /// Rows expected by the rebuild running now.
+    pub rows_total: u64,
+    /// Bytes of backups written so far.
+    pub bytes_backed_up: u64,
+    /// Progress in percent (DocTypes done, plus the running rebuild's share).
+    pub percent: f64,
+    /// The apply report, once completed.
+    pub report: Option<Value>,
+    /// The error, once failed: `{"code", "message"}`.
+    pub error: Option<Value>,
+}
+
+impl RunState {
+    fn update_percent(&mut self) {
+        if self.state == RunStateKind::Completed {
+            self.percent = 100.0;
+            return;
+        }
+        let total = self.doctypes_total.max(1) as f64;
+        let current = if self.rows_total > 0 {
+            (self.rows_copied as f64 / self.rows_total as f64).min(1.0)
+        } else {
+            0.0
+        };
+        self.percent = ((self.doctypes_done as f64 + current) / total * 100.0).min(99.9);
+    }
+}
+
+/// Every run of this server process, and which one runs now.
+#[derive(Default)]
+pub struct Runs {
+    inner: Mutex<RunsInner>,
+}
+
+#[derive(Default)]
+struct RunsInner {
+    all: HashMap<String, RunState>,
+    current: Option<String>,
+    next: u64,
+}
+
+impl Runs {
+    /// Registers a new run as the current one, unless one is running:
+    /// `None` then.
+    pub fn begin(&self, plan_id: &str, started_by: &str) -> Option<String> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.current.is_some() {
+            return None;
+        }
+        inner.next += 1;
+        let id = format!("run-{}", inner.next);
+        inner.all.insert(
+            id.clone(),
+            RunState {
+                id: id.clone(),
+                plan_id: plan_id.to_owned(),
+                started_by: started_by.to_owned(),
+                started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                state: RunStateKind::Running,
+                phase: None,
+                doctype: None,
+                doctypes_total: 0,
+                doctypes_done: 0,
+                rows_copied: 0,
+                rows_total: 0,
+                bytes_backed_up: 0,
+                percent: 0.0,
+                report: None,
+                error: None,
+            },
+        );
+        inner.current = Some(id.clone());
+        Some(id)
+    }
+
+    /// A run's state.
+    pub fn get(&self, id: &str) -> Option<RunState> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.all.get(id).cloned()
+    }
+
+    /// The running run's state, if one runs.
+    pub fn current(&self) -> Option<RunState> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .current
+            .as_ref()
+            .and_then(|id| inner.all.get(id).cloned())
+    }
+
+    /// Changes a run's state.
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut RunState)) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(run) = inner.all.get_mut(id) {
+            f(run);
+            run.update_percent();
+        }
+    }
+
+    /// Ends a run: it is no longer the current one.
+    pub fn end(&self, id: &str, state: RunStateKind, report: Option<Value>, error: Option<Value>) {
+        self.update(id, |r| {
+            r.state = state;
+            r.report = report;
+            r.error = error;
+            r.phase = None;
+            r.doctype = None;
+        });
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.current.as_deref() == Some(id) {
+            inner.current = None;
+        }
+    }
+}
+
+/// Keeps one run's state current from its events, and tells the request
+/// that started it once the run is past validation (it then answers 202).
+pub struct Tracker {
+    pub runs: Arc<Runs>,
+    pub id: String,
+    /// Fired once: when the run validated with nothing blocking, or by
+    /// the thread running it once it ended (after its state was recorded).
+    pub validated: Gate,
+}
+
+/// Where the request that started a run waits.
+pub type Gate = Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>;
+
+impl Tracker {
+    /// Lets the waiting request go (once; later calls do nothing).
+    pub fn open(gate: &Gate) {
+        let sender = gate.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(s) = sender {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl RunObserver for Tracker {
+    fn on_event(&self, event: &RunEvent<'_>) {
+        match event {
+            RunEvent::Phase { doctype, phase } => self.runs.update(&self.id, |r| {
+                r.phase = Some(phase_name(*phase).to_owned());
+                if let Some(d) = doctype {
+                    if r.doctype.as_deref() != Some(d) {
+                        r.rows_copied = 0;
+                        r.rows_total = 0;
+                    }
+                    r.doctype = Some((*d).to_owned());
+                }
+            }),
+            RunEvent::Planned { pending, .. } => {
+                let n = pending.len();
+                self.runs.update(&self.id, |r| r.doctypes_total = n);
+            }
+            RunEvent::Validated { blocking: 0, .. } => Tracker::open(&self.validated),
+            RunEvent::RowsCopied { copied, total, .. } => {
+                let (c, t) = (*copied, *total);
+                self.runs.update(&self.id, |r| {
+                    r.rows_copied = c;
+                    r.rows_total = t;
+                });
+            }
+            RunEvent::BackupWritten { bytes, .. } => {
+                let b = *bytes;
+                self.runs.update(&self.id, |r| r.bytes_backed_up += b);
+            }
+            RunEvent::Verified { .. } => self.runs.update(&self.id, |r| {
+                r.doctypes_done += 1;
+                r.rows_copied = 0;
+                r.rows_total = 0;
+            }),
+            _ => {}
+        }
+    }
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Plan => "plan",
+        Phase::Validate => "validate",
+        Phase::Lock => "lock",
+        Phase::Backup => "backup",
+        Phase::Execute => "execute",
+        Phase::Verify => "verify",
+        Phase::Commit => "commit",
+        _ => "other",
+    }
+}
