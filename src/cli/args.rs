@@ -68,6 +68,9 @@ pub struct ServeArgs {
     /// Listen on a non-loopback address without TLS (only behind a TLS-terminating proxy).
     #[arg(long)]
     pub insecure_bind: bool,
+    /// Backups taken by applies and restored by rollbacks, as for `apply`.
+    #[command(flatten)]
+    pub backup: BackupOptions,
 }
 
 /// `token` arguments.

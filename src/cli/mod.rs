@@ -8,14 +8,14 @@
 //! Global options ([`global`]) decide colour ([`style`]), progress on
 //! stderr ([`progress`]) and log lines ([`logging`]).
 
-mod args;
-mod backup;
-mod commands;
+pub(crate) mod args;
+pub(crate) mod backup;
+pub(crate) mod commands;
 mod global;
 mod logging;
-mod output;
+pub(crate) mod output;
 mod progress;
-mod rollback;
+pub(crate) mod rollback;
 #[cfg(feature = "server")]
 mod serve;
 mod style;

@@ -15,15 +15,16 @@ use super::{CliError, EXIT_BLOCKED, Outcome};
 
 /// The JSON document `rollback --json` prints, in every outcome except an
 /// error (which prints nothing on stdout and exits 1).
+/// The server's rollback endpoint answers with the same document.
 #[derive(Debug, Serialize)]
-struct RollbackJson<'a> {
-    dry_run: bool,
+pub(crate) struct RollbackJson<'a> {
+    pub dry_run: bool,
     /// False when refused (exit 2).
-    feasible: bool,
+    pub feasible: bool,
     /// Whether anything was written.
-    rolled_back_any: bool,
-    plan: &'a RollbackPlan,
-    rolled_back: &'a [RolledBack],
+    pub rolled_back_any: bool,
+    pub plan: &'a RollbackPlan,
+    pub rolled_back: &'a [RolledBack],
 }
 
 /// `rollback`.

@@ -660,3 +660,72 @@ fn sigterm_during_a_rebuild_lets_it_finish_and_keeps_every_row() {
         .unwrap();
     assert_eq!(ty, "INTEGER", "the run finished before the server stopped");
 }
+
+/// Applies the served DocTypes through the API (operator `otto`).
+fn apply_through_api(s: &Served) {
+    let (id, _) = s.plan(&s.operator);
+    let (code, started) = s.post(&format!("/api/migration/plans/{id}/apply"), &s.operator, "");
+    assert_eq!(code, 202, "{started}");
+    assert_eq!(
+        s.wait_run(started["run_id"].as_str().unwrap())["state"],
+        "completed"
+    );
+}
+
+#[test]
+fn rollback_over_http_is_the_cli_rollback_and_refuses_as_it_does() {
+    let s = Served::start();
+    apply_through_api(&s);
+    let rb = "/api/migration/rollback";
+    assert_eq!(s.post(rb, &s.viewer, r#"{"last": true}"#).0, 403);
+    assert_eq!(s.post(rb, &s.approver, r#"{"last": true}"#).0, 403);
+    let (code, body) = s.post(rb, &s.operator, r#"{"last": true, "id": 3}"#);
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    // A dry run writes nothing and shows the plan.
+    let before = s.db_bytes();
+    let (code, dry) = s.post(
+        rb,
+        &s.operator,
+        r#"{"last": true, "doctype": "Customer", "dry_run": true}"#,
+    );
+    assert_eq!(code, 200, "{dry}");
+    assert_eq!(
+        (dry["dry_run"].as_bool(), dry["feasible"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(dry["plan"]["steps"][0]["doctype"], "Customer");
+    assert_eq!(s.db_bytes(), before);
+    // Drift on the table: refused with the CLI's reasons, nothing written.
+    s.conn()
+        .execute_batch("ALTER TABLE \"tabCustomer\" ADD COLUMN extra TEXT")
+        .unwrap();
+    let before = s.db_bytes();
+    let (code, body) = s.post(rb, &s.operator, r#"{"last": true, "doctype": "Customer"}"#);
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (409, Some("rollback_refused")),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["details"]["plan"]["refusals"][0]["code"],
+        "drift"
+    );
+    assert_eq!(s.db_bytes(), before);
+    // Another DocType rolls back, and status shows it pending again.
+    let (code, done) = s.post(rb, &s.operator, r#"{"last": true, "doctype": "Item"}"#);
+    assert_eq!(code, 200, "{done}");
+    assert_eq!(done["rolled_back_any"], true);
+    assert_eq!(done["rolled_back"][0]["doctype"], "Item");
+    let (_, status) = s.get("/api/migration/status", Some(&s.viewer));
+    assert_eq!(status["state"], "pending");
+    assert!(
+        status["pending"]["changes"]["change_type"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{status}"
+    );
+}

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::tokens::{Principal, Role};
-use super::{AppState, plans};
+use super::{AppState, plans, rollback};
 
 /// Request bodies larger than this get 413.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -30,6 +30,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/migration/plans/{id}/approve", post(plans::approve))
         .route("/api/migration/plans/{id}/apply", post(plans::apply))
         .route("/api/migration/runs/{id}", get(plans::run))
+        .route("/api/migration/rollback", post(rollback::rollback))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -41,6 +42,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// More, under `error.details` (a refused rollback's plan).
+    details: Option<Value>,
 }
 
 impl ApiError {
@@ -49,7 +52,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// Adds `error.details`.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
     }
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
@@ -69,7 +79,10 @@ impl From<doctype_migrate::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some(d) = self.details {
+            body["error"]["details"] = d;
+        }
         let mut r = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()

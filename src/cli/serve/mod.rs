@@ -8,6 +8,7 @@
 
 mod api;
 mod plans;
+mod rollback;
 mod runs;
 pub mod tokens;
 
@@ -34,6 +35,19 @@ pub struct AppState {
     pub plans: plans::Plans,
     /// Runs started through the API.
     pub runs: Arc<runs::Runs>,
+    /// Backup directory, key and policy, as `apply` takes them.
+    pub backup: super::args::BackupOptions,
+}
+
+impl AppState {
+    /// A builder on the served database with the server's backup options.
+    pub fn builder(&self) -> Result<doctype_migrate::ApplierBuilder, CliError> {
+        super::backup::configure(
+            doctype_migrate::MigrationApplier::builder(&self.db),
+            &self.db,
+            &self.backup,
+        )
+    }
 }
 
 impl AppState {
@@ -84,7 +98,10 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         tokens: std::sync::Mutex::new((None, Arc::new(tokens::TokenFile::default()))),
         plans: plans::Plans::default(),
         runs: Arc::new(runs::Runs::default()),
+        backup: args.backup.clone(),
     });
+    // A key that cannot be read is a start-up error, not a failed request.
+    state.builder()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use doctype_migrate::{DryRunReport, Error, MigrationApplier};
+use doctype_migrate::{DryRunReport, Error};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -27,7 +27,7 @@ use super::tokens::Role;
 
 /// How long an apply waits for the database's write lock before it
 /// answers 409 `locked`.
-const LOCK_WAIT: Duration = Duration::from_secs(2);
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// A stored plan.
 pub struct StoredPlan {
@@ -202,6 +202,7 @@ pub async fn apply(
             p.drop_orphan_columns,
         ))
     })?;
+    let builder = state.builder().map_err(ApiError::internal)?;
     let Some(run_id) = state.runs.begin(&id, &who.name) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -220,7 +221,7 @@ pub async fn apply(
     let rid = run_id.clone();
     let name = who.name.clone();
     std::thread::spawn(move || {
-        let result = MigrationApplier::builder(&st.db)
+        let result = builder
             .allow_data_loss(approved)
             .drop_orphan_columns(drop_orphans)
             .expect_plan(&report)
