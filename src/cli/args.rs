@@ -68,6 +68,12 @@ pub struct ServeArgs {
     /// Listen on a non-loopback address without TLS (only behind a TLS-terminating proxy).
     #[arg(long)]
     pub insecure_bind: bool,
+    /// Mutating calls allowed per minute, per token and per client address.
+    #[arg(long, value_name = "N", default_value = "20")]
+    pub rate_limit_per_minute: std::num::NonZeroU32,
+    /// Mutating calls allowed at once (the burst) before the per-minute rate applies.
+    #[arg(long, value_name = "N", default_value = "10")]
+    pub rate_limit_burst: std::num::NonZeroU32,
     /// Backups taken by applies and restored by rollbacks, as for `apply`.
     #[command(flatten)]
     pub backup: BackupOptions,

@@ -57,6 +57,11 @@ struct Served {
 
 impl Served {
     fn start() -> Served {
+        Served::start_with(&[])
+    }
+
+    /// Started with more `serve` arguments.
+    fn start_with(extra: &[&str]) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("app.db");
         let tokens = dir.path().join("tokens.json");
@@ -85,6 +90,7 @@ impl Served {
                 "--addr",
                 "127.0.0.1:0",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -122,6 +128,12 @@ impl Served {
 
     /// POST a raw body with a bearer token: status and JSON body.
     fn post(&self, path: &str, token: &str, body: &str) -> (u16, Value) {
+        let (status, _, body) = self.post_full(path, token, body);
+        (status, body)
+    }
+
+    /// POST: status, `Retry-After` and JSON body.
+    fn post_full(&self, path: &str, token: &str, body: &str) -> (u16, Option<String>, Value) {
         let mut resp = Self::agent()
             .post(format!("{}{path}", self.base))
             .header("Authorization", format!("Bearer {token}"))
@@ -129,8 +141,16 @@ impl Served {
             .send(body)
             .unwrap();
         let status = resp.status().as_u16();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
         let text = resp.body_mut().read_to_string().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        (
+            status,
+            retry,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
     }
 
     /// A new plan by `token`; its id.
@@ -728,4 +748,30 @@ fn rollback_over_http_is_the_cli_rollback_and_refuses_as_it_does() {
             >= 1,
         "{status}"
     );
+}
+
+#[test]
+fn mutating_calls_over_the_rate_limit_get_429_with_retry_after() {
+    let s = Served::start_with(&["--rate-limit-per-minute", "1", "--rate-limit-burst", "2"]);
+    let plans = "/api/migration/plans";
+    assert_eq!(s.post(plans, &s.operator, "").0, 201);
+    assert_eq!(s.post(plans, &s.operator, "").0, 201);
+    let (code, retry, body) = s.post_full(plans, &s.operator, "");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    let secs: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&secs), "{secs}");
+    // The same client address with another token: limited too.
+    let (code, _, _) = s.post_full(plans, &s.admin, "");
+    assert_eq!(code, 429);
+    // Reading is not limited.
+    for _ in 0..5 {
+        assert_eq!(
+            s.get("/api/migration/history?limit=1", Some(&s.viewer)).0,
+            200
+        );
+    }
 }

@@ -44,6 +44,8 @@ pub struct ApiError {
     message: String,
     /// More, under `error.details` (a refused rollback's plan).
     details: Option<Value>,
+    /// Seconds for a `Retry-After` header (429).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -53,7 +55,14 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
+    }
+
+    /// Adds a `Retry-After` header.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// Adds `error.details`.
@@ -84,6 +93,10 @@ impl IntoResponse for ApiError {
             body["error"]["details"] = d;
         }
         let mut r = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -130,6 +143,19 @@ pub fn authorize(
         ));
     }
     Ok(principal)
+}
+
+/// [`authorize`] for a call that changes something: also counted against
+/// the rate limits of the token and of the client's address.
+pub fn authorize_change(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: std::net::SocketAddr,
+    allowed: impl Fn(Role) -> bool,
+) -> ApiResult<Principal> {
+    let who = authorize(state, headers, allowed)?;
+    state.limits.check(&who.name, client.ip())?;
+    Ok(who)
 }
 
 /// Any role may read.

@@ -7,6 +7,7 @@
 //! tokio's blocking pool, so a slow one never stalls the others.
 
 mod api;
+mod limits;
 mod plans;
 mod rollback;
 mod runs;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub runs: Arc<runs::Runs>,
     /// Backup directory, key and policy, as `apply` takes them.
     pub backup: super::args::BackupOptions,
+    /// Rate limits of mutating calls.
+    pub limits: limits::Limits,
 }
 
 impl AppState {
@@ -99,6 +102,7 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         plans: plans::Plans::default(),
         runs: Arc::new(runs::Runs::default()),
         backup: args.backup.clone(),
+        limits: limits::Limits::new(args.rate_limit_per_minute, args.rate_limit_burst),
     });
     // A key that cannot be read is a start-up error, not a failed request.
     state.builder()?;
@@ -111,10 +115,13 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| CliError::Message(format!("cannot listen on {local}: {e}")))?;
         super::write_stdout(&format!("listening on http://{local}\n"));
-        axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| CliError::Message(format!("server stopped: {e}")))
+        axum::serve(
+            listener,
+            api::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| CliError::Message(format!("server stopped: {e}")))
     })?;
     // A run in progress ends as it would have: committed, or rolled back
     // by the library. The process waits for it rather than leave SQLite

@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use doctype_migrate::{DryRunReport, Error};
@@ -21,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::api::{ApiError, ApiResult, audit, authorize, blocking, read_only};
+use super::api::{ApiError, ApiResult, audit, authorize, authorize_change, blocking, read_only};
 use super::runs::{RunStateKind, Tracker};
 use super::tokens::Role;
 
@@ -84,10 +86,11 @@ pub struct PlanRequest {
 /// `POST /api/migration/plans` (operator, admin): a dry run, stored.
 pub async fn create(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let who = authorize(&state, &headers, Role::can_operate)?;
+    let who = authorize_change(&state, &headers, client, Role::can_operate)?;
     let req: PlanRequest = if body.is_empty() {
         PlanRequest::default()
     } else {
@@ -153,10 +156,11 @@ pub async fn get(
 /// `POST /api/migration/plans/{id}/approve` (approver, admin).
 pub async fn approve(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let who = authorize(&state, &headers, Role::can_approve)?;
+    let who = authorize_change(&state, &headers, client, Role::can_approve)?;
     let json = state.plans.with(&id, |p| {
         p.approved_by = Some(who.name.clone());
         Ok(p.to_json())
@@ -176,10 +180,11 @@ pub async fn approve(
 /// `reapproval_needed`, `blocked`, `busy`).
 pub async fn apply(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let who = authorize(&state, &headers, Role::can_operate)?;
+    let who = authorize_change(&state, &headers, client, Role::can_operate)?;
     let action = format!("POST /api/migration/plans/{id}/apply");
     let (report, approved, drop_orphans) = state.plans.with(&id, |p| {
         if p.approved_by.as_deref() == Some(who.name.as_str()) {

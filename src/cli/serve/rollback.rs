@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use doctype_migrate::{Error, MigrationId, RollbackOptions, RollbackTarget};
@@ -15,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::api::{ApiError, ApiResult, audit, authorize, blocking};
+use super::api::{ApiError, ApiResult, audit, authorize_change, blocking};
 use super::runs::RunStateKind;
 use super::tokens::Role;
 use crate::cli::rollback::RollbackJson;
@@ -58,10 +60,11 @@ impl RollbackRequest {
 /// `POST /api/migration/rollback`.
 pub async fn rollback(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let who = authorize(&state, &headers, Role::can_operate)?;
+    let who = authorize_change(&state, &headers, client, Role::can_operate)?;
     let req: RollbackRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}")))?;
     let target = req.target()?;
