@@ -43,7 +43,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     /// More, under `error.details` (a refused rollback's plan).
-    details: Option<Value>,
+    details: Option<Box<Value>>,
     /// Seconds for a `Retry-After` header (429).
     retry_after: Option<u64>,
 }
@@ -67,7 +67,7 @@ impl ApiError {
 
     /// Adds `error.details`.
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -90,7 +90,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({"error": {"code": self.code, "message": self.message}});
         if let Some(d) = self.details {
-            body["error"]["details"] = d;
+            body["error"]["details"] = *d;
         }
         let mut r = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {

@@ -31,11 +31,13 @@ impl Limits {
     pub fn check(&self, token: &str, address: IpAddr) -> Result<(), ApiError> {
         let token_check = self.by_token.check_key(&token.to_owned());
         let address_check = self.by_address.check_key(&address);
-        for denied in [token_check.err(), address_check.err()]
+        let now = DefaultClock::default().now();
+        let wait = [token_check.err(), address_check.err()]
             .into_iter()
             .flatten()
-        {
-            let wait = denied.wait_time_from(DefaultClock::default().now());
+            .map(|denied| denied.wait_time_from(now))
+            .max();
+        if let Some(wait) = wait {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
