@@ -775,3 +775,72 @@ fn mutating_calls_over_the_rate_limit_get_429_with_retry_after() {
         );
     }
 }
+
+#[test]
+fn the_event_stream_carries_a_run_from_its_phases_to_its_end() {
+    let s = Served::start();
+    let url = format!("{}/api/migration/events", s.base);
+    let no_token = Served::agent().get(&url).call().unwrap();
+    assert_eq!(no_token.status().as_u16(), 401);
+    let resp = Served::agent()
+        .get(&url)
+        .header("Authorization", format!("Bearer {}", s.viewer))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"),
+        "{:?}",
+        resp.headers()
+    );
+    let reader = BufReader::new(resp.into_body().into_reader());
+    let listener = std::thread::spawn(move || {
+        let mut events = Vec::new();
+        let mut ended = false;
+        for line in reader.lines() {
+            let line = line.unwrap();
+            let Some(data) = line.strip_prefix("data: ") else {
+                continue;
+            };
+            let v: Value = serde_json::from_str(data).unwrap();
+            // The run's end, then its final state.
+            let last = ended && v["type"] == "progress";
+            ended |= v["event"]["kind"] == "run_ended";
+            events.push(v);
+            if last {
+                break;
+            }
+        }
+        events
+    });
+    // Subscribed before the run starts: the handler has answered.
+    apply_through_api(&s);
+    let events = listener.join().unwrap();
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "event")
+        .map(|e| e["event"]["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "planned",
+        "lock_taken",
+        "validated",
+        "phase",
+        "verified",
+        "committed",
+        "run_ended",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    assert_eq!(kinds.iter().filter(|k| **k == "verified").count(), 4);
+    let last_progress = events
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "progress")
+        .unwrap();
+    assert_eq!(last_progress["state"]["state"], "completed");
+    assert_eq!(last_progress["state"]["percent"], 100.0);
+}

@@ -31,6 +31,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/migration/plans/{id}/apply", post(plans::apply))
         .route("/api/migration/runs/{id}", get(plans::run))
         .route("/api/migration/rollback", post(rollback::rollback))
+        .route("/api/migration/events", get(events))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -301,6 +302,32 @@ async fn history(
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// `GET /api/migration/events`: Server-Sent Events, one JSON object per
+/// event of every run from now on: `{"type": "event", "run", "event":
+/// {"kind", ...}}` for the library's run events (phases, rows copied,
+/// backups written, each DocType verified or failed, commit, the run's
+/// end), each followed by `{"type": "progress", "run", "state": RUN}` with
+/// the run's state as `runs/{id}` shows it. A comment line every 15 s
+/// keeps idle connections open.
+async fn events(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio_stream::StreamExt;
+    authorize(&state, &headers, reader)?;
+    let stream = tokio_stream::wrappers::BroadcastStream::new(state.runs.subscribe()).map(|item| {
+        let data = match item {
+            Ok(v) => v,
+            // Fell behind: say how far, and go on.
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                json!({"type": "lagged", "skipped": n})
+            }
+        };
+        Ok::<_, std::convert::Infallible>(Event::default().data(data.to_string()))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response())
 }
 
 async fn not_found() -> ApiError {

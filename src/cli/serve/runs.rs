@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use doctype_migrate::{Phase, RunEvent, RunObserver};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// How a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -75,9 +75,21 @@ impl RunState {
 }
 
 /// Every run of this server process, and which one runs now.
-#[derive(Default)]
 pub struct Runs {
     inner: Mutex<RunsInner>,
+    /// Every event of every run, as JSON, for `GET /api/migration/events`.
+    events: tokio::sync::broadcast::Sender<Value>,
+}
+
+impl Default for Runs {
+    fn default() -> Self {
+        Runs {
+            inner: Mutex::default(),
+            // A slow listener that falls more than this far behind skips
+            // ahead (and is told so); the run never waits for listeners.
+            events: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -121,6 +133,27 @@ impl Runs {
         Some(id)
     }
 
+    /// Listens to every event from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Value> {
+        self.events.subscribe()
+    }
+
+    /// Sends `event` (with the run's id) and the run's state after it to
+    /// the listeners.
+    fn publish(&self, id: &str, event: Value) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let _ = self
+            .events
+            .send(json!({"type": "event", "run": id, "event": event}));
+        if let Some(run) = self.get(id) {
+            let _ = self
+                .events
+                .send(json!({"type": "progress", "run": id, "state": run}));
+        }
+    }
+
     /// A run's state.
     pub fn get(&self, id: &str) -> Option<RunState> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -154,10 +187,13 @@ impl Runs {
             r.phase = None;
             r.doctype = None;
         });
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.current.as_deref() == Some(id) {
-            inner.current = None;
+        {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.current.as_deref() == Some(id) {
+                inner.current = None;
+            }
         }
+        self.publish(id, json!({"kind": "run_ended", "state": state}));
     }
 }
 
@@ -186,6 +222,15 @@ impl Tracker {
 
 impl RunObserver for Tracker {
     fn on_event(&self, event: &RunEvent<'_>) {
+        self.track(event);
+        if let Some(json) = event_json(event) {
+            self.runs.publish(&self.id, json);
+        }
+    }
+}
+
+impl Tracker {
+    fn track(&self, event: &RunEvent<'_>) {
         match event {
             RunEvent::Phase { doctype, phase } => self.runs.update(&self.id, |r| {
                 r.phase = Some(phase_name(*phase).to_owned());
@@ -221,6 +266,59 @@ impl RunObserver for Tracker {
             _ => {}
         }
     }
+}
+
+/// A run event as JSON (`kind` plus its fields); `None` for the ones the
+/// stream leaves out (the per-statement SQL, housekeeping).
+fn event_json(event: &RunEvent<'_>) -> Option<Value> {
+    Some(match event {
+        RunEvent::Phase { doctype, phase } => {
+            json!({"kind": "phase", "phase": phase_name(*phase), "doctype": doctype})
+        }
+        RunEvent::Planned {
+            doctypes,
+            pending,
+            rebuilds,
+        } => {
+            json!({"kind": "planned", "doctypes": doctypes, "pending": pending, "rebuilds": rebuilds})
+        }
+        RunEvent::LockTaken { waited_ms } => json!({"kind": "lock_taken", "waited_ms": waited_ms}),
+        RunEvent::Validated {
+            findings,
+            blocking,
+            ms,
+        } => json!({"kind": "validated", "findings": findings, "blocking": blocking, "ms": ms}),
+        RunEvent::BackupWritten {
+            doctype,
+            table,
+            rows,
+            bytes,
+            verified,
+            ..
+        } => json!({"kind": "backup_written", "doctype": doctype, "table": table,
+                    "rows": rows, "bytes": bytes, "verified": verified}),
+        RunEvent::RowsCopied {
+            doctype,
+            table,
+            copied,
+            total,
+        } => json!({"kind": "rows_copied", "doctype": doctype, "table": table,
+                    "copied": copied, "total": total}),
+        RunEvent::Verified {
+            doctype, table, ms, ..
+        } => json!({"kind": "verified", "doctype": doctype, "table": table, "ms": ms}),
+        RunEvent::DocTypeFailed {
+            doctype,
+            table,
+            error,
+        } => json!({"kind": "doctype_failed", "doctype": doctype, "table": table, "error": error}),
+        RunEvent::Committed {
+            batch_id,
+            migrations,
+        } => json!({"kind": "committed", "batch_id": batch_id, "migrations": migrations}),
+        RunEvent::TransactionRolledBack { .. } => json!({"kind": "rolled_back"}),
+        _ => return None,
+    })
 }
 
 fn phase_name(p: Phase) -> &'static str {
