@@ -87,7 +87,7 @@ fn manager_builder(dir: &Path, key: &Key) -> BackupManagerBuilder {
 /// The backup directory: `--backup-dir` or the default beside the
 /// database, made absolute so that history rows name files that can be
 /// found from any working directory.
-fn backup_dir(db: &Path, given: Option<&Path>) -> PathBuf {
+pub(crate) fn backup_dir_for(db: &Path, given: Option<&Path>) -> PathBuf {
     let dir = given.map_or_else(|| default_dir_for(db), Path::to_path_buf);
     std::path::absolute(&dir).unwrap_or(dir)
 }
@@ -103,7 +103,7 @@ pub fn configure(
     opts: &BackupOptions,
 ) -> Result<ApplierBuilder, CliError> {
     let key = resolve_key(&opts.key)?;
-    let dir = backup_dir(db, opts.backup_dir.as_deref());
+    let dir = backup_dir_for(db, opts.backup_dir.as_deref());
     // Building a manager writes nothing; it reads and checks the key file.
     manager_builder(&dir, &key).build()?;
     let mut settings = BackupSettings::default().with_dir(dir);
@@ -139,7 +139,7 @@ pub fn plan_note(db: &Path, opts: &BackupOptions, planned: usize) -> String {
     };
     format!(
         "Backups: {planned} would be taken into {} ({how}).\n",
-        backup_dir(db, opts.backup_dir.as_deref()).display()
+        backup_dir_for(db, opts.backup_dir.as_deref()).display()
     )
 }
 
@@ -246,15 +246,9 @@ fn table(header: &[&str], rows: &[Vec<String>], numeric: &[bool]) -> String {
 
 /// `backup list`: every readable backup; unreadable files as warnings.
 fn list(args: &BackupListArgs) -> Result<Outcome, CliError> {
-    let dir = backup_dir(&args.db, args.backup_dir.as_deref());
-    let manager = BackupManager::builder().dir(&dir).build()?;
-    let infos = manager.list()?;
-    for (path, e) in manager.list_unreadable()? {
-        warn(&format!(
-            "unreadable backup {}: {}",
-            path.display(),
-            reason(&e)
-        ));
+    let (dir, infos, unreadable) = list_backups(&args.db, args.backup_dir.as_deref())?;
+    for (path, why) in unreadable {
+        warn(&format!("unreadable backup {}: {why}", path.display()));
     }
     let stdout = if args.json {
         to_json(&infos)?
@@ -322,13 +316,13 @@ fn list_text(dir: &Path, infos: &[BackupInfo]) -> String {
 
 /// One result of `backup verify --json`.
 #[derive(Debug, Serialize)]
-struct VerifyResult {
+pub(crate) struct VerifyResult {
     /// The file.
-    path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Whether it passed.
-    ok: bool,
+    pub(crate) ok: bool,
     /// Why it failed (wrong key, corrupted, truncated, ...), or null.
-    error: Option<String>,
+    pub(crate) error: Option<String>,
     /// The failure's category (`wrong_key`, `corrupted`, ...), or null on
     /// success or for an error that is not a backup error (I/O).
     kind: Option<BackupErrorKind>,
@@ -337,9 +331,17 @@ struct VerifyResult {
 }
 
 /// `backup verify`: named files, or every backup in the directory.
-fn verify(args: &BackupVerifyArgs) -> Result<Outcome, CliError> {
-    let key = resolve_key(&args.key)?;
-    let dir = backup_dir(&args.db, args.backup_dir.as_deref());
+/// Verifies `files`, or every backup in the directory (unreadable files
+/// included, as failures), with the backup options' directory and key.
+/// `backup verify` and the server's verify endpoint.
+pub(crate) fn verify_results(
+    db: &Path,
+    backup_dir: Option<&Path>,
+    key: &KeyOptions,
+    files: &[PathBuf],
+) -> Result<Vec<VerifyResult>, CliError> {
+    let key = resolve_key(key)?;
+    let dir = backup_dir_for(db, backup_dir);
     let manager = manager_builder(&dir, &key).build()?;
     let mut results: Vec<VerifyResult> = Vec::new();
     let check = |path: PathBuf| -> VerifyResult {
@@ -360,7 +362,7 @@ fn verify(args: &BackupVerifyArgs) -> Result<Outcome, CliError> {
             },
         }
     };
-    if args.files.is_empty() {
+    if files.is_empty() {
         for info in manager.list()? {
             results.push(check(info.path));
         }
@@ -374,10 +376,34 @@ fn verify(args: &BackupVerifyArgs) -> Result<Outcome, CliError> {
             });
         }
     } else {
-        for f in &args.files {
+        for f in files {
             results.push(check(f.clone()));
         }
     }
+    Ok(results)
+}
+
+/// The backup directory, its backups, and the files there that could not
+/// be read as backups (with why).
+pub(crate) type Listing = (PathBuf, Vec<BackupInfo>, Vec<(PathBuf, String)>);
+
+/// The backups in the directory, and the files there that could not be
+/// read as backups (with why). `backup list` and the server.
+pub(crate) fn list_backups(db: &Path, backup_dir: Option<&Path>) -> Result<Listing, CliError> {
+    let dir = backup_dir_for(db, backup_dir);
+    let manager = BackupManager::builder().dir(&dir).build()?;
+    let infos = manager.list()?;
+    let unreadable = manager
+        .list_unreadable()?
+        .into_iter()
+        .map(|(p, e)| (p, reason(&e)))
+        .collect();
+    Ok((dir, infos, unreadable))
+}
+
+fn verify(args: &BackupVerifyArgs) -> Result<Outcome, CliError> {
+    let dir = backup_dir_for(&args.db, args.backup_dir.as_deref());
+    let results = verify_results(&args.db, args.backup_dir.as_deref(), &args.key, &args.files)?;
     let failed: Vec<&VerifyResult> = results.iter().filter(|r| !r.ok).collect();
     let stdout = if args.json {
         to_json(&results)?
@@ -509,7 +535,7 @@ fn prune(args: &BackupPruneArgs) -> Result<Outcome, CliError> {
         }
     };
     require_db(&args.db)?;
-    let dir = backup_dir(&args.db, args.backup_dir.as_deref());
+    let dir = backup_dir_for(&args.db, args.backup_dir.as_deref());
     // Not read-only: pruning takes the write lock (it writes nothing) so
     // that it cannot delete the backup of an apply still running.
     let applier = with_timeouts(MigrationApplier::builder(&args.db))

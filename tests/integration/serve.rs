@@ -844,3 +844,81 @@ fn the_event_stream_carries_a_run_from_its_phases_to_its_end() {
     assert_eq!(last_progress["state"]["state"], "completed");
     assert_eq!(last_progress["state"]["percent"], 100.0);
 }
+
+#[test]
+fn backups_are_listed_and_verified_and_the_audit_log_is_read_back() {
+    let s = Served::start();
+    // An approved lossy change: the retyped column is backed up first.
+    add_lossy_item(&s, "ITEM-1");
+    let (id, _) = s.plan(&s.operator);
+    assert_eq!(
+        s.post(
+            &format!("/api/migration/plans/{id}/approve"),
+            &s.approver,
+            ""
+        )
+        .0,
+        200
+    );
+    let (code, started) = s.post(&format!("/api/migration/plans/{id}/apply"), &s.operator, "");
+    assert_eq!(code, 202, "{started}");
+    assert_eq!(
+        s.wait_run(started["run_id"].as_str().unwrap())["state"],
+        "completed"
+    );
+    let (code, listed) = s.get("/api/migration/backups", Some(&s.viewer));
+    assert_eq!(code, 200, "{listed}");
+    let backups = listed["backups"].as_array().unwrap();
+    assert!(!backups.is_empty(), "{listed}");
+    assert_eq!(listed["unreadable"], serde_json::json!([]));
+    let (code, verified) = s.post("/api/migration/backups/verify", &s.viewer, "");
+    assert_eq!(code, 200, "{verified}");
+    assert_eq!(verified["ok"], true, "{verified}");
+    // Names only: no path reaches the file system.
+    let (code, _) = s.post(
+        "/api/migration/backups/verify",
+        &s.viewer,
+        r#"{"files": ["../app.db"]}"#,
+    );
+    assert_eq!(code, 400);
+    // A damaged backup fails verification.
+    let path = PathBuf::from(backups[0]["path"].as_str().unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 40;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let (code, verified) = s.post(
+        "/api/migration/backups/verify",
+        &s.viewer,
+        &format!(r#"{{"files": ["{name}"]}}"#),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        (verified["ok"].as_bool(), verified["failed"].as_u64()),
+        (Some(false), Some(1))
+    );
+    // The audit log: the run's actions and the API calls.
+    let (code, entries) = s.get("/api/migration/audit", Some(&s.viewer));
+    assert_eq!(code, 200);
+    let entries = entries.as_array().unwrap();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in ["api_call", "backup_written", "commit"] {
+        assert!(actions.contains(&a), "{a} missing: {actions:?}");
+    }
+    let (_, last_two) = s.get("/api/migration/audit?limit=2", Some(&s.viewer));
+    assert_eq!(last_two.as_array().unwrap().len(), 2);
+    let (_, none) = s.get(
+        "/api/migration/audit?since=2999-01-01T00:00:00Z",
+        Some(&s.viewer),
+    );
+    assert_eq!(none, serde_json::json!([]));
+    assert_eq!(
+        s.get("/api/migration/audit?since=yesterday", Some(&s.viewer))
+            .0,
+        400
+    );
+}

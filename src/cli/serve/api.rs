@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::tokens::{Principal, Role};
-use super::{AppState, plans, rollback};
+use super::{AppState, plans, records, rollback};
 
 /// Request bodies larger than this get 413.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -32,6 +32,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/migration/runs/{id}", get(plans::run))
         .route("/api/migration/rollback", post(rollback::rollback))
         .route("/api/migration/events", get(events))
+        .route("/api/migration/backups", get(records::list))
+        .route("/api/migration/backups/verify", post(records::verify))
+        .route("/api/migration/audit", get(records::audit))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

@@ -9,6 +9,7 @@
 mod api;
 mod limits;
 mod plans;
+mod records;
 mod rollback;
 mod runs;
 pub mod tokens;
