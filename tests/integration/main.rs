@@ -40,6 +40,8 @@ mod cli_output;
 mod concurrency;
 mod corpus;
 mod crash;
+#[cfg(feature = "server")]
+mod dashboard;
 mod disk_full;
 mod expected_plan;
 mod fast_path;
@@ -57,7 +59,7 @@ mod rollback_cli;
 mod rollback_forward_fixes;
 mod security;
 #[cfg(feature = "server")]
-mod serve;
+pub(crate) mod serve;
 mod sync_basics;
 mod validation_data_rules;
 mod validation_rules;

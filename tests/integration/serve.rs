@@ -43,20 +43,20 @@ fn add_token(tokens: &Path, name: &str, role: &str) -> String {
 
 /// A database at v1 of the example DocTypes, served with v2 (so changes
 /// are pending), and tokens for each role.
-struct Served {
+pub(crate) struct Served {
     _dir: tempfile::TempDir,
-    db: PathBuf,
+    pub db: PathBuf,
     tokens: PathBuf,
     child: Child,
-    base: String,
-    viewer: String,
-    approver: String,
-    operator: String,
-    admin: String,
+    pub base: String,
+    pub viewer: String,
+    pub approver: String,
+    pub operator: String,
+    pub admin: String,
 }
 
 impl Served {
-    fn start() -> Served {
+    pub fn start() -> Served {
         Served::start_with(&[])
     }
 
@@ -174,7 +174,7 @@ impl Served {
         panic!("run {run_id} did not end");
     }
 
-    fn conn(&self) -> rusqlite::Connection {
+    pub fn conn(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(&self.db).unwrap()
     }
 
@@ -183,7 +183,7 @@ impl Served {
     }
 
     /// GET with an optional bearer token: status and JSON body.
-    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = Self::agent().get(format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
@@ -474,7 +474,7 @@ fn an_operator_plans_and_applies_and_the_run_reports_its_progress() {
 
 /// A lossy value in the column the plan retypes: DL003, which needs
 /// approval.
-fn add_lossy_item(s: &Served, name: &str) {
+pub(crate) fn add_lossy_item(s: &Served, name: &str) {
     s.conn()
         .execute(
             "INSERT INTO \"tabItem\" (name, item_code, shelf_life_in_days) VALUES (?1, ?1, 'about a year')",
@@ -604,7 +604,7 @@ fn bodies_over_one_mib_get_413_and_bad_bodies_400() {
 
 /// 200,000 items whose `shelf_life_in_days` all convert: the v2 plan
 /// rebuilds `tabItem` with no finding.
-fn add_items(s: &Served, n: u64) {
+pub(crate) fn add_items(s: &Served, n: u64) {
     s.conn()
         .execute_batch(&format!(
             "WITH RECURSIVE i(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM i WHERE n < {n})

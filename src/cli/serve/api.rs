@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::tokens::{Principal, Role};
-use super::{AppState, plans, records, rollback};
+use super::{AppState, dashboard, plans, records, rollback};
 
 /// Request bodies larger than this get 413.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -22,7 +22,12 @@ pub const BODY_LIMIT: usize = 1 << 20;
 /// Every route of the API.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/", get(dashboard::index))
+        .route("/app.js", get(dashboard::script))
+        .route("/app.css", get(dashboard::style))
         .route("/api/health", get(health))
+        .route("/api/whoami", get(whoami))
+        .route("/api/migration/plans", get(plans::list))
         .route("/api/migration/status", get(status))
         .route("/api/migration/history", get(history))
         .route("/api/migration/plans", post(plans::create))
@@ -212,6 +217,12 @@ pub fn audit(state: &AppState, who: &str, call: &str, details: Value) {
 /// `GET /api/health` (no token): the process is serving.
 async fn health() -> axum::Json<Value> {
     axum::Json(json!({"status": "ok"}))
+}
+
+/// `GET /api/whoami` (any role): the token's name and role.
+async fn whoami(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
+    let who = authorize(&state, &headers, reader)?;
+    Ok(axum::Json(json!({"name": who.name, "role": who.role})).into_response())
 }
 
 /// `GET /api/migration/status`: up to date or pending (changes counted

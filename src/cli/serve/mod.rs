@@ -7,6 +7,7 @@
 //! tokio's blocking pool, so a slow one never stalls the others.
 
 mod api;
+mod dashboard;
 mod limits;
 mod plans;
 mod records;

@@ -34,6 +34,8 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// A stored plan.
 pub struct StoredPlan {
     id: String,
+    /// Order of creation.
+    seq: u64,
     created_by: String,
     created_at: String,
     drop_orphan_columns: bool,
@@ -121,6 +123,7 @@ pub async fn create(
         let id = format!("plan-{}", inner.0);
         let plan = StoredPlan {
             id: id.clone(),
+            seq: inner.0,
             created_by: who.name.clone(),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             drop_orphan_columns: req.drop_orphan_columns,
@@ -140,6 +143,19 @@ pub async fn create(
         json!({"plan": plan["id"]}),
     );
     Ok((StatusCode::CREATED, axum::Json(plan)).into_response())
+}
+
+/// `GET /api/migration/plans` (any role): every plan of this server
+/// process, newest first.
+pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
+    authorize(&state, &headers, |_| true)?;
+    let mut plans: Vec<(u64, Value)> = {
+        let inner = state.plans.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.1.values().map(|p| (p.seq, p.to_json())).collect()
+    };
+    plans.sort_by_key(|p| std::cmp::Reverse(p.0));
+    let plans: Vec<Value> = plans.into_iter().map(|(_, p)| p).collect();
+    Ok(axum::Json(plans).into_response())
 }
 
 /// `GET /api/migration/plans/{id}`.
