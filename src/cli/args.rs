@@ -68,6 +68,12 @@ pub struct ServeArgs {
     /// Listen on a non-loopback address without TLS (only behind a TLS-terminating proxy).
     #[arg(long)]
     pub insecure_bind: bool,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// Mutating calls allowed per minute, per token and per client address.
     #[arg(long, value_name = "N", default_value = "20")]
     pub rate_limit_per_minute: std::num::NonZeroU32,

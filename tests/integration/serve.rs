@@ -87,9 +87,12 @@ impl Served {
                 &example("v2"),
                 "--tokens",
                 tokens.to_str().unwrap(),
-                "--addr",
-                "127.0.0.1:0",
             ])
+            .args(if extra.contains(&"--addr") {
+                &[][..]
+            } else {
+                &["--addr", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -104,7 +107,7 @@ impl Served {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("first line: {first:?}"))
             .to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        assert!(base.starts_with("http"), "{base}");
         assert!(!base.ends_with(":0"), "the real port: {base}");
         Served {
             _dir: dir,
@@ -921,4 +924,63 @@ fn backups_are_listed_and_verified_and_the_audit_log_is_read_back() {
             .0,
         400
     );
+}
+
+#[test]
+fn https_with_a_certificate_and_any_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    // With TLS, a non-loopback address needs no --insecure-bind.
+    let s = Served::start_with(&[
+        "--addr",
+        "0.0.0.0:0",
+        "--tls-cert",
+        cert_file.to_str().unwrap(),
+        "--tls-key",
+        key_file.to_str().unwrap(),
+    ]);
+    let port = s.base.rsplit(':').next().unwrap().to_owned();
+    assert!(s.base.starts_with("https://0.0.0.0:"), "{}", s.base);
+    let roots = ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+        ureq::tls::Certificate::from_der(cert.der()).to_owned(),
+    ]));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("https://localhost:{port}/api/migration/status");
+    let mut resp = agent
+        .get(&url)
+        .header("Authorization", format!("Bearer {}", s.viewer))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.body_mut().read_json().unwrap();
+    assert_eq!(body["state"], "pending");
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = Served::agent()
+        .get(format!("http://127.0.0.1:{port}/api/health"))
+        .call();
+    assert!(plain.is_err() || plain.unwrap().status().as_u16() >= 400);
+    // Half a TLS configuration is refused before anything listens.
+    let out = run(&[
+        "serve",
+        "--db",
+        s.db.to_str().unwrap(),
+        "--doctypes",
+        &example("v2"),
+        "--tokens",
+        s.tokens.to_str().unwrap(),
+        "--tls-cert",
+        cert_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("go together"));
 }

@@ -71,8 +71,8 @@ impl AppState {
     }
 }
 
-/// `serve`: binds, prints `listening on http://ADDR` as the first line of
-/// stdout, and serves until SIGTERM or Ctrl-C.
+/// `serve`: binds, prints `listening on http://ADDR` (`https://` with
+/// TLS) as the first line of stdout, and serves until SIGTERM or Ctrl-C.
 pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
     let doctypes = super::commands::load_doctypes(&args.doctypes)?;
     // The tokens file must exist and parse before anything listens.
@@ -81,11 +81,20 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         .addr
         .parse()
         .map_err(|e| CliError::Message(format!("--addr {:?} is not an address: {e}", args.addr)))?;
-    if !addr.ip().is_loopback() && !args.insecure_bind {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(CliError::Message(
+                "--tls-cert and --tls-key go together".into(),
+            ));
+        }
+    };
+    if !addr.ip().is_loopback() && tls.is_none() && !args.insecure_bind {
         return Err(CliError::Message(format!(
             "refusing to listen on {addr}, which is not a loopback address, without TLS: \
-             bearer tokens would cross the network in the clear (TLS is not built in yet; \
-             put a TLS-terminating proxy in front and pass --insecure-bind)"
+             bearer tokens would cross the network in the clear (give --tls-cert and \
+             --tls-key, or put a TLS-terminating proxy in front and pass --insecure-bind)"
         )));
     }
     let listener = TcpListener::bind(addr)
@@ -113,17 +122,35 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         .build()
         .map_err(|e| CliError::Message(format!("cannot start the server runtime: {e}")))?;
     let runs = state.runs.clone();
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(|e| CliError::Message(format!("cannot listen on {local}: {e}")))?;
-        super::write_stdout(&format!("listening on http://{local}\n"));
-        axum::serve(
-            listener,
-            api::router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| CliError::Message(format!("server stopped: {e}")))
+        let stopped = |e: std::io::Error| CliError::Message(format!("server stopped: {e}"));
+        match tls {
+            None => {
+                let listener = tokio::net::TcpListener::from_std(listener)
+                    .map_err(|e| CliError::Message(format!("cannot listen on {local}: {e}")))?;
+                super::write_stdout(&format!("listening on http://{local}\n"));
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+                    .map_err(stopped)
+            }
+            Some(config) => {
+                let handle = axum_server::Handle::new();
+                let stop = handle.clone();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    // Requests in flight get this long to finish.
+                    stop.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+                });
+                super::write_stdout(&format!("listening on https://{local}\n"));
+                axum_server::from_tcp_rustls(listener, config)
+                    .handle(handle)
+                    .serve(app)
+                    .await
+                    .map_err(stopped)
+            }
+        }
     })?;
     // A run in progress ends as it would have: committed, or rolled back
     // by the library. The process waits for it rather than leave SQLite
@@ -135,6 +162,35 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         }
     }
     Ok(Outcome::default())
+}
+
+/// The certificate chain and private key (PEM files) for HTTPS, with
+/// rustls's ring provider.
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<axum_server::tls_rustls::RustlsConfig, CliError> {
+    // Installing twice (another call in the same process) is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| CliError::Message(format!("cannot read {}: {e}", p.display())))
+    };
+    let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+    // axum-server's loader is async only in name: the PEM is parsed at once.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| CliError::Message(e.to_string()))?;
+    runtime
+        .block_on(axum_server::tls_rustls::RustlsConfig::from_pem(
+            cert_pem, key_pem,
+        ))
+        .map_err(|e| {
+            CliError::Message(format!(
+                "TLS certificate {} or key {} is not usable: {e}",
+                cert.display(),
+                key.display()
+            ))
+        })
 }
 
 /// Resolves on SIGTERM or Ctrl-C. Requests in flight finish first (axum's
