@@ -47,6 +47,48 @@ impl SchemaSnapshot {
         read_objects(conn, SQL, [table])
     }
 
+    /// The largest rowid in `sqlite_schema` (0 when it is empty): a mark
+    /// for [`SchemaSnapshot::read_added`]. One seek, no scan.
+    pub fn last_rowid(conn: &Connection) -> Result<i64> {
+        const SQL: &str = "SELECT coalesce(max(rowid), 0) FROM sqlite_schema";
+        let mut stmt = conn.prepare_cached(SQL).map_err(|e| Error::sql(SQL, e))?;
+        stmt.query_row([], |r| r.get(0))
+            .map_err(|e| Error::sql(SQL, e))
+    }
+
+    /// The objects added to `sqlite_schema` since [`SchemaSnapshot::last_rowid`]
+    /// gave `mark`, in rowid order, with the largest rowid among them (or
+    /// `mark`). A seek to the mark, not a scan of the whole schema. After
+    /// statements that only created one table, its objects (as
+    /// [`SchemaSnapshot::read_table`] reads them) are those with that
+    /// `tbl_name`: nothing can belong to a table before it exists.
+    pub fn read_added(conn: &Connection, mark: i64) -> Result<(SchemaSnapshot, i64)> {
+        const SQL: &str = "SELECT type, name, tbl_name, sql, rowid FROM sqlite_schema \
+                           WHERE rowid > ?1 ORDER BY rowid";
+        let mut stmt = conn.prepare_cached(SQL).map_err(|e| Error::sql(SQL, e))?;
+        let mut last = mark;
+        let objects = stmt
+            .query_map([mark], |r| {
+                last = last.max(r.get(4)?);
+                Ok(SchemaObject {
+                    kind: r.get(0)?,
+                    name: r.get(1)?,
+                    tbl_name: r.get(2)?,
+                    sql: r.get(3)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| Error::sql(SQL, e))?;
+        Ok((SchemaSnapshot { objects }, last))
+    }
+
+    /// Only the objects of one table (`tbl_name`, case-insensitive).
+    pub fn of_table(mut self, table: &str) -> SchemaSnapshot {
+        self.objects
+            .retain(|o| o.tbl_name.eq_ignore_ascii_case(table));
+        self
+    }
+
     /// The table with this name (case-insensitive), if any.
     pub fn table(&self, name: &str) -> Option<&SchemaObject> {
         self.objects

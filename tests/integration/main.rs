@@ -42,6 +42,7 @@ mod corpus;
 mod crash;
 mod disk_full;
 mod fast_path;
+mod first_apply;
 mod frappe_apps;
 mod input;
 #[cfg(unix)]
