@@ -85,8 +85,14 @@ fn creates_pass_apart(live_snapshot: &SchemaSnapshot, pending: &[&DocTypePlan]) 
     // Names (lower case: SQLite compares names ignoring ASCII case) of the
     // objects the DocTypes replayed so far created.
     let mut created = std::collections::HashSet::new();
+    // Each DocType's objects are dropped before the next one's are
+    // created, so the rows after this mark are only ever the current
+    // DocType's (and sqlite_sequence, once created).
+    let mark = SchemaSnapshot::last_rowid(&shadow)?;
+    shadow
+        .execute_batch("BEGIN")
+        .map_err(|e| Error::sql("BEGIN", e))?;
     for p in pending {
-        let mark = SchemaSnapshot::last_rowid(&shadow)?;
         if p.forward_sql()
             .iter()
             .any(|sql| shadow.execute_batch(sql).is_err())
