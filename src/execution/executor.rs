@@ -271,9 +271,7 @@ fn run(
         });
     }
     let snapshot = match schema_mark {
-        Some(mark) => SchemaSnapshot::read_added(conn, mark)?
-            .0
-            .of_table(&plan.table),
+        Some(mark) => SchemaSnapshot::read_added(conn, mark)?.of_table(&plan.table),
         None => SchemaSnapshot::read_table(conn, &plan.table)?,
     };
     metrics.verify_ms = ms_since(clock);

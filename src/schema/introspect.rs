@@ -57,29 +57,14 @@ impl SchemaSnapshot {
     }
 
     /// The objects added to `sqlite_schema` since [`SchemaSnapshot::last_rowid`]
-    /// gave `mark`, in rowid order, with the largest rowid among them (or
-    /// `mark`). A seek to the mark, not a scan of the whole schema. After
-    /// statements that only created one table, its objects (as
-    /// [`SchemaSnapshot::read_table`] reads them) are those with that
-    /// `tbl_name`: nothing can belong to a table before it exists.
-    pub fn read_added(conn: &Connection, mark: i64) -> Result<(SchemaSnapshot, i64)> {
-        const SQL: &str = "SELECT type, name, tbl_name, sql, rowid FROM sqlite_schema \
+    /// gave `mark`, in rowid order: a seek to the mark, not a scan of the
+    /// whole schema. After statements that only created one table, its
+    /// objects (as [`SchemaSnapshot::read_table`] reads them) are those
+    /// with that `tbl_name`: nothing can belong to a table before it exists.
+    pub fn read_added(conn: &Connection, mark: i64) -> Result<SchemaSnapshot> {
+        const SQL: &str = "SELECT type, name, tbl_name, sql FROM sqlite_schema \
                            WHERE rowid > ?1 ORDER BY rowid";
-        let mut stmt = conn.prepare_cached(SQL).map_err(|e| Error::sql(SQL, e))?;
-        let mut last = mark;
-        let objects = stmt
-            .query_map([mark], |r| {
-                last = last.max(r.get(4)?);
-                Ok(SchemaObject {
-                    kind: r.get(0)?,
-                    name: r.get(1)?,
-                    tbl_name: r.get(2)?,
-                    sql: r.get(3)?,
-                })
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| Error::sql(SQL, e))?;
-        Ok((SchemaSnapshot { objects }, last))
+        read_objects(conn, SQL, [mark])
     }
 
     /// Only the objects of one table (`tbl_name`, case-insensitive).
@@ -516,5 +501,30 @@ mod tests {
             .unwrap();
         let snap2 = SchemaSnapshot::read(&conn).unwrap();
         assert_ne!(snap2.table_fingerprint("tabX").unwrap(), fp);
+    }
+
+    #[test]
+    fn the_rows_added_since_a_mark_are_a_new_tables_objects() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE a (x); CREATE TABLE b (y); DROP TABLE b; CREATE INDEX ax ON a (x)",
+        )
+        .unwrap();
+        let mark = SchemaSnapshot::last_rowid(&conn).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE \"tabX\" (name TEXT PRIMARY KEY, n INTEGER, u UNIQUE);
+             CREATE INDEX ix ON \"tabX\" (n)",
+        )
+        .unwrap();
+        let added = SchemaSnapshot::read_added(&conn, mark).unwrap();
+        assert_eq!(added.objects.len(), 4, "{added:?}");
+        assert_eq!(
+            added.of_table("TABX"),
+            SchemaSnapshot::read_table(&conn, "tabX").unwrap()
+        );
+        assert_eq!(
+            SchemaSnapshot::read_added(&conn, SchemaSnapshot::last_rowid(&conn).unwrap()).unwrap(),
+            SchemaSnapshot::default()
+        );
     }
 }

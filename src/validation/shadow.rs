@@ -99,7 +99,7 @@ fn creates_pass_apart(live_snapshot: &SchemaSnapshot, pending: &[&DocTypePlan]) 
         {
             return Ok(false);
         }
-        let (added, _) = SchemaSnapshot::read_added(&shadow, mark)?;
+        let added = SchemaSnapshot::read_added(&shadow, mark)?;
         for o in &added.objects {
             // SQLite creates sqlite_sequence with the first AUTOINCREMENT
             // table and keeps it when that table is dropped.
