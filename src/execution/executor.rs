@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::backup::BackupManager;
-use crate::diff::{Change, ChangeKind};
+use crate::diff::Change;
 use crate::error::{Error, Result};
 use crate::events::{Observers, Phase, RunEvent};
 use crate::history::{MigrationId, MigrationStatus, store};
@@ -219,6 +219,13 @@ fn run(
         Vec::new()
     };
     let violations_before = fk_violations(conn, &fk_tables)?;
+    // A new table's objects are the rows its statements add to
+    // sqlite_schema: read them from this mark instead of scanning.
+    let schema_mark = if plan.only_creates() {
+        Some(SchemaSnapshot::last_rowid(conn)?)
+    } else {
+        None
+    };
     let copy_prefix = format!(
         "INSERT INTO {}",
         quote(&format!("{REBUILD_TEMP_PREFIX}{}", plan.table))
@@ -268,7 +275,10 @@ fn run(
             message: problems.join("; "),
         });
     }
-    let snapshot = SchemaSnapshot::read_table(conn, &plan.table)?;
+    let snapshot = match schema_mark {
+        Some(mark) => SchemaSnapshot::read_added(conn, mark)?.of_table(&plan.table),
+        None => SchemaSnapshot::read_table(conn, &plan.table)?,
+    };
     metrics.verify_ms = ms_since(clock);
     ctx.events.emit(RunEvent::Verified {
         migration: id,
@@ -358,11 +368,7 @@ fn new_migration(
     ctx: &ExecContext,
 ) -> Result<store::NewMigration> {
     // A table being created has no objects yet: skip the sqlite_schema scan.
-    let creates = plan
-        .changes
-        .iter()
-        .any(|c| c.kind == ChangeKind::CreateTable);
-    let before = if creates {
+    let before = if plan.only_creates() {
         SchemaSnapshot::default()
     } else {
         SchemaSnapshot::read_table(conn, &plan.table)?

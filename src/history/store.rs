@@ -338,61 +338,68 @@ fn json_text<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-/// Records a migration that is starting: inserted as `planned`, then moved to
-/// `in_progress` through the lifecycle check.
+/// Records a migration that is starting, with the next version of its
+/// DocType. The row is inserted `in_progress`, the status the lifecycle
+/// gives a `planned` row that starts: it is written in the savepoint of
+/// the change it records, right before that change, so it is never seen
+/// `planned` (inserting it `planned` and moving it on cost one statement
+/// more per DocType, prepared again after every CREATE).
 pub fn start(conn: &Connection, m: &NewMigration) -> Result<MigrationId> {
-    const VERSION: &str =
-        "SELECT COALESCE(MAX(version), 0) + 1 FROM \"tabMigrationHistory\" WHERE doctype = ?1";
-    let version: i64 = conn
-        .query_row(VERSION, [&m.doctype], |r| r.get(0))
-        .map_err(|e| Error::sql(VERSION, e))?;
     const INSERT: &str = "INSERT INTO \"tabMigrationHistory\" (batch_id, doctype, table_name, version, timestamp, sql, \
          rollback_sql, changes, status, applied_by, target_fingerprint, fingerprint_before, schema_before) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'planned', ?9, ?10, ?11, ?12)";
-    conn.execute(
-        INSERT,
-        params![
-            m.batch_id,
-            m.doctype,
-            m.table_name,
-            version,
-            now(),
-            json_text(&m.sql),
-            json_text(&m.rollback_sql),
-            json_text(&m.changes),
-            m.applied_by,
-            m.target_fingerprint,
-            m.fingerprint_before,
-            json_text(&m.schema_before),
-        ],
-    )
-    .map_err(|e| Error::sql(INSERT, e))?;
-    let id = MigrationId(conn.last_insert_rowid());
-    set_status(conn, id, MigrationStatus::InProgress)?;
-    Ok(id)
+         VALUES (?1, ?2, ?3, \
+         (SELECT COALESCE(MAX(version), 0) + 1 FROM \"tabMigrationHistory\" WHERE doctype = ?2), \
+         ?4, ?5, ?6, ?7, 'in_progress', ?8, ?9, ?10, ?11)";
+    conn.prepare_cached(INSERT)
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                m.batch_id,
+                m.doctype,
+                m.table_name,
+                now(),
+                json_text(&m.sql),
+                json_text(&m.rollback_sql),
+                json_text(&m.changes),
+                m.applied_by,
+                m.target_fingerprint,
+                m.fingerprint_before,
+                json_text(&m.schema_before),
+            ])
+        })
+        .map_err(|e| Error::sql(INSERT, e))?;
+    Ok(MigrationId(conn.last_insert_rowid()))
 }
 
-/// Marks a migration completed with its results.
+/// Marks a migration completed with its results: one statement, which
+/// changes the row only when the lifecycle allows it (see [`set_status`]).
 pub fn complete(conn: &Connection, id: MigrationId, c: &Completion) -> Result<()> {
-    set_status(conn, id, MigrationStatus::Completed)?;
-    const SQL: &str = "UPDATE \"tabMigrationHistory\" SET execution_time = ?2, affected_rows = ?3, \
-         fingerprint_after = ?4, schema_after = ?5, backup_path = ?6, metrics = ?7, backup_sha256 = ?8 \
-         WHERE id = ?1";
-    conn.execute(
-        SQL,
-        params![
-            id.0,
-            c.execution_time,
-            c.affected_rows,
-            c.fingerprint_after,
-            json_text(&c.schema_after),
-            c.backup_path,
-            json_text(&c.metrics),
-            c.backup_sha256
-        ],
-    )
-    .map(drop)
-    .map_err(|e| Error::sql(SQL, e))
+    let to = MigrationStatus::Completed;
+    let sql = format!(
+        "UPDATE \"tabMigrationHistory\" SET status = ?2, execution_time = ?3, affected_rows = ?4, \
+         fingerprint_after = ?5, schema_after = ?6, backup_path = ?7, metrics = ?8, backup_sha256 = ?9 \
+         WHERE id = ?1 AND status IN ({})",
+        statuses_before(to)
+    );
+    let changed = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                id.0,
+                to.as_str(),
+                c.execution_time,
+                c.affected_rows,
+                c.fingerprint_after,
+                json_text(&c.schema_after),
+                c.backup_path,
+                json_text(&c.metrics),
+                c.backup_sha256
+            ])
+        })
+        .map_err(|e| Error::sql(&sql, e))?;
+    if changed == 0 {
+        return Err(refused_transition(conn, id, to));
+    }
+    Ok(())
 }
 
 /// Marks a migration failed with its error.
@@ -415,16 +422,50 @@ pub fn record_rollback(conn: &Connection, id: MigrationId, info: &str) -> Result
         .map_err(|e| Error::sql(SQL, e))
 }
 
-/// Moves a migration to `to`, refusing transitions the lifecycle forbids.
+/// Moves a migration to `to`, refusing transitions the lifecycle forbids:
+/// one `UPDATE` that changes the row only from a status that may become
+/// `to`; when it changes nothing, the row's status says why.
 pub fn set_status(conn: &Connection, id: MigrationId, to: MigrationStatus) -> Result<()> {
-    let from = get(conn, id)?.status;
-    if !from.can_become(to) {
-        return Err(Error::InvalidTransition { id, from, to });
+    let sql = format!(
+        "UPDATE \"tabMigrationHistory\" SET status = ?2 WHERE id = ?1 AND status IN ({})",
+        statuses_before(to)
+    );
+    let changed = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.execute(params![id.0, to.as_str()]))
+        .map_err(|e| Error::sql(&sql, e))?;
+    if changed == 0 {
+        return Err(refused_transition(conn, id, to));
     }
-    const SQL: &str = "UPDATE \"tabMigrationHistory\" SET status = ?2 WHERE id = ?1";
-    conn.execute(SQL, params![id.0, to.as_str()])
-        .map(drop)
-        .map_err(|e| Error::sql(SQL, e))
+    Ok(())
+}
+
+/// The statuses that may become `to`, as SQL literals (`'a', 'b'`; `NULL`
+/// when none may).
+fn statuses_before(to: MigrationStatus) -> String {
+    let from: Vec<String> = MigrationStatus::ALL
+        .iter()
+        .filter(|s| s.can_become(to))
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    if from.is_empty() {
+        "NULL".into()
+    } else {
+        from.join(", ")
+    }
+}
+
+/// Why a migration could not move to `to`: it does not exist, or its
+/// status may not become `to`.
+fn refused_transition(conn: &Connection, id: MigrationId, to: MigrationStatus) -> Error {
+    match get(conn, id) {
+        Ok(row) => Error::InvalidTransition {
+            id,
+            from: row.status,
+            to,
+        },
+        Err(e) => e,
+    }
 }
 
 const SELECT: &str = "SELECT id, batch_id, doctype, table_name, version, timestamp, sql, rollback_sql, changes, \

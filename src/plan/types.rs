@@ -107,6 +107,13 @@ impl DocTypePlan {
             .collect()
     }
 
+    /// Whether every step creates the table (a DocType whose table is
+    /// new): nothing existed before, and nothing but its own objects
+    /// comes of it.
+    pub(crate) fn only_creates(&self) -> bool {
+        self.steps.iter().all(|s| s.kind == StepKind::CreateTable)
+    }
+
     /// Whether any step rebuilds the table (and so needs foreign keys off).
     pub fn rebuilds(&self) -> bool {
         self.steps.iter().any(|s| s.kind == StepKind::Rebuild)

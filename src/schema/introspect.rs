@@ -47,6 +47,33 @@ impl SchemaSnapshot {
         read_objects(conn, SQL, [table])
     }
 
+    /// The largest rowid in `sqlite_schema` (0 when it is empty): a mark
+    /// for [`SchemaSnapshot::read_added`]. One seek, no scan.
+    pub fn last_rowid(conn: &Connection) -> Result<i64> {
+        const SQL: &str = "SELECT coalesce(max(rowid), 0) FROM sqlite_schema";
+        let mut stmt = conn.prepare_cached(SQL).map_err(|e| Error::sql(SQL, e))?;
+        stmt.query_row([], |r| r.get(0))
+            .map_err(|e| Error::sql(SQL, e))
+    }
+
+    /// The objects added to `sqlite_schema` since [`SchemaSnapshot::last_rowid`]
+    /// gave `mark`, in rowid order: a seek to the mark, not a scan of the
+    /// whole schema. After statements that only created one table, its
+    /// objects (as [`SchemaSnapshot::read_table`] reads them) are those
+    /// with that `tbl_name`: nothing can belong to a table before it exists.
+    pub fn read_added(conn: &Connection, mark: i64) -> Result<SchemaSnapshot> {
+        const SQL: &str = "SELECT type, name, tbl_name, sql FROM sqlite_schema \
+                           WHERE rowid > ?1 ORDER BY rowid";
+        read_objects(conn, SQL, [mark])
+    }
+
+    /// Only the objects of one table (`tbl_name`, case-insensitive).
+    pub fn of_table(mut self, table: &str) -> SchemaSnapshot {
+        self.objects
+            .retain(|o| o.tbl_name.eq_ignore_ascii_case(table));
+        self
+    }
+
     /// The table with this name (case-insensitive), if any.
     pub fn table(&self, name: &str) -> Option<&SchemaObject> {
         self.objects
@@ -474,5 +501,30 @@ mod tests {
             .unwrap();
         let snap2 = SchemaSnapshot::read(&conn).unwrap();
         assert_ne!(snap2.table_fingerprint("tabX").unwrap(), fp);
+    }
+
+    #[test]
+    fn the_rows_added_since_a_mark_are_a_new_tables_objects() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE a (x); CREATE TABLE b (y); DROP TABLE b; CREATE INDEX ax ON a (x)",
+        )
+        .unwrap();
+        let mark = SchemaSnapshot::last_rowid(&conn).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE \"tabX\" (name TEXT PRIMARY KEY, n INTEGER, u UNIQUE);
+             CREATE INDEX ix ON \"tabX\" (n)",
+        )
+        .unwrap();
+        let added = SchemaSnapshot::read_added(&conn, mark).unwrap();
+        assert_eq!(added.objects.len(), 4, "{added:?}");
+        assert_eq!(
+            added.of_table("TABX"),
+            SchemaSnapshot::read_table(&conn, "tabX").unwrap()
+        );
+        assert_eq!(
+            SchemaSnapshot::read_added(&conn, SchemaSnapshot::last_rowid(&conn).unwrap()).unwrap(),
+            SchemaSnapshot::default()
+        );
     }
 }

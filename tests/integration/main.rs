@@ -45,6 +45,7 @@ mod dashboard;
 mod disk_full;
 mod expected_plan;
 mod fast_path;
+mod first_apply;
 mod frappe_apps;
 mod input;
 #[cfg(unix)]
