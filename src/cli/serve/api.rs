@@ -10,11 +10,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use doctype_migrate::{ApplierBuilder, MigrationApplier, Rule};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
+use super::runs::RunState;
 use super::tokens::{Principal, Role};
-use super::{AppState, dashboard, plans, records, rollback};
+use super::{AppState, dashboard, openapi, plans, records, rollback};
 
 /// Request bodies larger than this get 413.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -40,9 +42,31 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/migration/backups", get(records::list))
         .route("/api/migration/backups/verify", post(records::verify))
         .route("/api/migration/audit", get(records::audit))
+        .route("/api/openapi.json", get(openapi::document))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code: `unauthorized`, `forbidden`, `not_found`, `bad_request`,
+    /// `stale_plan`, `reapproval_needed`, `locked`, `blocked`,
+    /// `approval_required`, `separation_of_duties`, `rollback_refused`,
+    /// `rate_limited`, `no_database`, `engine`, `internal`.
+    code: String,
+    /// For a person.
+    message: String,
+    /// More, where the code has it (a refused rollback's plan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Value>,
 }
 
 /// An API error: HTTP status, a stable code and a message.
@@ -97,10 +121,13 @@ impl From<doctype_migrate::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"error": {"code": self.code, "message": self.message}});
-        if let Some(d) = self.details {
-            body["error"]["details"] = *d;
-        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                details: self.details.map(|d| *d),
+            },
+        };
         let mut r = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             r.headers_mut()
@@ -214,39 +241,118 @@ pub fn audit(state: &AppState, who: &str, call: &str, details: Value) {
     );
 }
 
+/// `GET /api/health`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    status: &'static str,
+}
+
 /// `GET /api/health` (no token): the process is serving.
-async fn health() -> axum::Json<Value> {
-    axum::Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/api/health", tag = "server",
+    responses((status = 200, description = "The server is serving", body = Health)))]
+pub async fn health() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
+/// Who a token is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoAmI {
+    /// The token's name.
+    name: String,
+    /// Its role.
+    role: Role,
 }
 
 /// `GET /api/whoami` (any role): the token's name and role.
-async fn whoami(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/api/whoami", tag = "server", security(("bearer" = [])),
+    responses((status = 200, description = "The token's name and role", body = WhoAmI),
+              (status = 401, description = "No or unknown token", body = ErrorBody)))]
+pub async fn whoami(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
     let who = authorize(&state, &headers, reader)?;
-    Ok(axum::Json(json!({"name": who.name, "role": who.role})).into_response())
+    Ok(axum::Json(WhoAmI {
+        name: who.name,
+        role: who.role,
+    })
+    .into_response())
+}
+
+/// Where the database stands.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseState {
+    /// The schema matches the server's DocTypes.
+    UpToDate,
+    /// Changes are pending.
+    Pending,
+    /// A run of this server is in progress.
+    Running,
+}
+
+/// What is pending.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pending {
+    /// DocTypes with changes.
+    doctypes: usize,
+    /// Changes, counted per change kind (`add_column`, `change_type`, ...).
+    changes: BTreeMap<String, usize>,
+}
+
+/// The last batch applied.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastBatch {
+    /// Its id.
+    batch_id: String,
+    /// Its history rows.
+    migrations: usize,
+    /// Their statuses (`completed`, `failed`, `rolled_back`, ...).
+    #[schema(value_type = Vec<String>)]
+    statuses: Vec<doctype_migrate::MigrationStatus>,
+    /// When its last migration was recorded.
+    timestamp: Option<String>,
+}
+
+/// `GET /api/migration/status`'s answer. During a run only `state` and
+/// `running` are filled: the answer comes from the run's events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusResponse {
+    state: DatabaseState,
+    /// The run in progress.
+    running: Option<RunState>,
+    pending: Option<Pending>,
+    /// Whether the pending plan would be refused without approval.
+    blocked: Option<bool>,
+    last_batch: Option<LastBatch>,
+    /// Drift findings (`CF001`): tables changed outside the engine.
+    #[schema(value_type = Option<Vec<Object>>)]
+    drift: Option<Vec<doctype_migrate::Finding>>,
 }
 
 /// `GET /api/migration/status`: up to date or pending (changes counted
 /// per kind), the last batch, and drift findings (`CF001`); or, while a
 /// run of this server is in progress, that run's progress.
-async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/api/migration/status", tag = "migrations", security(("bearer" = [])),
+    responses((status = 200, description = "Where the database stands", body = StatusResponse),
+              (status = 401, description = "No or unknown token", body = ErrorBody)))]
+pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
     authorize(&state, &headers, reader)?;
     // During a run, from its event state: the run holds the database's
     // write lock, and this answer must not wait for it.
     if let Some(run) = state.runs.current() {
-        return Ok(axum::Json(json!({
-            "state": "running",
-            "running": run,
-            "pending": Value::Null,
-            "blocked": Value::Null,
-            "last_batch": Value::Null,
-            "drift": Value::Null,
-        }))
+        return Ok(axum::Json(StatusResponse {
+            state: DatabaseState::Running,
+            running: Some(run),
+            pending: None,
+            blocked: None,
+            last_batch: None,
+            drift: None,
+        })
         .into_response());
     }
     let body = blocking(move || {
         let applier = read_only(&state)?.build()?;
         let report = applier.dry_run(&state.doctypes)?;
-        let mut pending: BTreeMap<String, usize> = BTreeMap::new();
+        let mut changes: BTreeMap<String, usize> = BTreeMap::new();
         let mut doctypes = 0;
         for d in report
             .plan
@@ -260,47 +366,62 @@ async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiRe
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default();
-                *pending.entry(kind).or_default() += 1;
+                *changes.entry(kind).or_default() += 1;
             }
         }
-        let drift: Vec<&doctype_migrate::Finding> = report
+        let drift = report
             .findings
             .iter()
             .filter(|f| f.rule == Rule::Cf001)
+            .cloned()
             .collect();
         let history = applier.history(None)?;
         let last_batch = history.iter().rev().find_map(|r| r.batch_id.clone());
-        let last: Vec<_> = history
-            .iter()
-            .filter(|r| last_batch.is_some() && r.batch_id == last_batch)
-            .collect();
-        Ok(json!({
-            "state": if doctypes == 0 { "up_to_date" } else { "pending" },
-            "pending": {"doctypes": doctypes, "changes": pending},
-            "blocked": report.blocked,
-            "running": Value::Null,
-            "last_batch": last_batch.map(|id| json!({
-                "batch_id": id,
-                "migrations": last.len(),
-                "statuses": last.iter().map(|r| r.status).collect::<Vec<_>>(),
-                "timestamp": last.last().map(|r| r.timestamp.clone()),
-            })),
-            "drift": drift,
-        }))
+        let last_batch = last_batch.map(|id| {
+            let rows: Vec<_> = history
+                .iter()
+                .filter(|r| r.batch_id.as_deref() == Some(id.as_str()))
+                .collect();
+            LastBatch {
+                migrations: rows.len(),
+                statuses: rows.iter().map(|r| r.status).collect(),
+                timestamp: rows.last().map(|r| r.timestamp.clone()),
+                batch_id: id,
+            }
+        });
+        Ok(StatusResponse {
+            state: if doctypes == 0 {
+                DatabaseState::UpToDate
+            } else {
+                DatabaseState::Pending
+            },
+            running: None,
+            pending: Some(Pending { doctypes, changes }),
+            blocked: Some(report.blocked),
+            last_batch,
+            drift: Some(drift),
+        })
     })
     .await?;
     Ok(axum::Json(body).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct HistoryQuery {
+/// `history`'s filters.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct HistoryQuery {
+    /// Only this DocType's rows.
     doctype: Option<String>,
+    /// Only the newest this many.
     limit: Option<usize>,
 }
 
 /// `GET /api/migration/history?doctype=&limit=`: the rows as
 /// `history --json` prints them, oldest first; `limit` keeps the newest.
-async fn history(
+#[utoipa::path(get, path = "/api/migration/history", tag = "migrations", security(("bearer" = [])),
+    params(HistoryQuery),
+    responses((status = 200, description = "tabMigrationHistory rows, as `history --json`", body = Vec<Object>),
+              (status = 401, description = "No or unknown token", body = ErrorBody)))]
+pub async fn history(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(q): Query<HistoryQuery>,
@@ -325,7 +446,11 @@ async fn history(
 /// end), each followed by `{"type": "progress", "run", "state": RUN}` with
 /// the run's state as `runs/{id}` shows it. A comment line every 15 s
 /// keeps idle connections open.
-async fn events(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/api/migration/events", tag = "migrations", security(("bearer" = [])),
+    responses((status = 200, description = "Server-Sent Events: one JSON object per `data:` line",
+               content_type = "text/event-stream", body = String),
+              (status = 401, description = "No or unknown token", body = ErrorBody)))]
+pub async fn events(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use tokio_stream::StreamExt;
     authorize(&state, &headers, reader)?;

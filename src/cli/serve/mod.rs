@@ -9,6 +9,7 @@
 mod api;
 mod dashboard;
 mod limits;
+mod openapi;
 mod plans;
 mod records;
 mod rollback;

@@ -19,12 +19,15 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use doctype_migrate::{DryRunReport, Error};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::api::{ApiError, ApiResult, audit, authorize, authorize_change, blocking, read_only};
-use super::runs::{RunStateKind, Tracker};
+use super::api::{
+    ApiError, ApiResult, ErrorBody, audit, authorize, authorize_change, blocking, read_only,
+};
+use super::runs::{RunState, RunStateKind, Tracker};
 use super::tokens::Role;
 
 /// How long an apply waits for the database's write lock before it
@@ -78,14 +81,27 @@ impl Plans {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `POST /api/migration/plans`'s optional body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanRequest {
+    /// Plan dropping the columns the DocTypes no longer declare.
     #[serde(default)]
     drop_orphan_columns: bool,
 }
 
+/// `POST .../apply`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunStarted {
+    /// The run, at `GET /api/migration/runs/{id}`.
+    run_id: String,
+}
+
 /// `POST /api/migration/plans` (operator, admin): a dry run, stored.
+#[utoipa::path(post, path = "/api/migration/plans", tag = "plans", security(("bearer" = [])),
+    request_body(content = Option<PlanRequest>, description = "Optional"),
+    responses((status = 201, description = "The plan: `plan --json` plus id, fingerprint, needs_approval, approved_by, created_by, created_at", body = Object),
+              (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -147,6 +163,8 @@ pub async fn create(
 
 /// `GET /api/migration/plans` (any role): every plan of this server
 /// process, newest first.
+#[utoipa::path(get, path = "/api/migration/plans", tag = "plans", security(("bearer" = [])),
+    responses((status = 200, description = "The plans, newest first", body = Vec<Object>), (status = 401, description = "No or unknown token", body = ErrorBody)))]
 pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
     authorize(&state, &headers, |_| true)?;
     let mut plans: Vec<(u64, Value)> = {
@@ -159,6 +177,9 @@ pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Api
 }
 
 /// `GET /api/migration/plans/{id}`.
+#[utoipa::path(get, path = "/api/migration/plans/{id}", tag = "plans", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The plan")),
+    responses((status = 200, description = "The plan", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 404, description = "No such plan", body = ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -170,6 +191,9 @@ pub async fn get(
 }
 
 /// `POST /api/migration/plans/{id}/approve` (approver, admin).
+#[utoipa::path(post, path = "/api/migration/plans/{id}/approve", tag = "plans", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The plan")),
+    responses((status = 200, description = "The plan, approved", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody), (status = 404, description = "No such plan", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn approve(
     State(state): State<Arc<AppState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -193,7 +217,12 @@ pub async fn approve(
 /// `POST /api/migration/plans/{id}/apply` (operator, admin): starts the
 /// run and answers 202 `{"run_id"}` once it holds the lock and validated
 /// again; 409 when it could not (`locked`, `stale_plan`,
-/// `reapproval_needed`, `blocked`, `busy`).
+/// `reapproval_needed`, `blocked`).
+#[utoipa::path(post, path = "/api/migration/plans/{id}/apply", tag = "plans", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The plan")),
+    responses((status = 202, description = "Running: it holds the lock and validated again", body = RunStarted),
+              (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "Role, approval_required or separation_of_duties", body = ErrorBody), (status = 404, description = "No such plan", body = ErrorBody),
+              (status = 409, description = "stale_plan, reapproval_needed, locked or blocked; nothing written", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn apply(
     State(state): State<Arc<AppState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -307,10 +336,13 @@ pub async fn apply(
         &action,
         json!({"plan": id, "run": run_id}),
     );
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({"run_id": run_id}))).into_response())
+    Ok((StatusCode::ACCEPTED, axum::Json(RunStarted { run_id })).into_response())
 }
 
 /// `GET /api/migration/runs/{id}`.
+#[utoipa::path(get, path = "/api/migration/runs/{id}", tag = "plans", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run")),
+    responses((status = 200, description = "The run", body = RunState), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 404, description = "No such run", body = ErrorBody)))]
 pub async fn run(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

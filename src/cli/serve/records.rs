@@ -10,14 +10,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::api::{ApiError, ApiResult, authorize, authorize_change, blocking};
+use super::api::{ApiError, ApiResult, ErrorBody, authorize, authorize_change, blocking};
 use crate::cli::backup::{list_backups, verify_results};
 
 /// `GET /api/migration/backups` (any role): the backups in the server's
 /// backup directory, as `backup list --json` prints them, and the files
 /// there that could not be read as backups.
+#[utoipa::path(get, path = "/api/migration/backups", tag = "backups", security(("bearer" = [])),
+    responses((status = 200, description = "dir, backups (as `backup list --json`), unreadable", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody)))]
 pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
     authorize(&state, &headers, |_| true)?;
     let body = blocking(move || {
@@ -33,7 +36,8 @@ pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Api
     Ok(axum::Json(body).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `POST /api/migration/backups/verify`'s optional body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// File names in the backup directory (names only, no paths); none:
@@ -45,6 +49,10 @@ pub struct VerifyRequest {
 /// `POST /api/migration/backups/verify` (any role; it reads every byte of
 /// the backups, so it counts against the rate limits): each backup
 /// decrypted, decompressed and checked, as `backup verify --json`.
+#[utoipa::path(post, path = "/api/migration/backups/verify", tag = "backups", security(("bearer" = [])),
+    request_body(content = Option<VerifyRequest>, description = "Optional"),
+    responses((status = 200, description = "ok, failed, results (as `backup verify --json`)", body = Object),
+              (status = 400, description = "Not a backup file name", body = ErrorBody), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn verify(
     State(state): State<Arc<AppState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -89,7 +97,8 @@ pub async fn verify(
     Ok(axum::Json(body).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// `audit`'s filters.
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct AuditQuery {
     /// Entries at or after this RFC 3339 time.
     since: Option<String>,
@@ -99,6 +108,10 @@ pub struct AuditQuery {
 
 /// `GET /api/migration/audit?since=&limit=` (any role): the database's
 /// audit log entries, oldest first.
+#[utoipa::path(get, path = "/api/migration/audit", tag = "backups", security(("bearer" = [])),
+    params(AuditQuery),
+    responses((status = 200, description = "Audit log entries, oldest first", body = Vec<Object>),
+              (status = 400, description = "since is not an RFC 3339 time", body = ErrorBody), (status = 401, description = "No or unknown token", body = ErrorBody)))]
 pub async fn audit(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -15,23 +15,31 @@ use axum::response::{IntoResponse, Response};
 use doctype_migrate::{Error, MigrationId, RollbackOptions, RollbackTarget};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::api::{ApiError, ApiResult, audit, authorize_change, blocking};
+use super::api::{ApiError, ApiResult, ErrorBody, audit, authorize_change, blocking};
 use super::runs::RunStateKind;
 use super::tokens::Role;
 use crate::cli::rollback::RollbackJson;
 
-#[derive(Debug, Deserialize)]
+/// What to roll back: exactly one of `id`, `batch` or `last`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
+    /// One migration, by history id.
     id: Option<i64>,
+    /// A batch, by id.
     batch: Option<String>,
+    /// The latest migration (of `doctype`, if given).
     #[serde(default)]
     last: bool,
+    /// With `last`: of this DocType.
     doctype: Option<String>,
+    /// Check and show, write nothing.
     #[serde(default)]
     dry_run: bool,
+    /// Also roll back the later migrations that depend on it.
     #[serde(default)]
     cascade: bool,
 }
@@ -58,6 +66,11 @@ impl RollbackRequest {
 }
 
 /// `POST /api/migration/rollback`.
+#[utoipa::path(post, path = "/api/migration/rollback", tag = "migrations", security(("bearer" = [])),
+    request_body = RollbackRequest,
+    responses((status = 200, description = "As `rollback --json`", body = Object),
+              (status = 400, description = "Not exactly one target", body = ErrorBody), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody),
+              (status = 409, description = "rollback_refused (the plan under error.details) or locked; nothing written", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<Arc<AppState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,

@@ -16,7 +16,9 @@ use subtle::ConstantTimeEq;
 use crate::cli::CliError;
 
 /// What a token may do. Each role includes reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads status, history, plans, backups and the audit log.
