@@ -1054,3 +1054,118 @@ fn the_openapi_document_is_served_and_every_path_in_it_is_routed() {
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     assert!(doc["components"]["schemas"]["RunState"].is_object());
 }
+
+#[test]
+fn a_second_apply_while_one_runs_is_409_locked() {
+    let s = Served::start();
+    add_items(&s, 200_000);
+    let (first, _) = s.plan(&s.operator);
+    let (second, _) = s.plan(&s.admin);
+    let (code, started) = s.post(
+        &format!("/api/migration/plans/{first}/apply"),
+        &s.operator,
+        "",
+    );
+    assert_eq!(code, 202, "{started}");
+    let (code, body) = s.post(
+        &format!("/api/migration/plans/{second}/apply"),
+        &s.operator,
+        "",
+    );
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (409, Some("locked")),
+        "{body}"
+    );
+    let (code, body) = s.post("/api/migration/rollback", &s.operator, r#"{"last": true}"#);
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (409, Some("locked")),
+        "{body}"
+    );
+    assert_eq!(
+        s.wait_run(started["run_id"].as_str().unwrap())["state"],
+        "completed"
+    );
+}
+
+#[test]
+fn every_role_boundary_is_401_or_403_before_anything_else() {
+    let s = Served::start();
+    let roles = [
+        ("none", None),
+        ("viewer", Some(s.viewer.as_str())),
+        ("approver", Some(s.approver.as_str())),
+        ("operator", Some(s.operator.as_str())),
+        ("admin", Some(s.admin.as_str())),
+    ];
+    // (method, path, body, who may: viewer, approver, operator, admin).
+    // A missing plan is 404 only for a role that may make the call.
+    let calls: [(&str, &str, &str, [bool; 4]); 12] = [
+        ("GET", "/api/whoami", "", [true; 4]),
+        ("GET", "/api/migration/status", "", [true; 4]),
+        ("GET", "/api/migration/history", "", [true; 4]),
+        ("GET", "/api/migration/plans", "", [true; 4]),
+        ("GET", "/api/migration/plans/nope", "", [true; 4]),
+        ("GET", "/api/migration/runs/nope", "", [true; 4]),
+        ("GET", "/api/migration/backups", "", [true; 4]),
+        ("GET", "/api/migration/audit", "", [true; 4]),
+        (
+            "POST",
+            "/api/migration/plans/nope/approve",
+            "",
+            [false, true, false, true],
+        ),
+        (
+            "POST",
+            "/api/migration/plans/nope/apply",
+            "",
+            [false, false, true, true],
+        ),
+        (
+            "POST",
+            "/api/migration/rollback",
+            r#"{"last": true, "dry_run": true}"#,
+            [false, false, true, true],
+        ),
+        (
+            "POST",
+            "/api/migration/plans",
+            "",
+            [false, false, true, true],
+        ),
+    ];
+    for (method, path, body, may) in calls {
+        for (i, (role, token)) in roles.iter().enumerate() {
+            let url = format!("{}{path}", s.base);
+            let agent = Served::agent();
+            let resp = match (method, token) {
+                ("GET", Some(t)) => agent
+                    .get(&url)
+                    .header("Authorization", format!("Bearer {t}"))
+                    .call(),
+                ("GET", None) => agent.get(&url).call(),
+                (_, Some(t)) => agent
+                    .post(&url)
+                    .header("Authorization", format!("Bearer {t}"))
+                    .header("Content-Type", "application/json")
+                    .send(body),
+                (_, None) => agent.post(&url).send(body),
+            }
+            .unwrap();
+            let code = resp.status().as_u16();
+            let expected = match i {
+                0 => Some(401),
+                n if !may[n - 1] => Some(403),
+                _ => None,
+            };
+            match expected {
+                Some(e) => assert_eq!(code, e, "{role} {method} {path}"),
+                None => assert!(
+                    ![401, 403].contains(&code),
+                    "{role} {method} {path}: {code}"
+                ),
+            }
+        }
+    }
+}
