@@ -349,6 +349,12 @@ impl Gaps {
 }
 
 impl RunObserver for Gaps {
+    /// No: an observer that wants copy progress makes the engine copy in
+    /// rowid ranges, and the split must not change what it measures.
+    fn wants_rows_copied(&self) -> bool {
+        false
+    }
+
     fn on_event(&self, event: &RunEvent<'_>) {
         let name = match event {
             RunEvent::RunStarted { .. } => "run started (since the call)".to_string(),

@@ -1169,3 +1169,27 @@ fn every_role_boundary_is_401_or_403_before_anything_else() {
         }
     }
 }
+
+#[test]
+fn a_long_running_server_keeps_the_newest_hundred_plans() {
+    let s = Served::start_with(&[
+        "--rate-limit-per-minute",
+        "1000",
+        "--rate-limit-burst",
+        "1000",
+    ]);
+    for _ in 0..102 {
+        s.plan(&s.operator);
+    }
+    let (_, plans) = s.get("/api/migration/plans", Some(&s.viewer));
+    let ids: Vec<&str> = plans
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 100);
+    assert_eq!((ids[0], ids[99]), ("plan-102", "plan-3"));
+    assert_eq!(s.get("/api/migration/plans/plan-2", Some(&s.viewer)).0, 404);
+    assert_eq!(s.get("/api/migration/plans/plan-3", Some(&s.viewer)).0, 200);
+}

@@ -34,6 +34,9 @@ use super::tokens::Role;
 /// answers 409 `locked`.
 pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 
+/// Plans kept in memory; making more forgets the oldest.
+const MAX_PLANS: usize = 100;
+
 /// A stored plan.
 pub struct StoredPlan {
     id: String,
@@ -150,6 +153,13 @@ pub async fn create(
         };
         let json = plan.to_json();
         inner.1.insert(id, plan);
+        // A long-running server keeps the newest plans only.
+        while inner.1.len() > MAX_PLANS {
+            let oldest = inner.1.values().min_by_key(|p| p.seq).map(|p| p.id.clone());
+            if let Some(oldest) = oldest {
+                inner.1.remove(&oldest);
+            }
+        }
         json
     };
     audit(
@@ -271,6 +281,15 @@ pub async fn apply(
     let rid = run_id.clone();
     let name = who.name.clone();
     std::thread::spawn(move || {
+        // Should the engine panic, the run still ends (as failed): a run
+        // left "running" would refuse every later apply and hold up
+        // shutdown.
+        let mut ended = EndGuard {
+            runs: st.runs.clone(),
+            id: rid.clone(),
+            gate: gate.clone(),
+            armed: true,
+        };
         let result = builder
             .allow_data_loss(approved)
             .drop_orphan_columns(drop_orphans)
@@ -304,6 +323,7 @@ pub async fn apply(
         }
         // Ended before validating (refused, locked): the request answers now.
         Tracker::open(&gate);
+        ended.armed = false;
     });
     // Past validation, or ended: either way the run's state says how.
     let _ = gate_rx.await;
@@ -337,6 +357,29 @@ pub async fn apply(
         json!({"plan": id, "run": run_id}),
     );
     Ok((StatusCode::ACCEPTED, axum::Json(RunStarted { run_id })).into_response())
+}
+
+/// Ends a run as failed if its thread unwinds before ending it.
+struct EndGuard {
+    runs: Arc<super::runs::Runs>,
+    id: String,
+    gate: super::runs::Gate,
+    armed: bool,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.runs.end(
+            &self.id,
+            RunStateKind::Failed,
+            None,
+            Some(json!({"code": "internal", "message": "the run stopped unexpectedly"})),
+        );
+        Tracker::open(&self.gate);
+    }
 }
 
 /// `GET /api/migration/runs/{id}`.
