@@ -65,4 +65,3 @@ pub fn build_base(path: &Path, rows: u64) {
     conn.execute_batch(&sql).unwrap();
     conn.execute_batch("PRAGMA journal_mode = DELETE;").unwrap();
 }
-
