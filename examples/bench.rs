@@ -1,13 +1,14 @@
 //! The engine against hand-written SQL on the same machine, in one run.
 //!
 //! ```text
-//! cargo run --release --example bench [-- --rows N[,N...] --doctypes N --rounds N --json PATH]
+//! cargo run --release --example bench [-- --rows N[,N...] --doctypes N --rounds N --wal --json PATH]
 //! ```
 //!
 //! Builds its own data: a business-like DocType with 21 columns (7 standard
 //! plus 14 fields) and two secondary indexes, filled with `--rows` rows
 //! (default 1,000,000; a list such as `1000000,10000000` measures each
 //! size in the same run), and `--doctypes` small DocTypes (default 1,000).
+//! `--wal` runs the type changes on WAL databases.
 //! Prints a table of engine versus baseline with ratios and the targets,
 //! and writes the figures as JSON (default `target/bench.json`). The
 //! type-change rows run `--rounds` times (default 5), alternating engine
@@ -65,6 +66,7 @@ fn small_doctypes(n: usize, dir: &Path) -> Vec<DocType> {
 }
 
 struct Args {
+    wal: bool,
     rows: Vec<u64>,
     doctypes: usize,
     rounds: usize,
@@ -73,6 +75,7 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
+        wal: false,
         rows: vec![1_000_000],
         doctypes: 1000,
         rounds: 5,
@@ -81,6 +84,11 @@ fn args() -> Args {
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < v.len() {
+        if v[i] == "--wal" {
+            a.wal = true;
+            i += 1;
+            continue;
+        }
         let next = v.get(i + 1).cloned().unwrap_or_default();
         match v[i].as_str() {
             "--rows" => {
@@ -112,7 +120,7 @@ fn main() {
     let mut rows = Vec::new();
     let mut sizes = Vec::new();
     for &n in &args.rows {
-        let (r, size) = type_changes(dir.path(), n, args.rounds, &key);
+        let (r, size) = type_changes(dir.path(), n, args.rounds, &key, args.wal);
         rows.extend(r);
         sizes.push(size);
     }
@@ -164,10 +172,23 @@ fn main() {
 }
 
 /// Rows 1 to 4 for a table of `n` rows; also the database size in MB.
-fn type_changes(dir: &Path, n: u64, rounds: usize, key: &Path) -> (Vec<serde_json::Value>, f64) {
+fn type_changes(
+    dir: &Path,
+    n: u64,
+    rounds: usize,
+    key: &Path,
+    wal: bool,
+) -> (Vec<serde_json::Value>, f64) {
     println!("building {n} rows x 21 columns ...");
     let base = dir.join(format!("base_{n}.db"));
     build_base(&base, n);
+    if wal {
+        // The mode is in the file header: every copy is a WAL database.
+        Connection::open(&base)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode = WAL;")
+            .unwrap();
+    }
     let size_mb = std::fs::metadata(&base).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     println!("base database: {size_mb:.0} MB");
     // Alternating engine and baseline over several rounds on fresh copies,
@@ -217,7 +238,13 @@ fn type_changes(dir: &Path, n: u64, rounds: usize, key: &Path) -> (Vec<serde_jso
     split.print();
     println!("where (3) went:");
     split_keyed.print();
-    let label = |s: &str| format!("{s} ({} rows)", thousands(n));
+    let label = |s: &str| {
+        format!(
+            "{s} ({} rows{})",
+            thousands(n),
+            if wal { ", WAL" } else { "" }
+        )
+    };
     let baseline = "hand-written 12-step SQL, no backup";
     let growth_mb = rss_growth as f64 / 1024.0;
     let rows = vec![

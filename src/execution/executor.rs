@@ -234,14 +234,18 @@ fn run(
     for sql in plan.forward_sql() {
         let step_clock = Instant::now();
         let mut rows = None;
+        // A step that fails while its table's check is still out (WAL):
+        // a damaged table is the better answer.
+        let step_error = |e: Error| match damaged_after_steps(plan, ctx) {
+            Err(damage) => damage,
+            Ok(()) => e.in_context(&plan.doctype, &plan.table),
+        };
         if sql.starts_with(&copy_prefix) {
-            let copied = copy_rows(conn, &sql, plan, &ctx.events)
-                .map_err(|e| e.in_context(&plan.doctype, &plan.table))?;
+            let copied = copy_rows(conn, &sql, plan, &ctx.events).map_err(step_error)?;
             affected += copied as i64;
             rows = Some(copied);
         } else {
-            crate::db::sqlguard::run(conn, &sql)
-                .map_err(|e| e.in_context(&plan.doctype, &plan.table))?;
+            crate::db::sqlguard::run(conn, &sql).map_err(step_error)?;
         }
         ctx.events.emit(RunEvent::StepExecuted {
             migration: id,
@@ -251,6 +255,7 @@ fn run(
             ms: ms_since(step_clock),
         });
     }
+    damaged_after_steps(plan, ctx)?;
     metrics.execute_ms = ms_since(clock);
     metrics.rows_copied = affected as u64;
     phase(Phase::Verify);
@@ -472,22 +477,39 @@ fn fk_violations(conn: &Connection, tables: &[String]) -> Result<u64> {
 /// since the lock was taken, see [`TableChecks`]). Also the point where the
 /// background checks end, before the first step writes.
 fn damaged(conn: &Connection, plan: &DocTypePlan, ctx: &ExecContext) -> Result<()> {
-    if !plan.rebuilds() {
-        ctx.table_checks.finish();
+    let checks = &ctx.table_checks;
+    if checks.overlaps_writes() {
+        // WAL: the check may go on while the steps write; asked for by
+        // `damaged_after_steps` before the savepoint is released.
         return Ok(());
     }
-    ctx.table_checks
-        .result(conn, &plan.table)
-        .map_err(|e| match e {
-            Error::CorruptTable {
-                table, problems, ..
-            } => Error::CorruptTable {
-                doctype: plan.doctype.clone(),
-                table,
-                problems,
-            },
-            e => e.in_context(&plan.doctype, &plan.table),
-        })
+    if !plan.rebuilds() {
+        checks.finish();
+        return Ok(());
+    }
+    with_doctype(checks.result(conn, &plan.table), plan)
+}
+
+/// [`damaged`] on a WAL database: the verdict on a rebuilt table, after
+/// its steps ran and before anything of them is kept.
+fn damaged_after_steps(plan: &DocTypePlan, ctx: &ExecContext) -> Result<()> {
+    if !ctx.table_checks.overlaps_writes() || !plan.rebuilds() {
+        return Ok(());
+    }
+    with_doctype(ctx.table_checks.result_after_steps(&plan.table), plan)
+}
+
+fn with_doctype(result: Result<()>, plan: &DocTypePlan) -> Result<()> {
+    result.map_err(|e| match e {
+        Error::CorruptTable {
+            table, problems, ..
+        } => Error::CorruptTable {
+            doctype: plan.doctype.clone(),
+            table,
+            problems,
+        },
+        e => e.in_context(&plan.doctype, &plan.table),
+    })
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<()> {

@@ -35,6 +35,10 @@ type Verdict = std::result::Result<(), Vec<String>>;
 pub struct TableChecks {
     inner: Mutex<Inner>,
     interrupt: Option<InterruptHandle>,
+    /// The database is in WAL mode (normal locking) and the checks run in
+    /// the background: the writer never needs the reader gone, so a
+    /// rebuild may copy while its table is still being checked.
+    overlaps_writes: bool,
 }
 
 #[derive(Default)]
@@ -69,6 +73,12 @@ impl TableChecks {
             return TableChecks::default();
         }
         let interrupt = reader.get_interrupt_handle();
+        let pragma = |name: &str| -> String {
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .unwrap_or_default()
+        };
+        let overlaps_writes = pragma("journal_mode").eq_ignore_ascii_case("wal")
+            && pragma("locking_mode").eq_ignore_ascii_case("normal");
         let (tx, rx) = mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("dm-table-check".into())
@@ -88,6 +98,7 @@ impl TableChecks {
                     done: HashMap::new(),
                 }),
                 interrupt: Some(interrupt),
+                overlaps_writes,
             },
             Err(_) => TableChecks::default(),
         }
@@ -105,6 +116,32 @@ impl TableChecks {
         }
         if let Some(h) = inner.thread.take() {
             let _ = h.join();
+        }
+    }
+
+    /// Whether a rebuild may run its steps before its table's verdict is
+    /// in (WAL mode): it then asks [`result_after_steps`](Self::result_after_steps)
+    /// before its savepoint is released.
+    pub fn overlaps_writes(&self) -> bool {
+        self.overlaps_writes
+    }
+
+    /// The background verdict on `table`, asked after the rebuild's steps
+    /// ran: the table it names is gone from the run's view, so there is no
+    /// checking it on the run's connection any more. A check that could
+    /// not run is an error (the DocType rolls back), never a pass.
+    pub fn result_after_steps(&self, table: &str) -> Result<()> {
+        self.finish();
+        let verdict = {
+            let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            inner.done.get(table).cloned().flatten()
+        };
+        match verdict {
+            Some(v) => v.map_err(|lines| problems(table, lines)),
+            None => Err(problems(
+                table,
+                vec!["the integrity check could not run on a second connection".into()],
+            )),
         }
     }
 
@@ -237,6 +274,22 @@ mod tests {
         let checks = TableChecks::start(&mem, vec!["t".into()]);
         assert!(checks.interrupt.is_none());
         assert!(checks.result(&mem, "t").is_ok());
+    }
+
+    #[test]
+    fn only_a_wal_database_in_normal_locking_lets_writes_overlap_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = db(dir.path(), false);
+        assert!(!TableChecks::start(&conn, vec!["t".into()]).overlaps_writes());
+        conn.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
+        let checks = TableChecks::start(&conn, vec!["t".into()]);
+        assert!(checks.overlaps_writes());
+        assert!(checks.result_after_steps("t").is_ok());
+        // Not among the tables checked: an error, never a pass.
+        assert!(checks.result_after_steps("other").is_err());
+        conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE;")
+            .unwrap();
+        assert!(!TableChecks::start(&conn, vec!["t".into()]).overlaps_writes());
     }
 
     #[test]

@@ -316,6 +316,40 @@ fn damage_customer(conn: &rusqlite::Connection) {
     .unwrap();
 }
 
+/// On a WAL database the check goes on while the rebuild copies; its
+/// verdict is still asked before anything of the DocType is kept.
+#[test]
+fn a_damaged_table_is_not_kept_rebuilt_on_a_wal_database() {
+    let t = target();
+    t.db.conn()
+        .execute_batch("PRAGMA journal_mode = WAL;")
+        .unwrap();
+    damage_customer(&t.db.conn());
+    let schema = t.db.schema();
+    let changed = DocType::new("Customer")
+        .field(Field::new("title", FieldType::Int))
+        .field(Field::new("phone", FieldType::Phone));
+    let mut applier = MigrationApplier::builder(&t.db.path)
+        .allow_data_loss(true)
+        .no_audit_log()
+        .build()
+        .unwrap();
+    let err = applier.sync_all(&[changed]).unwrap_err();
+    let chain = format!("{err:?}");
+    assert!(chain.contains("CorruptTable"), "{chain}");
+    drop(applier);
+    assert_eq!(t.db.schema(), schema, "nothing of the rebuild was kept");
+    let titles: Vec<Option<String>> =
+        t.db.conn()
+            .prepare("SELECT title FROM \"tabCustomer\" ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    assert_eq!(titles, vec![Some("Acme".to_owned()), None]);
+}
+
 #[test]
 fn a_damaged_table_is_not_rebuilt() {
     let t = target();
