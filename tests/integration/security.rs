@@ -316,6 +316,21 @@ fn damage_customer(conn: &rusqlite::Connection) {
     .unwrap();
 }
 
+/// Title becomes Int (a rebuild), data loss allowed: the error it ends
+/// with.
+fn retype_title(db: &std::path::Path) -> doctype_migrate::Error {
+    let changed = DocType::new("Customer")
+        .field(Field::new("title", FieldType::Int))
+        .field(Field::new("phone", FieldType::Phone));
+    MigrationApplier::builder(db)
+        .allow_data_loss(true)
+        .no_audit_log()
+        .build()
+        .unwrap()
+        .sync_all(&[changed])
+        .unwrap_err()
+}
+
 /// On a WAL database the check goes on while the rebuild copies; its
 /// verdict is still asked before anything of the DocType is kept.
 #[test]
@@ -326,18 +341,9 @@ fn a_damaged_table_is_not_kept_rebuilt_on_a_wal_database() {
         .unwrap();
     damage_customer(&t.db.conn());
     let schema = t.db.schema();
-    let changed = DocType::new("Customer")
-        .field(Field::new("title", FieldType::Int))
-        .field(Field::new("phone", FieldType::Phone));
-    let mut applier = MigrationApplier::builder(&t.db.path)
-        .allow_data_loss(true)
-        .no_audit_log()
-        .build()
-        .unwrap();
-    let err = applier.sync_all(&[changed]).unwrap_err();
+    let err = retype_title(&t.db.path);
     let chain = format!("{err:?}");
     assert!(chain.contains("CorruptTable"), "{chain}");
-    drop(applier);
     assert_eq!(t.db.schema(), schema, "nothing of the rebuild was kept");
     let titles: Vec<Option<String>> =
         t.db.conn()
@@ -355,16 +361,7 @@ fn a_damaged_table_is_not_rebuilt() {
     let t = target();
     damage_customer(&t.db.conn());
     let before = t.db.bytes();
-    // Title becomes Int: a rebuild.
-    let changed = DocType::new("Customer")
-        .field(Field::new("title", FieldType::Int))
-        .field(Field::new("phone", FieldType::Phone));
-    let mut applier = MigrationApplier::builder(&t.db.path)
-        .allow_data_loss(true)
-        .no_audit_log()
-        .build()
-        .unwrap();
-    let err = applier.sync_all(&[changed]).unwrap_err();
+    let err = retype_title(&t.db.path);
     let chain = format!("{err:?}");
     assert!(chain.contains("CorruptTable"), "{chain}");
     assert!(

@@ -163,6 +163,15 @@ impl Served {
         (body["id"].as_str().unwrap().to_owned(), body)
     }
 
+    /// Applies plan `id` with `token` and waits for the run: it must
+    /// start (202) and complete.
+    fn apply_and_wait(&self, id: &str, token: &str) {
+        let (code, started) = self.post(&format!("/api/migration/plans/{id}/apply"), token, "");
+        assert_eq!(code, 202, "{started}");
+        let run = self.wait_run(started["run_id"].as_str().unwrap());
+        assert_eq!(run["state"], "completed", "{run}");
+    }
+
     /// Waits for a run to end; its final state.
     fn wait_run(&self, run_id: &str) -> Value {
         for _ in 0..600 {
@@ -517,10 +526,7 @@ fn a_plan_with_data_loss_needs_an_approver_who_is_not_the_applier() {
         (code, body["error"]["code"].as_str()),
         (403, Some("separation_of_duties"))
     );
-    let (code, started) = s.post(&apply, &s.operator, "");
-    assert_eq!(code, 202, "{started}");
-    let run = s.wait_run(started["run_id"].as_str().unwrap());
-    assert_eq!(run["state"], "completed", "{run}");
+    s.apply_and_wait(&id, &s.operator);
 }
 
 #[test]
@@ -572,12 +578,7 @@ fn a_stale_plan_a_new_finding_and_a_held_lock_are_409_and_write_nothing() {
     );
     holder.execute_batch("ROLLBACK").unwrap();
     // Once the lock is free, the same plan applies.
-    let (code, started) = s.post(&format!("/api/migration/plans/{id}/apply"), &s.operator, "");
-    assert_eq!(code, 202, "{started}");
-    assert_eq!(
-        s.wait_run(started["run_id"].as_str().unwrap())["state"],
-        "completed"
-    );
+    s.apply_and_wait(&id, &s.operator);
 }
 
 #[test]
@@ -687,12 +688,7 @@ fn sigterm_during_a_rebuild_lets_it_finish_and_keeps_every_row() {
 /// Applies the served DocTypes through the API (operator `otto`).
 fn apply_through_api(s: &Served) {
     let (id, _) = s.plan(&s.operator);
-    let (code, started) = s.post(&format!("/api/migration/plans/{id}/apply"), &s.operator, "");
-    assert_eq!(code, 202, "{started}");
-    assert_eq!(
-        s.wait_run(started["run_id"].as_str().unwrap())["state"],
-        "completed"
-    );
+    s.apply_and_wait(&id, &s.operator);
 }
 
 #[test]
@@ -863,12 +859,7 @@ fn backups_are_listed_and_verified_and_the_audit_log_is_read_back() {
         .0,
         200
     );
-    let (code, started) = s.post(&format!("/api/migration/plans/{id}/apply"), &s.operator, "");
-    assert_eq!(code, 202, "{started}");
-    assert_eq!(
-        s.wait_run(started["run_id"].as_str().unwrap())["state"],
-        "completed"
-    );
+    s.apply_and_wait(&id, &s.operator);
     let (code, listed) = s.get("/api/migration/backups", Some(&s.viewer));
     assert_eq!(code, 200, "{listed}");
     let backups = listed["backups"].as_array().unwrap();

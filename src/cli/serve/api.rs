@@ -194,6 +194,18 @@ pub fn authorize_change(
     Ok(who)
 }
 
+/// A JSON request body; an empty body is `T::default()` where the body
+/// is optional. Malformed or unknown fields: 400.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], if_empty: Option<T>) -> ApiResult<T> {
+    if body.is_empty() {
+        if let Some(default) = if_empty {
+            return Ok(default);
+        }
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}")))
+}
+
 /// Any role may read.
 fn reader(_: Role) -> bool {
     true

@@ -25,7 +25,8 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::api::{
-    ApiError, ApiResult, ErrorBody, audit, authorize, authorize_change, blocking, read_only,
+    ApiError, ApiResult, ErrorBody, audit, authorize, authorize_change, blocking, json_body,
+    read_only,
 };
 use super::runs::{RunState, RunStateKind, Tracker};
 use super::tokens::Role;
@@ -112,13 +113,7 @@ pub async fn create(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let who = authorize_change(&state, &headers, client, Role::can_operate)?;
-    let req: PlanRequest = if body.is_empty() {
-        PlanRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}"))
-        })?
-    };
+    let req: PlanRequest = json_body(&body, Some(PlanRequest::default()))?;
     let st = state.clone();
     let (report, document) = blocking(move || {
         let applier = read_only(&st)?

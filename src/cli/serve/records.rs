@@ -13,7 +13,9 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::api::{ApiError, ApiResult, ErrorBody, authorize, authorize_change, blocking};
+use super::api::{
+    ApiError, ApiResult, ErrorBody, authorize, authorize_change, blocking, json_body,
+};
 use crate::cli::backup::{list_backups, verify_results};
 
 /// `GET /api/migration/backups` (any role): the backups in the server's
@@ -60,13 +62,7 @@ pub async fn verify(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     authorize_change(&state, &headers, client, |_| true)?;
-    let req: VerifyRequest = if body.is_empty() {
-        VerifyRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}"))
-        })?
-    };
+    let req: VerifyRequest = json_body(&body, Some(VerifyRequest::default()))?;
     // A client names files in the backup directory, never a path: the
     // server reads nothing else.
     if let Some(bad) = req

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::api::{ApiError, ApiResult, ErrorBody, audit, authorize_change, blocking};
+use super::api::{ApiError, ApiResult, ErrorBody, audit, authorize_change, blocking, json_body};
 use super::runs::RunStateKind;
 use super::tokens::Role;
 use crate::cli::rollback::RollbackJson;
@@ -78,8 +78,7 @@ pub async fn rollback(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let who = authorize_change(&state, &headers, client, Role::can_operate)?;
-    let req: RollbackRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}")))?;
+    let req: RollbackRequest = json_body(&body, None)?;
     let target = req.target()?;
     let mut options = RollbackOptions::default();
     options.cascade = req.cascade;

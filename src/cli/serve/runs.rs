@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use doctype_migrate::{Phase, RunEvent, RunObserver};
+use doctype_migrate::{RunEvent, RunObserver};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -233,7 +233,7 @@ impl Tracker {
     fn track(&self, event: &RunEvent<'_>) {
         match event {
             RunEvent::Phase { doctype, phase } => self.runs.update(&self.id, |r| {
-                r.phase = Some(phase_name(*phase).to_owned());
+                r.phase = Some(phase.as_str().to_owned());
                 if let Some(d) = doctype {
                     if r.doctype.as_deref() != Some(d) {
                         r.rows_copied = 0;
@@ -273,7 +273,7 @@ impl Tracker {
 fn event_json(event: &RunEvent<'_>) -> Option<Value> {
     Some(match event {
         RunEvent::Phase { doctype, phase } => {
-            json!({"kind": "phase", "phase": phase_name(*phase), "doctype": doctype})
+            json!({"kind": "phase", "phase": phase.as_str(), "doctype": doctype})
         }
         RunEvent::Planned {
             doctypes,
@@ -319,17 +319,4 @@ fn event_json(event: &RunEvent<'_>) -> Option<Value> {
         RunEvent::TransactionRolledBack { .. } => json!({"kind": "rolled_back"}),
         _ => return None,
     })
-}
-
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Plan => "plan",
-        Phase::Validate => "validate",
-        Phase::Lock => "lock",
-        Phase::Backup => "backup",
-        Phase::Execute => "execute",
-        Phase::Verify => "verify",
-        Phase::Commit => "commit",
-        _ => "other",
-    }
 }
