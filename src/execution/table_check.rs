@@ -131,12 +131,7 @@ impl TableChecks {
     /// checking it on the run's connection any more. A check that could
     /// not run is an error (the DocType rolls back), never a pass.
     pub fn result_after_steps(&self, table: &str) -> Result<()> {
-        self.finish();
-        let verdict = {
-            let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            inner.done.get(table).cloned().flatten()
-        };
-        match verdict {
+        match self.background_verdict(table) {
             Some(v) => v.map_err(|lines| problems(table, lines)),
             None => Err(problems(
                 table,
@@ -149,16 +144,19 @@ impl TableChecks {
     /// on `conn` where the background did not (it was not asked to, or its
     /// connection failed: busy, unreadable).
     pub fn result(&self, conn: &Connection, table: &str) -> Result<()> {
-        self.finish();
-        let verdict = {
-            let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            inner.done.get(table).cloned().flatten()
-        };
-        let verdict = match verdict {
+        let verdict = match self.background_verdict(table) {
             Some(v) => v,
             None => check_on(conn, table)?,
         };
         verdict.map_err(|lines| problems(table, lines))
+    }
+
+    /// Waits for the background checks; the verdict on `table`, if the
+    /// background gave one.
+    fn background_verdict(&self, table: &str) -> Option<Verdict> {
+        self.finish();
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.done.get(table).cloned().flatten()
     }
 }
 
