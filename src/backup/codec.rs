@@ -684,7 +684,7 @@ mod tests {
         assert_ne!(a, backup_mac(&mac_key(&[4u8; 32]), b"h", b"m"));
     }
 
-    /// Found by `backup_fuzz` (issue 13): a manifest whose salt argon2
+    /// Found by `backup_fuzz`: a manifest whose salt argon2
     /// refuses was reported as `Other` ("argon2id failed"), not as the
     /// invalid manifest it is.
     #[test]

@@ -581,7 +581,7 @@ mod tests {
         }
     }
 
-    /// Found by `backup_fuzz` (issue 13): forged manifests that restore
+    /// Found by `backup_fuzz`: forged manifests that restore
     /// turned into invalid SQL.
     #[test]
     fn columns_are_unique_and_a_column_strategy_names_stored_ones() {

@@ -1,4 +1,4 @@
-//! Hostile backup files (issue 13): damaged, truncated, spliced, swapped,
+//! Hostile backup files: damaged, truncated, spliced, swapped,
 //! forged and random `.dmbak` files fed to every reader of the public API.
 //!
 //! Once per key flavour (no key, a key file, a passphrase) a fixture takes

@@ -7,7 +7,7 @@ use doctype_migrate::{
 };
 use rusqlite::Connection;
 
-/// Regression (issue 13, found by `backup_fuzz`): after a table was
+/// Regression (found by `backup_fuzz`): after a table was
 /// renamed in case only (`tabdoc` to `tabDoc`: the same table to SQLite),
 /// `backup_table_incremental` accepted the base and wrote an increment that
 /// `verify` and `restore` then refused ("base ... does not match its

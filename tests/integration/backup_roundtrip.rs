@@ -384,7 +384,7 @@ fn restore_refuses_a_value_that_affinity_would_change() {
     assert_eq!(snapshot(&conn, "t", true), before);
 }
 
-/// Regression (issue 13, found by `backup_fuzz`): a restore that failed
+/// Regression (found by `backup_fuzz`): a restore that failed
 /// outside a transaction rolled back to its savepoint and then released it,
 /// which commits the (now empty) transaction: the database header (its
 /// change counter) was rewritten. It now rolls the whole transaction back,
@@ -436,7 +436,7 @@ fn a_failed_restore_leaves_the_database_file_byte_identical() {
     assert!(std::fs::read(&db).unwrap() == bytes);
 }
 
-/// Regression (issue 13, found by `backup_fuzz`): rows the target table
+/// Regression (found by `backup_fuzz`): rows the target table
 /// refuses (a NOT NULL or UNIQUE constraint it gained since the backup, a
 /// forged rowid that is not an integer) were an untyped `Error::Sql`; they
 /// are a refused restore, `BackupErrorKind::Restore`, and nothing changes.
@@ -483,7 +483,7 @@ fn rows_the_target_table_refuses_are_a_typed_restore_error() {
     }
 }
 
-/// Regression (issue 13, found by `backup_fuzz`): restoring a full backup
+/// Regression (found by `backup_fuzz`): restoring a full backup
 /// of a dropped table recreates it, then its indexes and triggers; when one
 /// of their names is taken by now (by another table's index), SQLite's
 /// refusal was an untyped `Error::Sql`. It is a refused restore, and the

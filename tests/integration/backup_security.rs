@@ -1,4 +1,4 @@
-//! Backups under attack (issue 11): whoever can write the database file, or
+//! Backups under attack: whoever can write the database file, or
 //! drop files into the backup directory, gains nothing beyond that
 //! database. Each test reproduces one attack on real SQLite files and shows
 //! it refused with a typed error, the database byte-identical and no other

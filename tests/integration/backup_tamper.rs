@@ -398,7 +398,7 @@ fn rewritten_manifest_with_a_valid_checksum_is_detected() {
     }
 }
 
-/// Regression (issue 13, found by `backup_fuzz`): an unencrypted column
+/// Regression (found by `backup_fuzz`): an unencrypted column
 /// backup whose manifest (checksum recomputed) names no column to restore,
 /// or one it does not store, made `restore` run `UPDATE .. SET  FROM ..`
 /// and fail with an untyped SQL syntax error. The manifest check refuses

@@ -1,4 +1,4 @@
-//! Journal modes and read-only databases (issue 13).
+//! Journal modes and read-only databases.
 //!
 //! - **WAL.** Everything the engine does (a native change, a rebuild with a
 //!   backup, a rollback that restores from it, `backup restore`, a failed
@@ -627,6 +627,20 @@ fn the_cli_reports_a_reader_holding_the_database_at_commit_and_writes_nothing() 
     assert_eq!(db.bytes(), bytes);
 }
 
+/// The error of a commit that a reader held past the lock timeout.
+fn assert_commit_timed_out(err: &Error) {
+    assert!(
+        matches!(
+            err,
+            Error::LockTimeout {
+                at_commit: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
 /// A rollback and a restore commit under the same rule: a reader holding
 /// a rollback-journal database times their commit out within the lock
 /// timeout, and nothing is written.
@@ -646,29 +660,11 @@ fn rollbacks_and_restores_time_their_commit_out_alike() {
     let mut options = RollbackOptions::default();
     options.lock_timeout = Duration::from_millis(300);
     let err = a.rollback_last(Some("Item"), &options).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::LockTimeout {
-                at_commit: true,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_commit_timed_out(&err);
     let err = a
         .restore_backup(&backup, RestoreTarget::NewTable("item_qty".into()))
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::LockTimeout {
-                at_commit: true,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_commit_timed_out(&err);
     assert_eq!(files_below(db.dir.path()), files);
     reader.execute_batch("COMMIT").unwrap();
     assert_eq!(db.bytes(), bytes);
@@ -705,16 +701,7 @@ fn a_reader_holding_the_database_during_a_large_rebuild_times_the_commit_out() {
         .unwrap_err();
     let text = error_chain(&err);
     println!("{text}");
-    assert!(
-        matches!(
-            err,
-            Error::LockTimeout {
-                at_commit: true,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_commit_timed_out(&err);
     assert_eq!(files_below(db.dir.path()), files);
     reader.execute_batch("COMMIT").unwrap();
     assert_eq!(db.bytes(), bytes);
