@@ -294,40 +294,32 @@ pub async fn apply(
             .observer(tracker)
             .build()
             .and_then(|mut a| a.sync_all(&st.doctypes));
-        match result {
-            Ok(r) => st.runs.end(
-                &rid,
-                RunStateKind::Completed,
-                serde_json::to_value(&r).ok(),
-                None,
-            ),
+        let refusal = match result {
+            Ok(r) => {
+                let report = serde_json::to_value(&r).ok();
+                st.runs.end(&rid, RunStateKind::Completed, report, None);
+                None
+            }
             Err(e) => {
-                let code = code_of(&e);
-                let state = if matches!(e, Error::DocTypeFailed { .. }) {
+                let (code, message) = (code_of(&e), doctype_migrate::error_chain(&e));
+                let failed = matches!(e, Error::DocTypeFailed { .. });
+                let state = if failed {
                     RunStateKind::Failed
                 } else {
                     RunStateKind::RolledBack
                 };
-                st.runs.end(
-                    &rid,
-                    state,
-                    None,
-                    Some(json!({"code": code, "message": doctype_migrate::error_chain(&e)})),
-                );
+                let error = json!({"code": code, "message": message});
+                st.runs.end(&rid, state, None, Some(error));
+                (!failed).then_some((code, message))
             }
-        }
-        // Ended before validating (refused, locked): the request answers now.
-        Tracker::open(&gate);
+        };
+        // Ended before validating (refused, locked): the request answers
+        // now, with why (a gate opened at validation ignores this).
+        Tracker::open(&gate, refusal);
         ended.armed = false;
     });
-    // Past validation, or ended: either way the run's state says how.
-    let _ = gate_rx.await;
-    let run = state
-        .runs
-        .get(&run_id)
-        .ok_or_else(|| ApiError::internal("run vanished"))?;
-    if let (RunStateKind::RolledBack, Some(err)) = (run.state, &run.error) {
-        let code = err["code"].as_str().unwrap_or("engine");
+    // Past validation (`None`), or refused before writing.
+    if let Ok(Some((code, message))) = gate_rx.await {
         let status = if code == "engine" {
             StatusCode::INTERNAL_SERVER_ERROR
         } else {
@@ -339,11 +331,7 @@ pub async fn apply(
             &action,
             json!({"plan": id, "refused": code}),
         );
-        return Err(ApiError::new(
-            status,
-            static_code(code),
-            err["message"].as_str().unwrap_or_default(),
-        ));
+        return Err(ApiError::new(status, code, message));
     }
     audit(
         &state,
@@ -373,7 +361,7 @@ impl Drop for EndGuard {
             None,
             Some(json!({"code": "internal", "message": "the run stopped unexpectedly"})),
         );
-        Tracker::open(&self.gate);
+        Tracker::open(&self.gate, None);
     }
 }
 
@@ -404,12 +392,4 @@ fn code_of(e: &Error) -> &'static str {
         Error::Blocked { .. } => "blocked",
         _ => "engine",
     }
-}
-
-/// [`code_of`]'s codes back from a run's stored error.
-fn static_code(code: &str) -> &'static str {
-    ["stale_plan", "reapproval_needed", "locked", "blocked"]
-        .into_iter()
-        .find(|c| *c == code)
-        .unwrap_or("engine")
 }

@@ -207,15 +207,20 @@ pub struct Tracker {
     pub validated: Gate,
 }
 
-/// Where the request that started a run waits.
-pub type Gate = Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>;
+/// Why a run ended before it wrote anything: the API code and the
+/// error's text.
+pub type Refusal = (&'static str, String);
+
+/// Where the request that started a run waits: `None` when the run got
+/// past validation (or ended otherwise), the refusal when it ended before.
+pub type Gate = Arc<Mutex<Option<tokio::sync::oneshot::Sender<Option<Refusal>>>>>;
 
 impl Tracker {
     /// Lets the waiting request go (once; later calls do nothing).
-    pub fn open(gate: &Gate) {
+    pub fn open(gate: &Gate, refusal: Option<Refusal>) {
         let sender = gate.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(s) = sender {
-            let _ = s.send(());
+            let _ = s.send(refusal);
         }
     }
 }
@@ -246,7 +251,7 @@ impl Tracker {
                 let n = pending.len();
                 self.runs.update(&self.id, |r| r.doctypes_total = n);
             }
-            RunEvent::Validated { blocking: 0, .. } => Tracker::open(&self.validated),
+            RunEvent::Validated { blocking: 0, .. } => Tracker::open(&self.validated, None),
             RunEvent::RowsCopied { copied, total, .. } => {
                 let (c, t) = (*copied, *total);
                 self.runs.update(&self.id, |r| {
