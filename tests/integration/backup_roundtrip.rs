@@ -6,6 +6,7 @@ use doctype_migrate::{
     BackupErrorKind, BackupManager, BackupStrategy, Error, MigrationId, RestoreTarget,
 };
 use rusqlite::Connection;
+use std::path::Path;
 
 /// The configurations every round trip runs under.
 fn managers(dir: &std::path::Path) -> Vec<(&'static str, BackupManager)> {
@@ -358,15 +359,16 @@ fn without_rowid_table_round_trips() {
     assert_eq!(snapshot(&conn, "kv2", false), original);
 }
 
-#[test]
-fn restore_refuses_a_value_that_affinity_would_change() {
-    // Column `s` held text '0012'; the migration made it INTEGER. Restoring
-    // would store integer 12: refused, and nothing changes.
-    let tmp = tempfile::tempdir().unwrap();
-    let conn = open(&tmp.path().join("app.db"));
+/// Table `t` whose column `s` held text ('0012', 'abc'), backed up by
+/// column into `dir/b`, then rebuilt with `s` INTEGER and emptied.
+fn text_backed_up_then_retyped(
+    db: &Path,
+    dir: &Path,
+) -> (Connection, BackupManager, doctype_migrate::BackupInfo) {
+    let conn = open(db);
     conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT); INSERT INTO t VALUES (1, '0012'), (2, 'abc');")
         .unwrap();
-    let mgr = builder(&tmp.path().join("b")).build().unwrap();
+    let mgr = builder(&dir.join("b")).build().unwrap();
     let info = mgr
         .backup_table(&conn, "t", BackupStrategy::Columns(vec!["s".into()]), None)
         .unwrap();
@@ -375,6 +377,15 @@ fn restore_refuses_a_value_that_affinity_would_change() {
          DROP TABLE t; ALTER TABLE t2 RENAME TO t;",
     )
     .unwrap();
+    (conn, mgr, info)
+}
+
+#[test]
+fn restore_refuses_a_value_that_affinity_would_change() {
+    // Column `s` held text '0012'; the migration made it INTEGER. Restoring
+    // would store integer 12: refused, and nothing changes.
+    let tmp = tempfile::tempdir().unwrap();
+    let (conn, mgr, info) = text_backed_up_then_retyped(&tmp.path().join("app.db"), tmp.path());
     let before = snapshot(&conn, "t", true);
     let err = mgr
         .restore(&conn, &info.path, RestoreTarget::Original)
@@ -394,20 +405,9 @@ fn restore_refuses_a_value_that_affinity_would_change() {
 fn a_failed_restore_leaves_the_database_file_byte_identical() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("app.db");
-    let conn = open(&db);
-    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT); INSERT INTO t VALUES (1, '0012'), (2, 'abc');")
-        .unwrap();
-    let mgr = builder(&tmp.path().join("b")).build().unwrap();
-    let info = mgr
-        .backup_table(&conn, "t", BackupStrategy::Columns(vec!["s".into()]), None)
-        .unwrap();
     // `s` became INTEGER: the restore updates the rows, then refuses (the
     // text '0012' would be stored as 12) after it has written.
-    conn.execute_batch(
-        "CREATE TABLE t2 (id INTEGER PRIMARY KEY, s INTEGER); INSERT INTO t2 SELECT id, NULL FROM t;
-         DROP TABLE t; ALTER TABLE t2 RENAME TO t;",
-    )
-    .unwrap();
+    let (conn, mgr, info) = text_backed_up_then_retyped(&db, tmp.path());
     let bytes = std::fs::read(&db).unwrap();
     let err = mgr
         .restore(&conn, &info.path, RestoreTarget::Original)
