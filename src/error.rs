@@ -340,6 +340,71 @@ pub enum Error {
         plan: RefusedRollback,
     },
 
+    /// An online migration is in progress on this database (started and
+    /// not yet completed or aborted): a plain apply, a rollback, or another
+    /// online migration would change the tables both application versions
+    /// are using. Nothing was written.
+    #[error(
+        "online migration {batch_id} is in progress (DocTypes {}); complete or abort it first (`online complete` / `online abort`)",
+        doctypes.join(", ")
+    )]
+    OnlineInProgress {
+        /// The batch id of its expand step.
+        batch_id: String,
+        /// Its DocTypes.
+        doctypes: Vec<String>,
+    },
+
+    /// `online resume`, `complete`, `abort` found no online migration in
+    /// progress. Nothing was written.
+    #[error("no online migration is in progress on this database")]
+    NoOnlineMigration,
+
+    /// A change an online migration cannot make while two application
+    /// versions share the table; a plain apply can. Nothing was written.
+    #[error("DocType {doctype:?} (table {table:?}): not possible online: {reason}")]
+    OnlineRefused {
+        /// The DocType.
+        doctype: String,
+        /// Its table.
+        table: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
+
+    /// `online complete` found a table whose backfill has not finished
+    /// (run `online resume`). Nothing was written.
+    #[error(
+        "table {table:?}: the backfill is at rowid {backfilled_to} of {max_rowid}; run `online resume` first"
+    )]
+    BackfillIncomplete {
+        /// The table.
+        table: String,
+        /// The last rowid backfilled.
+        backfilled_to: i64,
+        /// The largest rowid at start.
+        max_rowid: i64,
+    },
+
+    /// `online complete` found rows whose old and new column disagree
+    /// (something wrote the table with the triggers off or dropped).
+    /// Nothing was written: the online migration is still in progress.
+    #[error(
+        "table {table:?}: {differing} of {rows} rows differ between column {old:?} and its new name {new:?}"
+    )]
+    OnlineMismatch {
+        /// The table.
+        table: String,
+        /// The old column name.
+        old: String,
+        /// The new column name.
+        new: String,
+        /// Rows in the table.
+        rows: i64,
+        /// Rows whose two columns differ.
+        differing: i64,
+    },
+
     /// A backup file could not be written, read, verified or restored.
     /// [`kind`](BackupErrorKind) says why, for callers that branch on it;
     /// see also [`Error::backup_kind`].

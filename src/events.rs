@@ -226,6 +226,21 @@ pub enum RunEvent<'a> {
         /// Rows expected in all.
         total: u64,
     },
+    /// One range of an online migration's backfill committed.
+    Backfilled {
+        /// The DocType.
+        doctype: &'a str,
+        /// Its table.
+        table: &'a str,
+        /// Every rowid up to this one is backfilled.
+        rowid: i64,
+        /// The largest rowid when the online migration started.
+        max_rowid: i64,
+        /// Rows whose twin this range wrote.
+        rows: u64,
+        /// How long the range held the write lock, in milliseconds.
+        ms: f64,
+    },
     /// A DocType's table was read back and matches its target.
     Verified {
         /// The migration.

@@ -39,6 +39,7 @@ mod events;
 mod execution;
 mod history;
 mod ident;
+mod online;
 mod outcome;
 mod plan;
 mod rollback;
@@ -47,7 +48,7 @@ mod validation;
 
 pub use applier::{
     ApplierBuilder, ApplierOptions, ApplyReport, BackupKey, BackupSettings, DryRunReport,
-    MigrationApplier, NullFill, RenameHint, RestoreReport, migrate_on_start,
+    MigrationApplier, NullFill, OnlineReport, RenameHint, RestoreReport, migrate_on_start,
 };
 pub use audit::{
     Action, AuditEntry, AuditLog, Level, StaleRun, default_path_for as audit_log_path_for,
@@ -66,6 +67,7 @@ pub use error::{BackupErrorKind, Error, RefusedRollback, Result, error_chain, er
 pub use events::{Phase, RollbackCause, RunEvent, RunInfo, RunObserver, RunOutcome};
 pub use execution::{Metrics, MigrationRecord};
 pub use history::{HistoryRow, MigrationId, MigrationStatus};
+pub use online::{BackfillSettings, BackfillStats, OnlineStatus, OnlineTable};
 pub use plan::{DocTypePlan, MigrationPlan, PlanStep, StepKind};
 pub use rollback::{
     DifferenceKind, PlannedRestore, Reason, RestoreDone, RestoreMode, RollbackOptions,

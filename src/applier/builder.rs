@@ -13,6 +13,7 @@ use crate::execution::retry_busy;
 use crate::ident::check_fieldname;
 
 use super::MigrationApplier;
+use crate::online::BackfillSettings;
 
 pub use crate::plan::{NullFill, RenameHint};
 
@@ -63,6 +64,8 @@ pub struct ApplierOptions {
     pub lock_timeout: Duration,
     /// Recorded as `applied_by` in history.
     pub applied_by: String,
+    /// How an online migration's backfill paces itself.
+    pub backfill: BackfillSettings,
 }
 
 impl Default for ApplierOptions {
@@ -83,6 +86,7 @@ impl Default for ApplierOptions {
             busy_timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(60),
             applied_by: crate::history::default_actor(),
+            backfill: BackfillSettings::default(),
         }
     }
 }
@@ -265,6 +269,26 @@ impl ApplierBuilder {
         self
     }
 
+    /// Rows in the first range of an online migration's backfill (see
+    /// [`BackfillSettings::batch_rows`]); must be above zero.
+    pub fn backfill_batch_rows(mut self, rows: u32) -> Self {
+        self.options.backfill.batch_rows = rows;
+        self
+    }
+
+    /// How long one backfill range may hold the write lock (see
+    /// [`BackfillSettings::max_batch`]); must be above zero.
+    pub fn backfill_max_batch(mut self, max: Duration) -> Self {
+        self.options.backfill.max_batch = max;
+        self
+    }
+
+    /// The pause between backfill ranges (see [`BackfillSettings::pause`]).
+    pub fn backfill_pause(mut self, pause: Duration) -> Self {
+        self.options.backfill.pause = pause;
+        self
+    }
+
     /// Adds a rename hint: in `doctype`, column `from` was renamed to `to`.
     pub fn rename_column(mut self, doctype: &str, from: &str, to: &str) -> Self {
         self.options.renames.push(RenameHint {
@@ -411,6 +435,18 @@ impl ApplierBuilder {
     }
 
     fn check(&self) -> Result<()> {
+        if self.options.backfill.batch_rows == 0 {
+            return Err(Error::config(
+                "backfill_batch_rows",
+                "backfill_batch_rows must be greater than zero",
+            ));
+        }
+        if self.options.backfill.max_batch.is_zero() {
+            return Err(Error::config(
+                "backfill_max_batch",
+                "backfill_max_batch must be greater than zero",
+            ));
+        }
         for hint in &self.options.renames {
             for name in [&hint.from, &hint.to] {
                 check_fieldname(name).map_err(|m| {

@@ -3,6 +3,7 @@
 
 mod backups;
 mod builder;
+mod online;
 mod run;
 mod startup;
 
@@ -10,6 +11,7 @@ pub use backups::RestoreReport;
 pub use builder::{
     ApplierBuilder, ApplierOptions, BackupKey, BackupSettings, NullFill, RenameHint,
 };
+pub use online::OnlineReport;
 
 use std::path::{Path, PathBuf};
 
@@ -646,6 +648,9 @@ impl MigrationApplier {
         options: &RollbackOptions,
     ) -> Result<RollbackReport> {
         self.refuse_read_only()?;
+        // A rollback would change tables both versions of an online
+        // migration are using.
+        self.read(|| crate::online::in_progress(&self.conn))?;
         let default;
         let backups = match &options.backups {
             Some(b) => b.as_ref(),

@@ -42,10 +42,10 @@ use crate::validation::{Finding, validate_plan};
 /// The write lock, the foreign-key guard and the plan made under the lock.
 /// Dropping it rolls the transaction back, then restores foreign keys
 /// (fields drop in order).
-struct Locked<'c> {
-    guard: TxGuard<'c>,
-    fk: Option<ForeignKeysOff<'c>>,
-    plan: MigrationPlan,
+pub(super) struct Locked<'c> {
+    pub(super) guard: TxGuard<'c>,
+    pub(super) fk: Option<ForeignKeysOff<'c>>,
+    pub(super) plan: MigrationPlan,
 }
 
 impl MigrationApplier {
@@ -68,7 +68,10 @@ impl MigrationApplier {
         }
         let mut notes: Vec<Warning> = Vec::new();
         let marker = self.begin_marker(&mut notes);
-        let locked = self.lock_and_replan(doctypes, preplan.rebuilds())?;
+        // An online migration in progress refuses a plain apply that has
+        // something to do (checked under the lock, before planning).
+        let locked =
+            self.lock_and_replan(doctypes, preplan.rebuilds(), &crate::online::in_progress)?;
         self.check_expected_schema()?;
         // The tables to be rebuilt are checked in the background while the
         // run validates and backs up (see `TableChecks`).
@@ -113,7 +116,7 @@ impl MigrationApplier {
     /// the live schema must be the one the plan was made on. Called under
     /// the write lock (its guard rolls back on error), or before it when
     /// there is nothing to do.
-    fn check_expected_schema(&self) -> Result<()> {
+    pub(super) fn check_expected_schema(&self) -> Result<()> {
         let Some(expected) = &self.options.expected_plan else {
             return Ok(());
         };
@@ -127,7 +130,7 @@ impl MigrationApplier {
         Ok(())
     }
 
-    fn phase(&self, phase: Phase) {
+    pub(super) fn phase(&self, phase: Phase) {
         self.events.emit(RunEvent::Phase {
             doctype: None,
             phase,
@@ -136,7 +139,7 @@ impl MigrationApplier {
 
     /// Phase 1: the plan from one read snapshot (retried while the
     /// database is busy), with the fingerprint fast path.
-    fn pre_plan(&self, doctypes: &[DocType]) -> Result<MigrationPlan> {
+    pub(super) fn pre_plan(&self, doctypes: &[DocType]) -> Result<MigrationPlan> {
         self.phase(Phase::Plan);
         let preplan = self.read(|| plan_with(&self.conn, doctypes, &self.options, Mode::Fast))?;
         if !preplan.is_empty() {
@@ -153,7 +156,7 @@ impl MigrationApplier {
     /// A marker beside the database says a run is under way; if this
     /// process dies, the next run finds it (see `notice_interrupted_runs`).
     /// Not writing it is a warning, never a failure.
-    fn begin_marker(&self, notes: &mut Vec<Warning>) -> Option<RunMarker> {
+    pub(super) fn begin_marker(&self, notes: &mut Vec<Warning>) -> Option<RunMarker> {
         if self.in_memory {
             // No process but this one can see an in-memory database.
             return None;
@@ -175,7 +178,16 @@ impl MigrationApplier {
     /// precondition that nothing foreign sits on the engine's own tables.
     /// Validation waits for this phase: it runs once, on the plan that will
     /// run, and a blocked plan holds the lock only to say so.
-    fn lock_and_replan(&self, doctypes: &[DocType], rebuilds: bool) -> Result<Locked<'_>> {
+    ///
+    /// `prelude` runs under the lock before each planning (an online
+    /// migration's complete removes its scaffolding there); its error
+    /// rolls back and refuses.
+    pub(super) fn lock_and_replan(
+        &self,
+        doctypes: &[DocType],
+        rebuilds: bool,
+        prelude: &dyn Fn(&rusqlite::Connection) -> Result<()>,
+    ) -> Result<Locked<'_>> {
         let conn = &self.conn;
         let mut fk = if rebuilds {
             Some(ForeignKeysOff::new(conn)?)
@@ -187,6 +199,10 @@ impl MigrationApplier {
         let (guard, plan) = loop {
             begin_immediate(conn, &self.path, self.options.lock_timeout)?;
             let guard = TxGuard::new(conn);
+            if let Err(e) = store::check_engine_tables(conn).and_then(|()| prelude(conn)) {
+                guard.rollback()?;
+                return Err(e);
+            }
             let plan = plan_on(conn, doctypes, &self.options)?;
             // The plan under the lock may rebuild where the pre-plan did not:
             // foreign keys must then go off, which only works outside the
@@ -198,10 +214,6 @@ impl MigrationApplier {
             }
             break (guard, plan);
         };
-        if let Err(e) = store::check_engine_tables(conn) {
-            guard.rollback()?;
-            return Err(e);
-        }
         self.events.emit(RunEvent::LockTaken {
             waited_ms: clock.elapsed().as_secs_f64() * 1000.0,
         });
@@ -210,7 +222,7 @@ impl MigrationApplier {
 
     /// Phase 3: validation of the plan that will run. Blocking findings
     /// roll the transaction back and refuse the run.
-    fn validate_locked(
+    pub(super) fn validate_locked(
         &self,
         locked: &Locked<'_>,
         doctypes: &[DocType],
@@ -259,7 +271,7 @@ impl MigrationApplier {
     /// With `continue_on_error`, a failed DocType is rolled back to its
     /// savepoint and recorded as failed. Returns the batch id, the records
     /// and the backup files taken.
-    fn back_up_and_execute(
+    pub(super) fn back_up_and_execute(
         &self,
         locked: &Locked<'_>,
         validate_ms: f64,
@@ -321,7 +333,7 @@ impl MigrationApplier {
 
     /// Phase 5: COMMIT, then foreign keys back as the caller had them. A
     /// failed COMMIT has rolled back: the backups taken are removed.
-    fn commit(
+    pub(super) fn commit(
         &self,
         locked: Locked<'_>,
         batch_id: &str,

@@ -77,6 +77,9 @@ pub enum Action {
     /// A mutating call to the HTTP API (`doctype-migrate serve`): the
     /// token's name, the method and path, the outcome.
     ApiCall,
+    /// A step of an online migration: started (expanded and backfilled),
+    /// resumed, completed or aborted.
+    Online,
 }
 
 impl Action {
@@ -93,6 +96,7 @@ impl Action {
             Action::Commit => "commit",
             Action::Failure => "failure",
             Action::Rollback => "rollback",
+            Action::Online => "online",
             Action::Restore => "restore",
             Action::InterruptedRunDetected => "interrupted_run_detected",
             Action::TempFileRemoved => "temp_file_removed",

@@ -213,6 +213,8 @@ fn entry<'a>(event: &RunEvent<'a>) -> Option<Entry<'a>> {
                 json!({"outcome": "failed", "error": error, "ms": ms}),
             ),
         },
-        RunEvent::Phase { .. } | RunEvent::RowsCopied { .. } => return None,
+        RunEvent::Phase { .. } | RunEvent::RowsCopied { .. } | RunEvent::Backfilled { .. } => {
+            return None;
+        }
     })
 }

@@ -32,6 +32,10 @@ pub enum WarningCode {
     InterruptedRun,
     /// `RUN002`: the audit log, or a run marker, could not be written.
     AuditNotWritten,
+    /// `RUN003`: an online migration started on a database in
+    /// rollback-journal mode, where each backfill range's commit waits for
+    /// readers and blocks new ones; WAL mode (`--wal`) avoids both.
+    RollbackJournal,
 }
 
 impl WarningCode {
@@ -44,6 +48,7 @@ impl WarningCode {
             WarningCode::PropertySetterMissingField => "QK004",
             WarningCode::InterruptedRun => "RUN001",
             WarningCode::AuditNotWritten => "RUN002",
+            WarningCode::RollbackJournal => "RUN003",
         }
     }
 
@@ -72,13 +77,14 @@ impl Serialize for WarningCode {
 }
 
 impl WarningCode {
-    const ALL: [WarningCode; 6] = [
+    const ALL: [WarningCode; 7] = [
         WarningCode::DuplicateField,
         WarningCode::StandardColumnRedeclared,
         WarningCode::NonNumericDefault,
         WarningCode::PropertySetterMissingField,
         WarningCode::InterruptedRun,
         WarningCode::AuditNotWritten,
+        WarningCode::RollbackJournal,
     ];
 }
 

@@ -26,10 +26,7 @@ const COLUMNS: &[(&str, &str)] = &[
     ("sql", "TEXT NOT NULL DEFAULT '[]'"),
     ("rollback_sql", "TEXT NOT NULL DEFAULT '[]'"),
     ("changes", "TEXT NOT NULL DEFAULT '[]'"),
-    (
-        "status",
-        "TEXT NOT NULL CHECK (status IN ('planned', 'in_progress', 'completed', 'failed', 'rolled_back'))",
-    ),
+    ("status", "TEXT NOT NULL CHECK (status IN (%STATUSES%))"),
     ("applied_by", "TEXT NOT NULL DEFAULT ''"),
     ("execution_time", "REAL"),
     ("affected_rows", "INTEGER"),
@@ -196,24 +193,40 @@ pub fn ensure_table(conn: &Connection) -> Result<()> {
     ensure_database_id(conn).map(drop)
 }
 
+/// A column's definition, with the status CHECK listing every status.
+fn column_definition(def: &str) -> String {
+    let statuses: Vec<String> = MigrationStatus::ALL
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    def.replace("%STATUSES%", &statuses.join(", "))
+}
+
+/// `CREATE TABLE` of the history table under `name`, every column.
+fn create_history_sql(name: &str) -> String {
+    let cols: Vec<String> = COLUMNS
+        .iter()
+        .map(|(n, d)| format!("  {} {}", q(n), column_definition(d)))
+        .collect();
+    format!("CREATE TABLE {} (\n{}\n)", q(name), cols.join(",\n"))
+}
+
+const HISTORY_INDEX: &str = "dm_history__doctype_status";
+
+fn create_history_index(conn: &Connection) -> Result<()> {
+    let idx = format!(
+        "CREATE INDEX {} ON {} (doctype, status)",
+        q(HISTORY_INDEX),
+        q(HISTORY_TABLE)
+    );
+    conn.execute_batch(&idx).map_err(|e| Error::sql(&idx, e))
+}
+
 fn ensure_history_table(conn: &Connection) -> Result<()> {
     if !table_exists(conn)? {
-        let cols: Vec<String> = COLUMNS
-            .iter()
-            .map(|(n, d)| format!("  {} {d}", q(n)))
-            .collect();
-        let sql = format!(
-            "CREATE TABLE {} (\n{}\n)",
-            q(HISTORY_TABLE),
-            cols.join(",\n")
-        );
+        let sql = create_history_sql(HISTORY_TABLE);
         conn.execute_batch(&sql).map_err(|e| Error::sql(&sql, e))?;
-        let idx = format!(
-            "CREATE INDEX {} ON {} (doctype, status)",
-            q("dm_history__doctype_status"),
-            q(HISTORY_TABLE)
-        );
-        return conn.execute_batch(&idx).map_err(|e| Error::sql(&idx, e));
+        return create_history_index(conn);
     }
     const INFO: &str = "SELECT name FROM pragma_table_info(?1)";
     let mut stmt = conn.prepare(INFO).map_err(|e| Error::sql(INFO, e))?;
@@ -223,7 +236,7 @@ fn ensure_history_table(conn: &Connection) -> Result<()> {
         .map_err(|e| Error::sql(INFO, e))?;
     for (name, def) in COLUMNS {
         if !have.iter().any(|h| h.eq_ignore_ascii_case(name)) {
-            let def = def.replace(" NOT NULL", "");
+            let def = column_definition(def).replace(" NOT NULL", "");
             let sql = format!(
                 "ALTER TABLE {} ADD COLUMN {} {def}",
                 q(HISTORY_TABLE),
@@ -233,6 +246,40 @@ fn ensure_history_table(conn: &Connection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Makes the history table accept every status of
+/// [`MigrationStatus::ALL`]: a table created before the `expanded` status
+/// existed has a CHECK that refuses it, and a CHECK cannot be altered, so
+/// the table is rebuilt (create new, copy, drop old, rename new, as for
+/// any table) with every row and id kept. Call under the write lock,
+/// after [`ensure_table`]; a no-op when the CHECK already lists
+/// `expanded`.
+pub fn ensure_expanded_status(conn: &Connection) -> Result<()> {
+    const SQL: &str = "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1";
+    let sql: String = conn
+        .query_row(SQL, [HISTORY_TABLE], |r| r.get(0))
+        .map_err(|e| Error::sql(SQL, e))?;
+    if sql.contains("'expanded'") {
+        return Ok(());
+    }
+    let temp = format!("{HISTORY_TABLE}__dm_new");
+    let cols: Vec<String> = COLUMNS.iter().map(|(n, _)| q(n)).collect();
+    let cols = cols.join(", ");
+    let steps = [
+        create_history_sql(&temp),
+        format!(
+            "INSERT INTO {} ({cols}) SELECT {cols} FROM {}",
+            q(&temp),
+            q(HISTORY_TABLE)
+        ),
+        format!("DROP TABLE {}", q(HISTORY_TABLE)),
+        format!("ALTER TABLE {} RENAME TO {}", q(&temp), q(HISTORY_TABLE)),
+    ];
+    for step in &steps {
+        conn.execute_batch(step).map_err(|e| Error::sql(step, e))?;
+    }
+    create_history_index(conn)
 }
 
 /// The engine's key/value table. It holds one key, `database_id`: 16
@@ -400,6 +447,46 @@ pub fn complete(conn: &Connection, id: MigrationId, c: &Completion) -> Result<()
         return Err(refused_transition(conn, id, to));
     }
     Ok(())
+}
+
+/// What the expand step of an online migration leaves in the table once
+/// the online migration completes: the columns, indexes and tables it
+/// added for good (the old names' twins and the triggers are gone). Its
+/// history row is rewritten to record exactly that, so that a rollback
+/// derives its undo like any other migration's.
+#[derive(Debug, Clone, Default)]
+pub struct Expansion {
+    /// Forward statements.
+    pub sql: Vec<String>,
+    /// Statements that undo them.
+    pub rollback_sql: Vec<String>,
+    /// The changes, as JSON.
+    pub changes: serde_json::Value,
+    /// Table fingerprint after.
+    pub fingerprint_after: Option<String>,
+    /// `sqlite_schema` rows after.
+    pub schema_after: serde_json::Value,
+}
+
+/// Marks the expand step of a completing online migration `completed`,
+/// recording what it leaves (see [`Expansion`]).
+pub fn complete_expanded(conn: &Connection, id: MigrationId, e: &Expansion) -> Result<()> {
+    set_status(conn, id, MigrationStatus::Completed)?;
+    const SQL: &str = "UPDATE \"tabMigrationHistory\" SET sql = ?2, rollback_sql = ?3, changes = ?4, \
+         fingerprint_after = ?5, schema_after = ?6 WHERE id = ?1";
+    conn.execute(
+        SQL,
+        params![
+            id.0,
+            json_text(&e.sql),
+            json_text(&e.rollback_sql),
+            json_text(&e.changes),
+            e.fingerprint_after,
+            json_text(&e.schema_after)
+        ],
+    )
+    .map(drop)
+    .map_err(|e| Error::sql(SQL, e))
 }
 
 /// Marks a migration failed with its error.

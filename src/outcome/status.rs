@@ -25,8 +25,11 @@ impl FromStr for MigrationId {
 
 /// Status of a migration in `tabMigrationHistory`.
 ///
-/// The lifecycle is `planned → in_progress → completed | failed` and
-/// `completed → rolled_back`; [`MigrationStatus::can_become`] enforces it.
+/// The lifecycle is `planned → in_progress → completed | failed`,
+/// `completed → rolled_back`, and for the expand step of an online
+/// migration `in_progress → expanded → completed | rolled_back` (completed
+/// when the online migration completes, rolled back when it is aborted);
+/// [`MigrationStatus::can_become`] enforces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -41,13 +44,18 @@ pub enum MigrationStatus {
     Failed,
     /// Applied, then undone by a rollback.
     RolledBack,
+    /// The expand step of an online migration: committed, with both the
+    /// old and the new shape in the table, until the online migration is
+    /// completed or aborted.
+    Expanded,
 }
 
 impl MigrationStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [MigrationStatus; 5] = [
+    pub const ALL: [MigrationStatus; 6] = [
         MigrationStatus::Planned,
         MigrationStatus::InProgress,
+        MigrationStatus::Expanded,
         MigrationStatus::Completed,
         MigrationStatus::Failed,
         MigrationStatus::RolledBack,
@@ -61,6 +69,7 @@ impl MigrationStatus {
             MigrationStatus::Completed => "completed",
             MigrationStatus::Failed => "failed",
             MigrationStatus::RolledBack => "rolled_back",
+            MigrationStatus::Expanded => "expanded",
         }
     }
 
@@ -72,6 +81,9 @@ impl MigrationStatus {
             (Planned, InProgress)
                 | (InProgress, Completed)
                 | (InProgress, Failed)
+                | (InProgress, Expanded)
+                | (Expanded, Completed)
+                | (Expanded, RolledBack)
                 | (Completed, RolledBack)
         )
     }
@@ -109,8 +121,11 @@ mod tests {
             allowed,
             vec![
                 (Planned, InProgress),
+                (InProgress, Expanded),
                 (InProgress, Completed),
                 (InProgress, Failed),
+                (Expanded, Completed),
+                (Expanded, RolledBack),
                 (Completed, RolledBack)
             ]
         );

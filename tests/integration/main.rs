@@ -50,6 +50,7 @@ mod frappe_apps;
 mod input;
 #[cfg(unix)]
 mod journal_modes;
+mod online;
 mod own_connection;
 mod progress;
 mod proptest_roundtrip;

@@ -1,0 +1,135 @@
+//! The backfill: the rows that existed when an online migration started
+//! get each renamed column's value copied to its twin, in rowid ranges,
+//! each range its own short write transaction that also records how far
+//! the backfill got. A killed backfill goes on from the last committed
+//! range; the rows written since start need none (the triggers keep them).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use crate::db::lock::{TxGuard, begin_immediate};
+use crate::error::{Error, Result};
+use crate::events::{Observers, RunEvent};
+use crate::ident::quote;
+
+use super::state::{OnlineTable, advance};
+
+/// How the backfill paces itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackfillSettings {
+    /// Rows in the first range of each table. Default 2,000.
+    pub batch_rows: u32,
+    /// How long one range may hold the write lock: a range that takes
+    /// longer halves the next one, a range that takes under a quarter of
+    /// it doubles the next one. Default 50 ms.
+    pub max_batch: Duration,
+    /// The pause between ranges, in which other writers take the lock.
+    /// Default 5 ms.
+    pub pause: Duration,
+}
+
+impl Default for BackfillSettings {
+    fn default() -> Self {
+        BackfillSettings {
+            batch_rows: 2_000,
+            max_batch: Duration::from_millis(50),
+            pause: Duration::from_millis(5),
+        }
+    }
+}
+
+/// What a backfill did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct BackfillStats {
+    /// Ranges committed.
+    pub batches: u64,
+    /// Rows whose twin was written.
+    pub rows_updated: u64,
+    /// The longest time one range held the write lock, in milliseconds.
+    pub longest_batch_ms: f64,
+    /// The whole backfill, pauses included, in milliseconds.
+    pub total_ms: f64,
+}
+
+const MIN_ROWS: i64 = 64;
+const MAX_ROWS: i64 = 1_000_000;
+
+/// Backfills every table of `tables` that is not done, range by range.
+pub fn backfill(
+    conn: &Connection,
+    path: &Path,
+    lock_timeout: Duration,
+    tables: &[OnlineTable],
+    settings: &BackfillSettings,
+    events: &Observers,
+) -> Result<BackfillStats> {
+    let started = Instant::now();
+    let mut stats = BackfillStats::default();
+    for table in tables.iter().filter(|t| !t.backfill_done()) {
+        let sql = copy_sql(table);
+        let mut rows = i64::from(settings.batch_rows.max(1));
+        let mut at = table.backfilled_to;
+        while at < table.max_rowid {
+            let to = at.saturating_add(rows).min(table.max_rowid);
+            begin_immediate(conn, path, lock_timeout)?;
+            let held = Instant::now();
+            let guard = TxGuard::new(conn);
+            let updated = conn
+                .prepare_cached(&sql)
+                .and_then(|mut s| s.execute(params![at, to]))
+                .map_err(|e| Error::sql(&sql, e))?;
+            advance(conn, &table.table, to)?;
+            guard.commit(path, lock_timeout)?;
+            let ms = held.elapsed().as_secs_f64() * 1000.0;
+            stats.batches += 1;
+            stats.rows_updated += updated as u64;
+            stats.longest_batch_ms = stats.longest_batch_ms.max(ms);
+            events.emit(RunEvent::Backfilled {
+                doctype: &table.doctype,
+                table: &table.table,
+                rowid: to,
+                max_rowid: table.max_rowid,
+                rows: updated as u64,
+                ms,
+            });
+            at = to;
+            let limit = settings.max_batch.as_secs_f64() * 1000.0;
+            if ms > limit {
+                rows = (rows / 2).max(MIN_ROWS);
+            } else if ms < limit / 4.0 {
+                rows = (rows * 2).min(MAX_ROWS);
+            }
+            if at < table.max_rowid && !settings.pause.is_zero() {
+                std::thread::sleep(settings.pause);
+            }
+        }
+    }
+    stats.total_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(stats)
+}
+
+/// One range of the backfill of `table`: each twin gets its old column's
+/// value where they differ, rowids in `(?1, ?2]`.
+fn copy_sql(table: &OnlineTable) -> String {
+    let set: Vec<String> = table
+        .renames
+        .iter()
+        .map(|(old, new)| format!("{} = {}", quote(new), quote(old)))
+        .collect();
+    let differ: Vec<String> = table
+        .renames
+        .iter()
+        .map(|(old, new)| format!("{} IS NOT {}", quote(new), quote(old)))
+        .collect();
+    format!(
+        "UPDATE {} SET {} WHERE rowid > ?1 AND rowid <= ?2 AND ({})",
+        quote(&table.table),
+        set.join(", "),
+        differ.join(" OR ")
+    )
+}

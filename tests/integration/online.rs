@@ -1,0 +1,287 @@
+//! Online migrations (expand, backfill, contract): both application
+//! versions write the table meanwhile; complete gives what a plain apply
+//! gives; abort gives back the exact schema from before the start.
+
+use crate::common::*;
+use doctype_migrate::{Error, MigrationApplier, MigrationStatus};
+use rusqlite::Connection;
+
+/// Version 1: `title` (Data, default 'untitled'), `amount` (Data), `note`.
+const V1: &str = r#"{"name": "Ticket", "fields": [
+    {"fieldname": "title", "fieldtype": "Data", "default": "untitled"},
+    {"fieldname": "amount", "fieldtype": "Data"},
+    {"fieldname": "note", "fieldtype": "Small Text"}
+]}"#;
+
+/// Version 2: `title` renamed `subject`; `amount` becomes Int; `note`
+/// dropped from the DocType; a new NOT NULL `priority` with a default; an
+/// index on `amount`.
+const V2: &str = r#"{"name": "Ticket", "fields": [
+    {"fieldname": "subject", "fieldtype": "Data", "default": "untitled", "renamed_from": "title"},
+    {"fieldname": "amount", "fieldtype": "Int", "search_index": 1},
+    {"fieldname": "priority", "fieldtype": "Data", "not_nullable": 1, "default": "Medium"}
+]}"#;
+
+fn applier(db: &TestDb) -> MigrationApplier {
+    MigrationApplier::builder(&db.path)
+        .create_if_missing(true)
+        .no_audit_log()
+        .backfill_batch_rows(7)
+        .backfill_pause(std::time::Duration::ZERO)
+        .build()
+        .unwrap()
+}
+
+/// A database at version 1 with `rows` tickets (`amount` holds integer text).
+fn v1_db(rows: usize) -> TestDb {
+    let db = TestDb::new();
+    applier(&db).sync_all(&[doctype(V1)]).unwrap();
+    let conn = db.conn();
+    for i in 0..rows {
+        conn.execute(
+            "INSERT INTO tabTicket (name, title, amount, note) VALUES (?1, ?2, ?3, 'n')",
+            rusqlite::params![
+                format!("T{i:04}"),
+                format!("title {i}"),
+                (i * 3).to_string()
+            ],
+        )
+        .unwrap();
+    }
+    db
+}
+
+/// `sqlite_schema` without the engine's tables, SQL with whitespace collapsed.
+fn app_schema(conn: &Connection) -> Vec<(String, String, String)> {
+    schema_of(conn)
+        .into_iter()
+        .filter(|(_, name, _)| !name.to_ascii_lowercase().starts_with("tabmigration"))
+        .filter(|(_, name, _)| !name.starts_with("sqlite_"))
+        .filter(|(_, name, _)| !name.starts_with("dm_history"))
+        .map(|(kind, name, sql)| {
+            let sql = sql.unwrap_or_default();
+            (
+                kind,
+                name,
+                sql.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect()
+}
+
+/// Every row of `tabTicket` as `(name, column, typeof, value as text)`.
+fn rows(conn: &Connection, columns: &[&str]) -> Vec<Vec<(String, String)>> {
+    let list: Vec<String> = columns
+        .iter()
+        .map(|c| format!("typeof(\"{c}\"), quote(\"{c}\")"))
+        .collect();
+    let sql = format!("SELECT {} FROM tabTicket ORDER BY name", list.join(", "));
+    let mut stmt = conn.prepare(&sql).unwrap();
+    stmt.query_map([], |r| {
+        (0..columns.len())
+            .map(|i| Ok((r.get(2 * i)?, r.get(2 * i + 1)?)))
+            .collect()
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// Writes through the old names (version 1's application).
+fn old_app_writes(conn: &Connection, tag: &str) {
+    conn.execute(
+        "INSERT INTO tabTicket (name, title, amount, note) VALUES (?1, 'from old', '41', 'o')",
+        [format!("OLD-{tag}")],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE tabTicket SET title = ?1 WHERE name = 'T0001'",
+        [format!("old edit {tag}")],
+    )
+    .unwrap();
+}
+
+/// Writes through the new names (version 2's application).
+fn new_app_writes(conn: &Connection, tag: &str) {
+    conn.execute(
+        "INSERT INTO tabTicket (name, subject, amount, priority) VALUES (?1, 'from new', 42, 'High')",
+        [format!("NEW-{tag}")],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE tabTicket SET subject = ?1 WHERE name = 'T0002'",
+        [format!("new edit {tag}")],
+    )
+    .unwrap();
+}
+
+#[test]
+fn start_then_complete_equals_a_plain_apply_with_writes_from_both_versions_kept() {
+    let db = v1_db(50);
+    let plain = v1_db(50);
+    let report = applier(&db).online_start(&[doctype(V2)]).unwrap();
+    assert!(report.status.backfill_done());
+    assert!(report.backfill.batches > 1, "backfilled in ranges");
+    let conn = db.conn();
+    // Every existing row has its twin.
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM tabTicket WHERE subject IS NOT title"
+        ),
+        0
+    );
+    old_app_writes(&conn, "1");
+    new_app_writes(&conn, "1");
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM tabTicket WHERE subject IS NOT title"
+        ),
+        0,
+        "the triggers keep both names equal"
+    );
+    let history = applier(&db).history(Some("Ticket")).unwrap();
+    assert_eq!(history.last().unwrap().status, MigrationStatus::Expanded);
+    // A plain apply is refused meanwhile.
+    let refused = applier(&db).sync_all(&[doctype(V2)]).unwrap_err();
+    assert!(
+        matches!(refused, Error::OnlineInProgress { .. }),
+        "{refused}"
+    );
+
+    // The old version is retired; the new one goes on.
+    new_app_writes(&conn, "2");
+    let done = MigrationApplier::builder(&db.path)
+        .no_audit_log()
+        .build()
+        .unwrap()
+        .online_complete()
+        .unwrap();
+    assert_eq!(done.migrations.len(), 1);
+    assert!(applier(&db).online_status().unwrap().is_none());
+
+    // The same writes, through the final names, on the plain copy.
+    let pconn = plain.conn();
+    old_app_writes(&pconn, "1");
+    applier(&plain).sync_all(&[doctype(V2)]).unwrap();
+    new_app_writes(&pconn, "1");
+    new_app_writes(&pconn, "2");
+    assert_eq!(app_schema(&conn), app_schema(&pconn));
+    let cols = ["name", "subject", "amount", "priority", "note"];
+    assert_eq!(rows(&conn, &cols), rows(&pconn, &cols));
+    let history = applier(&db).history(Some("Ticket")).unwrap();
+    assert!(
+        history
+            .iter()
+            .all(|h| h.status == MigrationStatus::Completed)
+    );
+}
+
+#[test]
+fn abort_gives_back_the_exact_schema_with_every_write_kept_under_the_old_names() {
+    let db = v1_db(30);
+    let before = app_schema(&db.conn());
+    applier(&db).online_start(&[doctype(V2)]).unwrap();
+    let conn = db.conn();
+    old_app_writes(&conn, "1");
+    new_app_writes(&conn, "1");
+    let aborted = applier(&db).online_abort().unwrap();
+    assert_eq!(aborted.tables.len(), 1);
+    assert_eq!(app_schema(&conn), before);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM tabTicket WHERE name = 'NEW-1' AND title = 'from new'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM tabTicket WHERE name = 'T0002' AND title = 'new edit 1'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM tabTicket WHERE name = 'T0001' AND title = 'old edit 1'"
+        ),
+        1
+    );
+    let history = applier(&db).history(Some("Ticket")).unwrap();
+    assert_eq!(history.last().unwrap().status, MigrationStatus::RolledBack);
+    // Nothing is in progress any more: a plain apply works.
+    applier(&db).sync_all(&[doctype(V2)]).unwrap();
+}
+
+#[test]
+fn a_lossy_type_change_is_refused_without_consent_and_nothing_is_written() {
+    let db = v1_db(5);
+    db.conn()
+        .execute(
+            "UPDATE tabTicket SET amount = '12abc' WHERE name = 'T0001'",
+            [],
+        )
+        .unwrap();
+    let before = app_schema(&db.conn());
+    let bytes = db.bytes();
+    let e = applier(&db).online_start(&[doctype(V2)]).unwrap_err();
+    assert!(matches!(e, Error::Blocked { .. }), "{e}");
+    assert_eq!(db.bytes(), bytes, "the database is byte-identical");
+    let consented = MigrationApplier::builder(&db.path)
+        .no_audit_log()
+        .allow_data_loss(true)
+        .build()
+        .unwrap()
+        .online_start(&[doctype(V2)])
+        .unwrap();
+    assert!(consented.status.allow_data_loss);
+    // Complete converts as a plain apply with consent does, and backs up
+    // the column first, so a rollback gives '12abc' back.
+    let done = applier(&db).online_complete().unwrap();
+    assert_eq!(done.migrations[0].backups.len(), 1);
+    assert_eq!(
+        count(
+            &db.conn(),
+            "SELECT count(*) FROM tabTicket WHERE typeof(amount) = 'integer'"
+        ),
+        5
+    );
+    // Rolled back like any migration: the contract step, then the
+    // expand step, give back the schema from before the start.
+    let options = doctype_migrate::RollbackOptions::default();
+    applier(&db).rollback_last(None, &options).unwrap();
+    assert_eq!(
+        count(
+            &db.conn(),
+            "SELECT count(*) FROM tabTicket WHERE amount = '12abc'"
+        ),
+        1
+    );
+    applier(&db).rollback_last(None, &options).unwrap();
+    assert_eq!(app_schema(&db.conn()), before);
+}
+
+#[test]
+fn renaming_a_not_null_column_without_a_default_is_refused_online() {
+    let db = TestDb::new();
+    let v1 = r#"{"name": "Ticket", "fields": [
+        {"fieldname": "code", "fieldtype": "Data", "not_nullable": 1}]}"#;
+    let v2 = r#"{"name": "Ticket", "fields": [
+        {"fieldname": "ref", "fieldtype": "Data", "not_nullable": 1, "renamed_from": "code"}]}"#;
+    applier(&db).sync_all(&[doctype(v1)]).unwrap();
+    let bytes = db.bytes();
+    let e = applier(&db).online_start(&[doctype(v2)]).unwrap_err();
+    match &e {
+        Error::OnlineRefused {
+            doctype, reason, ..
+        } => {
+            assert_eq!(doctype, "Ticket");
+            assert!(reason.contains("plain apply"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(db.bytes(), bytes);
+}
