@@ -39,6 +39,10 @@ pub enum Command {
     /// (--last, of one DocType with --doctype) or a batch (--batch).
     /// Feasibility is checked first; exits 2 when refused (nothing written).
     Rollback(RollbackArgs),
+    /// Online migrations for rolling deploys: start (expand and backfill),
+    /// resume, complete (contract), abort, status. Two application
+    /// versions share the tables meanwhile (docs/online.md).
+    Online(OnlineArgs),
     /// Serve an HTTP API for the database: status, history (more to
     /// come). Prints `listening on http://ADDR` first; stops on SIGTERM
     /// or Ctrl-C.
@@ -47,6 +51,109 @@ pub enum Command {
     /// Manage the API tokens `serve` accepts.
     #[cfg(feature = "server")]
     Token(TokenArgs),
+}
+
+/// `online` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct OnlineArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: OnlineCommand,
+}
+
+/// `online` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OnlineCommand {
+    /// Expand the tables for the new DocTypes (new columns, indexes, a
+    /// twin of each renamed column kept equal by triggers) in one
+    /// transaction, then backfill the twins; returns when the backfill is
+    /// done. Exits 2 when refused by validation (nothing written).
+    Start(OnlineStartArgs),
+    /// Go on with a killed backfill from its last committed range.
+    Resume(OnlineRunArgs),
+    /// Once the old application version is retired: check the twins,
+    /// drop them and the triggers, and finish as a plain `apply` of the
+    /// same DocTypes would, in one transaction.
+    Complete(OnlineCompleteArgs),
+    /// Undo the start: drop what it added; the schema is again exactly the
+    /// one from before, with every row written meanwhile kept.
+    Abort(OnlineDbArgs),
+    /// Show the online migration in progress (reads only). Exits 0 with
+    /// "no online migration" when none is.
+    Status(OnlineDbArgs),
+}
+
+/// `online start` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct OnlineStartArgs {
+    /// Database, DocTypes and output format.
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// Let changes that destroy or alter stored values through; complete
+    /// applies with the same consent.
+    #[arg(long)]
+    pub allow_data_loss: bool,
+    /// Refuse DocType quirks Frappe accepts: exit 2.
+    #[arg(long)]
+    pub strict: bool,
+    /// At complete, drop the columns the DocTypes no longer declare.
+    #[arg(long)]
+    pub drop_orphan_columns: bool,
+    /// Switch the database to WAL mode first (persistent), so that readers
+    /// are never blocked by the backfill.
+    #[arg(long)]
+    pub wal: bool,
+    /// How the backfill paces itself.
+    #[command(flatten)]
+    pub pace: BackfillOptions,
+}
+
+/// How an online migration's backfill paces itself.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct BackfillOptions {
+    /// Rows in the first backfill range of each table.
+    #[arg(long, value_name = "N", default_value = "2000")]
+    pub batch_rows: std::num::NonZeroU32,
+    /// How long one range may hold the write lock, in milliseconds (the
+    /// range size adapts to it).
+    #[arg(long, value_name = "MS", default_value = "50")]
+    pub max_batch_ms: std::num::NonZeroU64,
+    /// Pause between ranges, in milliseconds.
+    #[arg(long, value_name = "MS", default_value = "5")]
+    pub pause_ms: u64,
+}
+
+/// `online resume` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct OnlineRunArgs {
+    /// Database and output format.
+    #[command(flatten)]
+    pub db: OnlineDbArgs,
+    /// How the backfill paces itself.
+    #[command(flatten)]
+    pub pace: BackfillOptions,
+}
+
+/// `online complete` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct OnlineCompleteArgs {
+    /// Database and output format.
+    #[command(flatten)]
+    pub db: OnlineDbArgs,
+    /// Backups of what complete changes destructively, as for `apply`.
+    #[command(flatten)]
+    pub backup: BackupOptions,
+}
+
+/// The database of an online command, and the output format.
+#[derive(Debug, ClapArgs)]
+pub struct OnlineDbArgs {
+    /// SQLite database file (must exist).
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `serve` arguments.

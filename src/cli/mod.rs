@@ -13,6 +13,7 @@ pub(crate) mod backup;
 pub(crate) mod commands;
 mod global;
 mod logging;
+mod online;
 pub(crate) mod output;
 mod progress;
 pub(crate) mod rollback;
@@ -89,6 +90,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::History(a) => commands::history(&a),
         Command::Backup(a) => backup::run(&a),
         Command::Rollback(a) => rollback::rollback(&a),
+        Command::Online(a) => online::run(&a),
         #[cfg(feature = "server")]
         Command::Serve(a) => serve::serve(&a),
         #[cfg(feature = "server")]

@@ -172,6 +172,24 @@ impl PlainState {
                 HumanBytes(*bytes),
                 path.display()
             )),
+            RunEvent::Backfilled {
+                table,
+                rowid,
+                max_rowid,
+                ..
+            } => {
+                let new_table = self.rows_table != *table;
+                if new_table {
+                    self.rows_table.clear();
+                    self.rows_table.push_str(table);
+                }
+                let done = rowid >= max_rowid;
+                (new_table || done || due(self.last_rows, now)).then(|| {
+                    self.last_rows = Some(now);
+                    let state = if done { ", done" } else { "" };
+                    format!("progress: {table}: backfilled to rowid {rowid}/{max_rowid}{state}\n")
+                })
+            }
             // Events added to the library later: not shown until the CLI knows them.
             _ => None,
         }
@@ -265,6 +283,16 @@ impl Bars {
                     ));
                 }
             }
+            RunEvent::Backfilled {
+                table,
+                rowid,
+                max_rowid,
+                ..
+            } => self.spinner.set_message(format!(
+                "{table}: backfilled to rowid {}/{}",
+                HumanCount(u64::try_from(*rowid).unwrap_or(0)),
+                HumanCount(u64::try_from(*max_rowid).unwrap_or(0))
+            )),
             RunEvent::BackupWritten {
                 table, bytes, path, ..
             } => {
