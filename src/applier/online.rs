@@ -441,11 +441,11 @@ impl MigrationApplier {
     }
 
     /// Runs the backfill of `status` and reads the state again after it.
-    fn backfill_status(&self, status: OnlineStatus) -> Result<OnlineReport> {
+    fn backfill_status(&mut self, status: OnlineStatus) -> Result<OnlineReport> {
         let stats = online::backfill(
-            &self.conn,
+            &mut self.conn,
             &self.path,
-            self.options.lock_timeout,
+            (self.options.lock_timeout, self.options.busy_timeout),
             &status.tables,
             &self.options.backfill,
             &self.events,

@@ -59,8 +59,39 @@ pub struct BackfillStats {
 const MIN_ROWS: i64 = 64;
 const MAX_ROWS: i64 = 1_000_000;
 
+/// How often a backfill waiting for the write lock tries again.
+const POLL: Duration = Duration::from_micros(200);
+
+/// The busy handler while backfilling: try again every [`POLL`], for
+/// about five seconds (then [`begin_immediate`]'s own retry goes on, to
+/// the lock timeout). SQLite's default handler sleeps longer and longer
+/// between tries; against application writers that take the lock again
+/// microseconds after they release it, it would hardly ever get its
+/// turn, and the backfill would starve.
+fn poll_quickly(tries: i32) -> bool {
+    std::thread::sleep(POLL);
+    tries < 25_000
+}
+
 /// Backfills every table of `tables` that is not done, range by range.
+/// `busy_timeout` is the connection's, given back at the end.
 pub fn backfill(
+    conn: &mut Connection,
+    path: &Path,
+    (lock_timeout, busy_timeout): (Duration, Duration),
+    tables: &[OnlineTable],
+    settings: &BackfillSettings,
+    events: &Observers,
+) -> Result<BackfillStats> {
+    conn.busy_handler(Some(poll_quickly))
+        .map_err(|e| Error::sql("install the backfill's busy handler", e))?;
+    let result = backfill_ranges(conn, path, lock_timeout, tables, settings, events);
+    conn.busy_timeout(busy_timeout)
+        .map_err(|e| Error::sql("PRAGMA busy_timeout", e))?;
+    result
+}
+
+fn backfill_ranges(
     conn: &Connection,
     path: &Path,
     lock_timeout: Duration,

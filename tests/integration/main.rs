@@ -51,6 +51,8 @@ mod input;
 #[cfg(unix)]
 mod journal_modes;
 mod online;
+#[cfg(unix)]
+mod online_deploy;
 mod own_connection;
 mod progress;
 mod proptest_roundtrip;
