@@ -764,17 +764,35 @@ impl ApplyReport {
 /// `doctypes` (a file or a directory tree), creates the database if needed
 /// and applies them with default (safe) options. When nothing changed since
 /// the last start, the files are hashed and not parsed (see
-/// [`MigrationApplier::sync_paths`]). When nothing changed since
-/// the last start, the files are hashed and not parsed (see
 /// [`MigrationApplier::sync_paths`]).
+///
+/// While an online migration is in progress (a rolling deploy: both
+/// application versions use the expanded tables), the schema is the online
+/// migration's to change: an application starting then is not refused, it
+/// starts without migrating, and the report says so in a `RUN004` warning.
 pub fn migrate_on_start(
     database: impl AsRef<Path>,
     doctypes: impl AsRef<Path>,
 ) -> Result<ApplyReport> {
-    MigrationApplier::builder(database)
+    let result = MigrationApplier::builder(database)
         .create_if_missing(true)
         .build()?
-        .sync_paths(&[doctypes.as_ref().to_path_buf()])
+        .sync_paths(&[doctypes.as_ref().to_path_buf()]);
+    match result {
+        Err(Error::OnlineInProgress { batch_id, doctypes }) => {
+            let mut report = ApplyReport::empty();
+            report.warnings.push(Warning::run(
+                WarningCode::OnlineInProgress,
+                format!(
+                    "online migration {batch_id} (DocTypes {}) is in progress: not migrated at \
+                     start; the online migration's complete or abort changes the schema",
+                    doctypes.join(", ")
+                ),
+            ));
+            Ok(report)
+        }
+        other => other,
+    }
 }
 
 /// An error as the audit log records it. A refusal lists its findings by

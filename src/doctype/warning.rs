@@ -36,6 +36,9 @@ pub enum WarningCode {
     /// rollback-journal mode, where each backfill range's commit waits for
     /// readers and blocks new ones; WAL mode (`--wal`) avoids both.
     RollbackJournal,
+    /// `RUN004`: an application started while an online migration was in
+    /// progress, and was not migrated (see `migrate_on_start`).
+    OnlineInProgress,
 }
 
 impl WarningCode {
@@ -49,6 +52,7 @@ impl WarningCode {
             WarningCode::InterruptedRun => "RUN001",
             WarningCode::AuditNotWritten => "RUN002",
             WarningCode::RollbackJournal => "RUN003",
+            WarningCode::OnlineInProgress => "RUN004",
         }
     }
 
@@ -77,7 +81,7 @@ impl Serialize for WarningCode {
 }
 
 impl WarningCode {
-    const ALL: [WarningCode; 7] = [
+    const ALL: [WarningCode; 8] = [
         WarningCode::DuplicateField,
         WarningCode::StandardColumnRedeclared,
         WarningCode::NonNumericDefault,
@@ -85,6 +89,7 @@ impl WarningCode {
         WarningCode::InterruptedRun,
         WarningCode::AuditNotWritten,
         WarningCode::RollbackJournal,
+        WarningCode::OnlineInProgress,
     ];
 }
 

@@ -285,3 +285,154 @@ fn renaming_a_not_null_column_without_a_default_is_refused_online() {
     }
     assert_eq!(db.bytes(), bytes);
 }
+
+#[test]
+fn complete_drops_a_removed_field_only_when_asked_at_start() {
+    for drop in [false, true] {
+        let db = v1_db(10);
+        MigrationApplier::builder(&db.path)
+            .no_audit_log()
+            .drop_orphan_columns(drop)
+            .allow_data_loss(drop)
+            .build()
+            .unwrap()
+            .online_start(&[doctype(V2)])
+            .unwrap();
+        // The old version still writes `note` until it is retired.
+        db.conn()
+            .execute(
+                "UPDATE tabTicket SET note = 'still used' WHERE name = 'T0003'",
+                [],
+            )
+            .unwrap();
+        applier(&db).online_complete().unwrap();
+        let kept = column_names(&db.conn(), "tabTicket").contains(&"note".to_string());
+        assert_eq!(kept, !drop, "drop_orphan_columns({drop})");
+    }
+}
+
+#[test]
+fn one_online_migration_at_a_time_and_a_repeated_start_resumes() {
+    let db = v1_db(20);
+    applier(&db).online_start(&[doctype(V2)]).unwrap();
+    // The same DocTypes again: it goes on with the one in progress.
+    let again = applier(&db).online_start(&[doctype(V2)]).unwrap();
+    assert!(again.resumed);
+    // Other DocTypes: refused, and so are a rollback and a second start.
+    let other =
+        doctype(r#"{"name": "Other", "fields": [{"fieldname": "x", "fieldtype": "Data"}]}"#);
+    let bytes = db.bytes();
+    let e = applier(&db).online_start(&[other.clone()]).unwrap_err();
+    assert!(matches!(e, Error::OnlineInProgress { .. }), "{e}");
+    let e = applier(&db)
+        .rollback_last(None, &doctype_migrate::RollbackOptions::default())
+        .unwrap_err();
+    assert!(matches!(e, Error::OnlineInProgress { .. }), "{e}");
+    let e = applier(&db).sync_all(&[other]).unwrap_err();
+    assert!(matches!(e, Error::OnlineInProgress { .. }), "{e}");
+    assert_eq!(db.bytes(), bytes, "refusals write nothing");
+    // An application of either version that migrates at start starts
+    // without migrating, and is told why.
+    for version in [V1, V2] {
+        let dir = db.dir.path().join(format!("doctypes-{}", version.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ticket.json"), version).unwrap();
+        let report = doctype_migrate::migrate_on_start(&db.path, &dir).unwrap();
+        assert!(report.migrations.is_empty());
+        assert_eq!(report.warnings[0].code.as_str(), "RUN004");
+    }
+    assert!(applier(&db).online_status().unwrap().is_some());
+}
+
+#[test]
+fn nothing_in_progress_is_a_clear_error_and_up_to_date_refuses_to_start() {
+    let db = v1_db(1);
+    let mut a = applier(&db);
+    assert!(a.online_status().unwrap().is_none());
+    assert!(matches!(
+        a.online_complete().unwrap_err(),
+        Error::NoOnlineMigration
+    ));
+    assert!(matches!(
+        a.online_abort().unwrap_err(),
+        Error::NoOnlineMigration
+    ));
+    assert!(matches!(
+        a.online_resume().unwrap_err(),
+        Error::NoOnlineMigration
+    ));
+    let bytes = db.bytes();
+    let e = a.online_start(&[doctype(V1)]).unwrap_err();
+    assert!(e.to_string().contains("up to date"), "{e}");
+    assert_eq!(db.bytes(), bytes);
+}
+
+/// A history table created before the `expanded` status existed has a
+/// CHECK that refuses it: start widens it, keeping every row and id.
+#[test]
+fn start_upgrades_an_older_history_table_keeping_its_rows() {
+    let db = v1_db(3);
+    let conn = db.conn();
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'tabMigrationHistory'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    // Rebuild it with the older CHECK.
+    let old = sql.replace(
+        "'planned', 'in_progress', 'expanded',",
+        "'planned', 'in_progress',",
+    );
+    assert_ne!(old, sql);
+    conn.execute_batch(&format!(
+        "PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = '{}' WHERE name = 'tabMigrationHistory'; PRAGMA writable_schema = OFF;",
+        old.replace('\'', "''")
+    ))
+    .unwrap();
+    drop(conn);
+    let rows_before = applier(&db).history(None).unwrap();
+    applier(&db).online_start(&[doctype(V2)]).unwrap();
+    let rows_after = applier(&db).history(None).unwrap();
+    assert_eq!(rows_after[..rows_before.len()], rows_before[..]);
+    assert_eq!(rows_after.last().unwrap().status, MigrationStatus::Expanded);
+    let check: String = db
+        .conn()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+#[test]
+fn a_new_table_and_an_index_on_a_renamed_column_wait_for_the_right_moment() {
+    let db = v1_db(5);
+    let v2 = V2.replace(
+        r#""renamed_from": "title""#,
+        r#""renamed_from": "title", "search_index": 1"#,
+    );
+    let other = r#"{"name": "Label", "fields": [{"fieldname": "text", "fieldtype": "Data"}]}"#;
+    let plain = v1_db(5);
+    applier(&db)
+        .online_start(&[doctype(&v2), doctype(other)])
+        .unwrap();
+    let conn = db.conn();
+    // The new table is there for the new version at once; the index on
+    // the renamed column waits for complete.
+    assert!(column_names(&conn, "tabLabel").contains(&"text".to_string()));
+    assert!(
+        !index_names(&conn, "tabTicket")
+            .iter()
+            .any(|i| i.contains("subject"))
+    );
+    applier(&db).online_complete().unwrap();
+    assert!(
+        index_names(&conn, "tabTicket")
+            .iter()
+            .any(|i| i.contains("subject"))
+    );
+    applier(&plain)
+        .sync_all(&[doctype(&v2), doctype(other)])
+        .unwrap();
+    assert_eq!(app_schema(&conn), app_schema(&plain.conn()));
+}
