@@ -322,7 +322,9 @@ fn one_online_migration_at_a_time_and_a_repeated_start_resumes() {
     let other =
         doctype(r#"{"name": "Other", "fields": [{"fieldname": "x", "fieldtype": "Data"}]}"#);
     let bytes = db.bytes();
-    let e = applier(&db).online_start(&[other.clone()]).unwrap_err();
+    let e = applier(&db)
+        .online_start(std::slice::from_ref(&other))
+        .unwrap_err();
     assert!(matches!(e, Error::OnlineInProgress { .. }), "{e}");
     let e = applier(&db)
         .rollback_last(None, &doctype_migrate::RollbackOptions::default())
