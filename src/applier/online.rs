@@ -22,7 +22,7 @@ use crate::ident::quote;
 use crate::online::{self, BackfillStats, OnlineStatus, contract};
 use crate::plan::{DocTypePlan, RenameHint};
 use crate::schema::{SchemaSnapshot, introspect_table, table_spec};
-use crate::validation::{Finding, validate_plan};
+use crate::validation::Finding;
 
 /// What `online_start` or `online_resume` did.
 #[derive(Debug, Clone, Serialize)]
@@ -96,11 +96,8 @@ impl MigrationApplier {
         let status = self
             .read(|| online::read(&self.conn))?
             .ok_or(Error::NoOnlineMigration)?;
-        self.audit.record(
-            Action::Online,
-            Level::Info,
-            None,
-            None,
+        self.audit_online(
+            true,
             serde_json::json!({
                 "kind": "started",
                 "batch_id": status.batch_id,
@@ -121,11 +118,8 @@ impl MigrationApplier {
         let status = self
             .read(|| online::read(&self.conn))?
             .ok_or(Error::NoOnlineMigration)?;
-        self.audit.record(
-            Action::Online,
-            Level::Info,
-            None,
-            None,
+        self.audit_online(
+            true,
             serde_json::json!({ "kind": "resumed", "batch_id": status.batch_id }),
         );
         let mut report = self.backfill_status(status)?;
@@ -197,15 +191,8 @@ impl MigrationApplier {
             },
         };
         self.events.emit(RunEvent::RunFinished { outcome, ms });
-        self.audit.record(
-            Action::Online,
-            if result.is_ok() {
-                Level::Info
-            } else {
-                Level::Error
-            },
-            None,
-            None,
+        self.audit_online(
+            result.is_ok(),
             serde_json::json!({
                 "kind": if result.is_ok() { "completed" } else { "complete_failed" },
                 "batch_id": status.batch_id,
@@ -230,15 +217,8 @@ impl MigrationApplier {
             contract::abort(conn, &status)?;
             Ok((status, true))
         });
-        self.audit.record(
-            Action::Online,
-            if result.is_ok() {
-                Level::Info
-            } else {
-                Level::Error
-            },
-            None,
-            None,
+        self.audit_online(
+            result.is_ok(),
             match &result {
                 Ok(status) => serde_json::json!({
                     "kind": "aborted",
@@ -271,6 +251,13 @@ impl MigrationApplier {
         Ok(())
     }
 
+    /// An `online` entry in the audit log: info, or error when `ok` is false.
+    fn audit_online(&self, ok: bool, details: serde_json::Value) {
+        let level = if ok { Level::Info } else { Level::Error };
+        self.audit
+            .record(Action::Online, level, None, None, details);
+    }
+
     fn is_wal(&self) -> Result<bool> {
         const SQL: &str = "PRAGMA journal_mode";
         let mode: String = self
@@ -294,7 +281,7 @@ impl MigrationApplier {
         self.events.emit(RunEvent::LockTaken {
             waited_ms: clock.elapsed().as_secs_f64() * 1000.0,
         });
-        let (findings, _) = self.validate_plan_locked(&plan, doctypes)?;
+        let (findings, _) = self.validate_locked(&plan, doctypes)?;
         if plan.is_empty() {
             guard.rollback()?;
             self.events.emit(RunEvent::TransactionRolledBack {
@@ -413,33 +400,6 @@ impl MigrationApplier {
         )
     }
 
-    /// Validation of a plan under the lock; blocking findings roll back and
-    /// refuse. Returns the findings and the time taken.
-    fn validate_plan_locked(
-        &self,
-        plan: &crate::plan::MigrationPlan,
-        doctypes: &[DocType],
-    ) -> Result<(Vec<Finding>, f64)> {
-        self.phase(Phase::Validate);
-        let clock = Instant::now();
-        let findings = validate_plan(&self.conn, plan, doctypes, &self.policy())?;
-        let ms = clock.elapsed().as_secs_f64() * 1000.0;
-        let blocking = findings.iter().filter(|f| f.blocking).count();
-        self.events.emit(RunEvent::Validated {
-            findings: findings.len(),
-            blocking,
-            ms,
-        });
-        if blocking > 0 {
-            exec(&self.conn, "ROLLBACK")?;
-            self.events.emit(RunEvent::TransactionRolledBack {
-                cause: RollbackCause::Blocked,
-            });
-            return Err(Error::Blocked { findings });
-        }
-        Ok((findings, ms))
-    }
-
     /// Runs the backfill of `status` and reads the state again after it.
     fn backfill_status(&mut self, status: OnlineStatus) -> Result<OnlineReport> {
         let stats = online::backfill(
@@ -490,7 +450,7 @@ impl MigrationApplier {
         let (findings, migrations, batch, taken) = if locked.plan.is_empty() {
             (Vec::new(), Vec::new(), None, Vec::new())
         } else {
-            let (findings, validate_ms) = self.validate_locked(&locked, doctypes)?;
+            let (findings, validate_ms) = self.validate_locked(&locked.plan, doctypes)?;
             let (batch, migrations, taken) =
                 self.back_up_and_execute(&locked, validate_ms, checks)?;
             (findings, migrations, Some(batch), taken)

@@ -95,7 +95,7 @@ impl MigrationApplier {
             report.warnings = notes;
             return Ok(report);
         }
-        let (findings, validate_ms) = self.validate_locked(&locked, doctypes)?;
+        let (findings, validate_ms) = self.validate_locked(&locked.plan, doctypes)?;
         let (batch_id, migrations, taken) =
             self.back_up_and_execute(&locked, validate_ms, checks)?;
         self.commit(locked, &batch_id, migrations.len(), taken)?;
@@ -224,12 +224,12 @@ impl MigrationApplier {
     /// roll the transaction back and refuse the run.
     pub(super) fn validate_locked(
         &self,
-        locked: &Locked<'_>,
+        plan: &MigrationPlan,
         doctypes: &[DocType],
     ) -> Result<(Vec<Finding>, f64)> {
         self.phase(Phase::Validate);
         let clock = Instant::now();
-        let findings = validate_plan(&self.conn, &locked.plan, doctypes, &self.policy())?;
+        let findings = validate_plan(&self.conn, plan, doctypes, &self.policy())?;
         if let Some(expected) = &self.options.expected_plan {
             let new: Vec<Finding> = findings
                 .iter()

@@ -114,12 +114,13 @@ pub struct BackfillOptions {
     /// Rows in the first backfill range of each table.
     #[arg(long, value_name = "N", default_value = "2000")]
     pub batch_rows: std::num::NonZeroU32,
-    /// How long one range may hold the write lock, in milliseconds (the
-    /// range size adapts to it).
-    #[arg(long, value_name = "MS", default_value = "50")]
+    /// How long one range should hold the write lock, in milliseconds
+    /// (a target: the range size adapts to it).
+    #[arg(long, value_name = "MS", default_value = "25")]
     pub max_batch_ms: std::num::NonZeroU64,
-    /// Pause between ranges, in milliseconds.
-    #[arg(long, value_name = "MS", default_value = "5")]
+    /// Pause between ranges, in milliseconds: when other writers can take
+    /// the lock.
+    #[arg(long, value_name = "MS", default_value = "25")]
     pub pause_ms: u64,
 }
 

@@ -18,17 +18,26 @@ use crate::ident::quote;
 use super::state::{OnlineTable, advance};
 
 /// How the backfill paces itself.
+///
+/// The backfill holds the write lock for about `max_batch`, then leaves it
+/// free for `pause`: with the defaults (25 ms and 25 ms) it takes about
+/// half of the lock's time while it runs. An application writer waiting
+/// with SQLite's busy timeout does not queue for the lock: it retries on
+/// its own schedule (sleeps growing to 100 ms), so it gets in at one of
+/// the next few pauses, not always at the first. A longer pause shortens
+/// the writers' waits and lengthens the backfill;
+/// `docs/performance.md` has the measured trade-off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BackfillSettings {
     /// Rows in the first range of each table. Default 2,000.
     pub batch_rows: u32,
-    /// How long one range may hold the write lock: a range that takes
-    /// longer halves the next one, a range that takes under a quarter of
-    /// it doubles the next one. Default 50 ms.
+    /// How long one range should hold the write lock: a target, not a
+    /// cap. A range that took longer halves the next one, a range that
+    /// took under a quarter of it doubles the next one. Default 25 ms.
     pub max_batch: Duration,
-    /// The pause between ranges, in which other writers take the lock.
-    /// Default 5 ms.
+    /// The pause between ranges, in which other writers can take the
+    /// lock. Default 25 ms.
     pub pause: Duration,
 }
 
@@ -36,8 +45,8 @@ impl Default for BackfillSettings {
     fn default() -> Self {
         BackfillSettings {
             batch_rows: 2_000,
-            max_batch: Duration::from_millis(50),
-            pause: Duration::from_millis(5),
+            max_batch: Duration::from_millis(25),
+            pause: Duration::from_millis(25),
         }
     }
 }
