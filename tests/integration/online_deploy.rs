@@ -476,3 +476,41 @@ fn abort_after_a_killed_backfill_gives_back_the_schema_from_before_the_start() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(status["online"].is_null());
 }
+
+#[test]
+fn start_warns_on_a_rollback_journal_database_and_wal_switches_it_for_good() {
+    let deploy = Deploy::new(100);
+    let out = deploy.online(&["start"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("RUN003"),
+        "{}",
+        output_text(&out)
+    );
+    // Status reads only: the file is byte-identical after it.
+    let bytes = std::fs::read(&deploy.db).unwrap();
+    let out = deploy.online(&["status"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ready to complete"));
+    assert_eq!(std::fs::read(&deploy.db).unwrap(), bytes);
+    let out = deploy.online(&["abort"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+
+    let out = deploy.online(&["start", "--wal", "--json"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("RUN003"));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["status"]["tables"][0]["renames"][0][1], "subject");
+    // WAL stays on for every later connection.
+    let mode: String = Connection::open(&deploy.db)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    // A plain apply is refused meanwhile, exit 1, naming the online migration.
+    let out = cli(&["apply", "--db"], &deploy.db, &["--doctypes"], &deploy.v2);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("online complete"));
+    let out = deploy.online(&["complete", "--json"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+}
