@@ -40,8 +40,8 @@
 //!    under that load. Complete then runs, and every value written must be
 //!    found under the new name.
 //!
-//! The backfill runs with `--max-batch-ms` (default 50) and `--pause-ms`
-//! (default 5), the library's defaults. Runs alternate over `--rounds`
+//! The backfill runs with `--max-batch-ms` (default 25) and `--pause-ms`
+//! (default 25), the library's defaults. Runs alternate over `--rounds`
 //! rounds (default 3; the order reversed every other round) and the table
 //! reports medians (with min and max). Every run's result is checked: the
 //! renamed column holds every row's original value, and the online result
@@ -87,8 +87,9 @@ fn args() -> Args {
         wal: false,
         writer: false,
         writer_pause: Duration::from_millis(1),
-        max_batch: Duration::from_millis(50),
-        pause: Duration::from_millis(5),
+        // The library's defaults unless given.
+        max_batch: doctype_migrate::BackfillSettings::default().max_batch,
+        pause: doctype_migrate::BackfillSettings::default().pause,
         json: PathBuf::from("target/online_bench.json"),
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
