@@ -37,6 +37,7 @@ mod doctype;
 mod error;
 mod events;
 mod execution;
+mod fleet;
 mod history;
 mod ident;
 mod online;
@@ -66,6 +67,9 @@ pub use doctype::{
 pub use error::{BackupErrorKind, Error, RefusedRollback, Result, error_chain, error_sources};
 pub use events::{Phase, RollbackCause, RunEvent, RunInfo, RunObserver, RunOutcome};
 pub use execution::{Metrics, MigrationRecord};
+pub use fleet::{
+    DbOutcome, DbStatus, Fleet, FleetBuilder, FleetPlan, FleetReport, OnError, PlanGroup,
+};
 pub use history::{HistoryRow, MigrationId, MigrationStatus};
 pub use online::{BackfillSettings, BackfillStats, OnlineStatus, OnlineTable};
 pub use plan::{DocTypePlan, MigrationPlan, PlanStep, StepKind};

@@ -269,6 +269,13 @@ impl ApplierBuilder {
         self
     }
 
+    /// The start-up record's key for `paths` under these options (see
+    /// `startup::input_sha256`): what a fleet hashes once for all its
+    /// databases.
+    pub(crate) fn startup_input(&self, paths: &[PathBuf]) -> Result<String> {
+        super::startup::input_sha256(&self.options, paths)
+    }
+
     /// Rows in the first range of an online migration's backfill (see
     /// [`BackfillSettings::batch_rows`]); must be above zero.
     pub fn backfill_batch_rows(mut self, rows: u32) -> Self {

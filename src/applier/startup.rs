@@ -43,7 +43,7 @@ impl MigrationApplier {
         // As sync_all: a database this applier can only read is refused
         // before anything else, up to date or not.
         self.refuse_read_only()?;
-        let input = self.input_sha256(paths)?;
+        let input = input_sha256(&self.options, paths)?;
         if let Some(report) = self.up_to_date_from_record(&input)? {
             return Ok(report);
         }
@@ -60,34 +60,23 @@ impl MigrationApplier {
         Ok(report)
     }
 
-    /// SHA-256 of the engine version, the options that shape the plan and
-    /// every input file's path and bytes, hex.
-    fn input_sha256(&self, paths: &[PathBuf]) -> Result<String> {
-        let o = &self.options;
-        let mut h = Sha256::new();
-        let shaping = format!(
-            "doctype-migrate {}\0drop_orphan_columns={}\0drop_orphan_tables={}\0strict={}\0\
-             renames={:?}\0null_fills={:?}\0",
-            env!("CARGO_PKG_VERSION"),
-            o.drop_orphan_columns,
-            o.drop_orphan_tables,
-            o.strict,
-            o.renames,
-            o.null_fills,
-        );
-        h.update(shaping.as_bytes());
-        for file in input_files(paths)? {
-            let bytes = std::fs::read(&file).map_err(|source| Error::Io {
-                path: file.clone(),
-                source,
-            })?;
-            let name = file.display().to_string();
-            h.update((name.len() as u64).to_le_bytes());
-            h.update(name.as_bytes());
-            h.update((bytes.len() as u64).to_le_bytes());
-            h.update(&bytes);
+    /// [`sync_paths`](Self::sync_paths) with the files already hashed
+    /// ([`input_sha256`], `input`) and loaded (`doctypes`): a fleet reads
+    /// its input once for all its databases.
+    pub(crate) fn sync_prepared(
+        &mut self,
+        input: &str,
+        doctypes: &[DocType],
+    ) -> Result<ApplyReport> {
+        self.refuse_read_only()?;
+        if let Some(report) = self.up_to_date_from_record(input)? {
+            return Ok(report);
         }
-        Ok(crate::schema::hex(&h.finalize()))
+        let report = self.sync_all(doctypes)?;
+        if report.failed().count() == 0 {
+            self.write_record(input.to_string(), doctypes)?;
+        }
+        Ok(report)
     }
 
     /// The report of an up-to-date run when the record matches `input` and
@@ -143,4 +132,33 @@ impl MigrationApplier {
             Ok(((), true))
         })
     }
+}
+
+/// SHA-256 of the engine version, the options that shape the plan and
+/// every input file's path and bytes, hex: the key of the start-up record.
+pub(crate) fn input_sha256(o: &super::ApplierOptions, paths: &[PathBuf]) -> Result<String> {
+    let mut h = Sha256::new();
+    let shaping = format!(
+        "doctype-migrate {}\0drop_orphan_columns={}\0drop_orphan_tables={}\0strict={}\0\
+         renames={:?}\0null_fills={:?}\0",
+        env!("CARGO_PKG_VERSION"),
+        o.drop_orphan_columns,
+        o.drop_orphan_tables,
+        o.strict,
+        o.renames,
+        o.null_fills,
+    );
+    h.update(shaping.as_bytes());
+    for file in input_files(paths)? {
+        let bytes = std::fs::read(&file).map_err(|source| Error::Io {
+            path: file.clone(),
+            source,
+        })?;
+        let name = file.display().to_string();
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(crate::schema::hex(&h.finalize()))
 }
