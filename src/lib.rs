@@ -80,6 +80,11 @@ pub use rollback::{
 pub use schema::{Affinity, ColumnSpec, IndexSpec, TableSpec};
 pub use validation::{Finding, Rule, Severity, ValidationPolicy};
 
+/// The fleet guide's Rust example (docs/fleet.md), compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/fleet.md")]
+pub struct FleetDoctests;
+
 /// The guide's Rust examples (docs/guide.md), compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide.md")]

@@ -43,6 +43,11 @@ pub enum Command {
     /// resume, complete (contract), abort, status. Two application
     /// versions share the tables meanwhile (docs/online.md).
     Online(OnlineArgs),
+    /// Many databases (one per tenant), one set of DocTypes: plan (grouped
+    /// by schema state), apply (canaries first, in parallel, resumable,
+    /// shardable across machines), status. Exit 1 when any database
+    /// failed or was unreadable, else 2 when any was refused.
+    Fleet(FleetArgs),
     /// Serve an HTTP API for the database: status, history (more to
     /// come). Prints `listening on http://ADDR` first; stops on SIGTERM
     /// or Ctrl-C.
@@ -51,6 +56,105 @@ pub enum Command {
     /// Manage the API tokens `serve` accepts.
     #[cfg(feature = "server")]
     Token(TokenArgs),
+}
+
+/// `fleet` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct FleetArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+/// `fleet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Group the databases by schema state and show the plan of each
+    /// state (a dry run of its first database). Writes nothing.
+    Plan(FleetSelect),
+    /// Apply the DocTypes to every database: canaries first, then the rest
+    /// with --parallel workers. One JSON line per database with --json.
+    Apply(FleetApplyArgs),
+    /// Show whether each database is up to date, pending or unreadable.
+    /// Writes nothing.
+    Status(FleetSelect),
+}
+
+/// Which databases, which DocTypes, how many at once.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct FleetSelect {
+    /// The databases: glob patterns (quoted, expanded and sorted by path),
+    /// `@FILE` list files (one path per line, order kept), or paths.
+    #[arg(long, value_name = "GLOB|@FILE|PATH", num_args = 1.., required = true)]
+    pub dbs: Vec<String>,
+    /// DocType JSON files or directories, read once for every database.
+    #[arg(long, value_name = "PATH", num_args = 1.., required = true)]
+    pub doctypes: Vec<PathBuf>,
+    /// Databases handled at once (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<std::num::NonZeroUsize>,
+    /// Take shard I of N (0-based): database number i of the list belongs
+    /// to shard i mod N.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// One JSON line per database, then a summary line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `fleet apply` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct FleetApplyArgs {
+    /// Databases, DocTypes, parallelism, shard, output.
+    #[command(flatten)]
+    pub select: FleetSelect,
+    /// The first K databases of the list are canaries: they run first, and
+    /// unless each ends migrated or up to date, nothing else starts.
+    #[arg(long, value_name = "K", conflicts_with = "canary_list")]
+    pub canary: Option<usize>,
+    /// The canaries, named in a list file (`@FILE`, one path per line).
+    #[arg(long, value_name = "@FILE")]
+    pub canary_list: Option<String>,
+    /// After a database that failed, was unreadable or refused: halt (start
+    /// no other; the rest are skipped) or continue.
+    #[arg(long, value_enum, default_value = "halt")]
+    pub on_error: OnErrorArg,
+    /// Let changes that destroy or alter stored values through.
+    #[arg(long)]
+    pub allow_data_loss: bool,
+    /// Refuse DocType quirks Frappe accepts.
+    #[arg(long)]
+    pub strict: bool,
+    /// Drop columns the DocTypes no longer declare.
+    #[arg(long)]
+    pub drop_orphan_columns: bool,
+    /// Backups (each database's go beside it, `<db>.backups`).
+    #[command(flatten)]
+    pub backup: FleetBackupOptions,
+}
+
+/// The values of `fleet apply --on-error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnErrorArg {
+    /// Start no other database; those running finish.
+    Halt,
+    /// Go on with every other database.
+    Continue,
+}
+
+/// Backup options of `fleet apply`: as `apply`'s, without `--backup-dir`
+/// (each database's backups go beside it, where its history finds them).
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct FleetBackupOptions {
+    /// Backup encryption key.
+    #[command(flatten)]
+    pub key: KeyOptions,
+    /// When to back up a table before migrating it (default: destructive).
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub backup_policy: Option<PolicyArg>,
+    /// gzip level of backups, 0-9 (default: 1, fast).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub backup_level: Option<u32>,
 }
 
 /// `online` arguments.

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::args::{
     BackupArgs, BackupCommand, BackupListArgs, BackupOptions, BackupPruneArgs, BackupRestoreArgs,
-    BackupVerifyArgs, KeyOptions, PolicyArg,
+    BackupVerifyArgs, FleetBackupOptions, KeyOptions, PolicyArg,
 };
 use super::global::with_timeouts;
 use super::output::to_json;
@@ -102,15 +102,35 @@ pub fn configure(
     db: &Path,
     opts: &BackupOptions,
 ) -> Result<ApplierBuilder, CliError> {
-    let key = resolve_key(&opts.key)?;
     let dir = backup_dir_for(db, opts.backup_dir.as_deref());
+    let settings = settings(Some(dir), &opts.key, opts.backup_policy, opts.backup_level)?;
+    Ok(builder.backups(settings))
+}
+
+/// The backup settings of `fleet apply`: no directory (each database's
+/// backups go beside it), the key checked once for all.
+pub fn fleet_settings(opts: &FleetBackupOptions) -> Result<BackupSettings, CliError> {
+    settings(None, &opts.key, opts.backup_policy, opts.backup_level)
+}
+
+fn settings(
+    dir: Option<PathBuf>,
+    key: &KeyOptions,
+    policy: Option<PolicyArg>,
+    level: Option<u32>,
+) -> Result<BackupSettings, CliError> {
+    let key = resolve_key(key)?;
     // Building a manager writes nothing; it reads and checks the key file.
-    manager_builder(&dir, &key).build()?;
-    let mut settings = BackupSettings::default().with_dir(dir);
+    let check_dir = dir.clone().unwrap_or_else(std::env::temp_dir);
+    manager_builder(&check_dir, &key).build()?;
+    let mut settings = BackupSettings::default();
+    if let Some(dir) = dir {
+        settings = settings.with_dir(dir);
+    }
     if let Some(k) = key {
         settings = settings.with_key(k);
     }
-    if let Some(policy) = opts.backup_policy {
+    if let Some(policy) = policy {
         settings = settings.with_policy(match policy {
             PolicyArg::Destructive => BackupPolicy::DestructiveAndRebuild,
             PolicyArg::Always => BackupPolicy::Always,
@@ -118,10 +138,10 @@ pub fn configure(
             PolicyArg::Incremental => BackupPolicy::Incremental,
         });
     }
-    if let Some(level) = opts.backup_level {
+    if let Some(level) = level {
         settings = settings.with_compression_level(level);
     }
-    Ok(builder.backups(settings))
+    Ok(settings)
 }
 
 /// The line `plan` prints after its summary when the plan takes backups:

@@ -11,6 +11,7 @@
 pub(crate) mod args;
 pub(crate) mod backup;
 pub(crate) mod commands;
+mod fleet;
 mod global;
 mod logging;
 mod online;
@@ -91,6 +92,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::Backup(a) => backup::run(&a),
         Command::Rollback(a) => rollback::rollback(&a),
         Command::Online(a) => online::run(&a),
+        Command::Fleet(a) => fleet::run(&a),
         #[cfg(feature = "server")]
         Command::Serve(a) => serve::serve(&a),
         #[cfg(feature = "server")]

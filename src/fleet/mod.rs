@@ -615,6 +615,11 @@ fn fingerprint(path: &Path) -> Result<String> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| Error::open(path, e))?;
+    // Opening is lazy: a file that is not a database fails here, named.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|e| Error::open(path, e))?;
     Ok(SchemaSnapshot::read(&conn)?.fingerprint())
 }
 

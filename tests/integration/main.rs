@@ -46,6 +46,8 @@ mod disk_full;
 mod expected_plan;
 mod fast_path;
 mod first_apply;
+#[cfg(unix)]
+mod fleet;
 mod frappe_apps;
 mod input;
 #[cfg(unix)]
