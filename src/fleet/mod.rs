@@ -241,6 +241,10 @@ type Configure = Arc<dyn Fn(ApplierBuilder) -> ApplierBuilder + Send + Sync>;
 /// use doctype_migrate::{Fleet, OnError};
 ///
 /// let dir = tempfile::tempdir().unwrap();
+/// for site in ["a", "b"] {
+///     std::fs::create_dir_all(dir.path().join("sites").join(site)).unwrap();
+///     std::fs::write(dir.path().join("sites").join(site).join("site.db"), b"").unwrap();
+/// }
 /// let fleet = Fleet::builder()
 ///     .glob(format!("{}/sites/*/site.db", dir.path().display()))
 ///     .shard(0, 3)
@@ -250,7 +254,9 @@ type Configure = Arc<dyn Fn(ApplierBuilder) -> ApplierBuilder + Send + Sync>;
 ///     .applier(|b| b.allow_data_loss(false))
 ///     .build()
 ///     .unwrap();
-/// assert!(fleet.databases().is_empty());
+/// // Shard 0 of 3 takes database 0 (and 3, 6, ...) of the sorted list.
+/// assert_eq!(fleet.databases().len(), 1);
+/// assert!(Fleet::builder().glob("/nowhere/*.db").build().is_err());
 /// ```
 #[derive(Clone, Default)]
 #[must_use]
@@ -341,11 +347,26 @@ impl FleetBuilder {
         self
     }
 
-    /// Expands the list and takes the shard. [`Error::Config`] for a shard
-    /// index not below its count, zero workers, a canary not in the list,
-    /// an unreadable list file or a bad glob pattern.
+    /// Expands the list and takes the shard. [`Error::Config`] for a list
+    /// with no database at all (a shard may be empty), a shard index not
+    /// below its count, zero workers, a canary not in the list, an
+    /// unreadable list file or a bad glob pattern.
     pub fn build(self) -> Result<Fleet> {
         let full = list::expand(&self.sources)?;
+        // A pattern with a typo must not look like a fleet with nothing to do.
+        if full.is_empty() {
+            return Err(Error::config(
+                "databases",
+                format!(
+                    "no database found in {}",
+                    if self.sources.is_empty() {
+                        "(nothing given)".to_string()
+                    } else {
+                        format!("{:?}", self.sources)
+                    }
+                ),
+            ));
+        }
         for c in &self.canary_list {
             if !full.iter().any(|p| same_file(p, c)) {
                 return Err(Error::config(

@@ -316,6 +316,20 @@ fn shards_cover_the_list_exactly_once_and_plan_groups_by_state() {
     assert_eq!(seen, all, "each database in exactly one shard");
     let bad = t.fleet("status", &["--shard", "3/3"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
+    // A pattern that matches nothing is an error, not an empty success.
+    let none = bin()
+        .args([
+            "fleet",
+            "apply",
+            "--dbs",
+            "/nowhere/*/site.db",
+            "--doctypes",
+        ])
+        .arg(&t.v2)
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no database found"));
 
     // Three databases already at version 2, one unreadable: two states.
     let out = t.fleet("apply", &["--shard", "0/20"]).output().unwrap();
