@@ -296,6 +296,7 @@ impl MigrationApplier {
         }
         store::ensure_table(conn)?;
         store::ensure_expanded_status(conn)?;
+        online::ensure_tables(conn)?;
         let batch_id = new_batch_id();
         let snapshot = SchemaSnapshot::read(conn)?;
         let mut migrations = 0;
@@ -375,7 +376,7 @@ impl MigrationApplier {
         }
         verify_expanded(conn, plan, expansion)?;
         store::set_status(conn, id, MigrationStatus::Expanded)?;
-        let max_rowid = if expansion.renames.is_empty() {
+        let max_rowid = if expansion.renames.is_empty() && expansion.fills.is_empty() {
             0
         } else {
             let sql = format!("SELECT coalesce(max(rowid), 0) FROM {}", quote(&plan.table));
@@ -393,6 +394,7 @@ impl MigrationApplier {
                 added_sql: &expansion.added_sql,
                 added_rollback: &expansion.added_rollback,
                 renames: &expansion.renames,
+                fills: &expansion.fills,
                 max_rowid,
                 allow_data_loss: self.options.allow_data_loss,
                 drop_orphan_columns: self.options.drop_orphan_columns,
@@ -500,6 +502,25 @@ fn verify_expanded(
             if n != 1 {
                 missing.push(format!("trigger {trigger:?}"));
             }
+        }
+    }
+    let triggers = expansion
+        .renames
+        .iter()
+        .flat_map(|(old, new)| online::twin_triggers(&plan.table, old, new))
+        .chain(
+            expansion
+                .fills
+                .iter()
+                .flat_map(|(column, _)| online::fill_triggers(&plan.table, column)),
+        );
+    for trigger in triggers {
+        const SQL: &str = "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name = ?1";
+        let n: i64 = conn
+            .query_row(SQL, [&trigger], |r| r.get(0))
+            .map_err(|e| Error::sql(SQL, e))?;
+        if n != 1 {
+            missing.push(format!("trigger {trigger:?}"));
         }
     }
     if missing.is_empty() {

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::db::lock::{TxGuard, begin_immediate};
 use crate::error::{Error, Result};
 use crate::events::{Observers, RunEvent};
-use crate::ident::quote;
+use crate::ident::{quote, quote_literal};
 
 use super::state::{OnlineTable, advance};
 
@@ -111,7 +111,7 @@ fn backfill_ranges(
     let started = Instant::now();
     let mut stats = BackfillStats::default();
     for table in tables.iter().filter(|t| !t.backfill_done()) {
-        let sql = copy_sql(table);
+        let statements = range_sql(table);
         let mut rows = i64::from(settings.batch_rows.max(1));
         let mut at = table.backfilled_to;
         while at < table.max_rowid {
@@ -119,10 +119,13 @@ fn backfill_ranges(
             begin_immediate(conn, path, lock_timeout)?;
             let held = Instant::now();
             let guard = TxGuard::new(conn);
-            let updated = conn
-                .prepare_cached(&sql)
-                .and_then(|mut s| s.execute(params![at, to]))
-                .map_err(|e| Error::sql(&sql, e))?;
+            let mut updated = 0;
+            for sql in &statements {
+                updated += conn
+                    .prepare_cached(sql)
+                    .and_then(|mut s| s.execute(params![at, to]))
+                    .map_err(|e| Error::sql(sql, e))?;
+            }
             advance(conn, &table.table, to)?;
             guard.commit(path, lock_timeout)?;
             let ms = held.elapsed().as_secs_f64() * 1000.0;
@@ -153,8 +156,33 @@ fn backfill_ranges(
     Ok(stats)
 }
 
-/// One range of the backfill of `table`: each twin gets its old column's
-/// value where they differ, rowids in `(?1, ?2]`.
+/// The statements of one range of the backfill of `table`, rowids in
+/// `(?1, ?2]`: the twins' copy, then for each NULL fill the rows recorded
+/// (for abort) and filled.
+fn range_sql(table: &OnlineTable) -> Vec<String> {
+    let mut list = Vec::new();
+    if !table.renames.is_empty() {
+        list.push(copy_sql(table));
+    }
+    let t = quote(&table.table);
+    for (column, value) in &table.fills {
+        let c = quote(column);
+        list.push(format!(
+            "INSERT OR IGNORE INTO {} (table_name, column_name, row_id) SELECT {}, {}, rowid \
+             FROM {t} WHERE rowid > ?1 AND rowid <= ?2 AND {c} IS NULL",
+            quote(super::state::FILLED_TABLE),
+            quote_literal(&table.table),
+            quote_literal(column)
+        ));
+        list.push(format!(
+            "UPDATE {t} SET {c} = ({value}) WHERE rowid > ?1 AND rowid <= ?2 AND {c} IS NULL"
+        ));
+    }
+    list
+}
+
+/// The twins' copy: each twin gets its old column's value where they
+/// differ.
 fn copy_sql(table: &OnlineTable) -> String {
     let set: Vec<String> = table
         .renames

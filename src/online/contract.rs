@@ -11,11 +11,11 @@ use crate::db::sqlguard;
 use crate::diff::ChangeKind;
 use crate::error::{Error, Result};
 use crate::history::{MigrationId, store};
-use crate::ident::quote;
+use crate::ident::{quote, quote_literal};
 use crate::schema::{SchemaObject, SchemaSnapshot};
 
-use super::expand::twin_triggers;
-use super::state::{OnlineStatus, OnlineTable, clear};
+use super::expand::{fill_triggers, twin_triggers};
+use super::state::{FILLED_TABLE, OnlineStatus, OnlineTable, clear};
 
 /// Complete, first part: each renamed column's twin must equal it in
 /// every row ([`Error::OnlineMismatch`] otherwise); then the triggers and
@@ -62,6 +62,21 @@ pub fn abort(conn: &Connection, status: &OnlineStatus) -> Result<Vec<MigrationId
     let mut done = Vec::new();
     for table in status.tables.iter().rev() {
         let mut ran = drop_twins(conn, table)?;
+        // The NULLs the fills replaced come back, where the value is still
+        // the one filled in.
+        for (column, value) in &table.fills {
+            let sql = format!(
+                "UPDATE {t} SET {c} = NULL WHERE rowid IN (SELECT row_id FROM {f} \
+                 WHERE table_name = {tl} AND column_name = {cl}) AND {c} IS ({value})",
+                t = quote(&table.table),
+                c = quote(column),
+                f = quote(FILLED_TABLE),
+                tl = quote_literal(&table.table),
+                cl = quote_literal(column),
+            );
+            sqlguard::run(conn, &sql)?;
+            ran.push(sql);
+        }
         for change in table.added.iter().rev() {
             let sql = match change.kind {
                 ChangeKind::AddIndex | ChangeKind::AddUnique => {
@@ -105,9 +120,15 @@ pub fn abort(conn: &Connection, status: &OnlineStatus) -> Result<Vec<MigrationId
     Ok(done)
 }
 
-/// Drops a table's twin triggers and twin columns; returns the statements.
+/// Drops a table's twin and fill triggers and its twin columns; returns
+/// the statements.
 fn drop_twins(conn: &Connection, table: &OnlineTable) -> Result<Vec<String>> {
     let mut ran = Vec::new();
+    for (column, _) in &table.fills {
+        for trigger in fill_triggers(&table.table, column) {
+            ran.push(format!("DROP TRIGGER IF EXISTS {}", quote(&trigger)));
+        }
+    }
     for (old, new) in &table.renames {
         for trigger in twin_triggers(&table.table, old, new) {
             ran.push(format!("DROP TRIGGER IF EXISTS {}", quote(&trigger)));

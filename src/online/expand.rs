@@ -3,7 +3,7 @@
 
 use crate::diff::{Change, ChangeKind, TableDiff};
 use crate::error::{Error, Result};
-use crate::ident::quote;
+use crate::ident::{quote, quote_literal};
 use crate::plan::{DocTypePlan, plan_table};
 use crate::schema::LiveTable;
 
@@ -21,6 +21,10 @@ pub struct Expansion {
     pub added_rollback: Vec<String>,
     /// `(old, new)` renames, dual-written.
     pub renames: Vec<(String, String)>,
+    /// `(column, SQL value)`: columns becoming NOT NULL whose NULLs the
+    /// backfill and triggers fill meanwhile (the constraint is set at
+    /// complete).
+    pub fills: Vec<(String, String)>,
 }
 
 /// Plans the expand step of one DocType's plan. Changes that cannot wait
@@ -40,6 +44,7 @@ pub fn expand(plan: &DocTypePlan, live: Option<&LiveTable>) -> Result<Expansion>
             added_sql: plan.forward_sql(),
             added_rollback: plan.rollback_sql(),
             renames: Vec::new(),
+            fills: Vec::new(),
         });
     };
     let renames: Vec<(String, String)> = plan
@@ -76,10 +81,30 @@ pub fn expand(plan: &DocTypePlan, live: Option<&LiveTable>) -> Result<Expansion>
             _ => {}
         }
     }
-    if !renames.is_empty() && without_rowid(&live.sql) {
+    // A column becoming NOT NULL (not one being renamed: complete fills
+    // that one) gets its NULLs filled with what a plain apply would fill
+    // them with: the value given for it, else its default.
+    let fills: Vec<(String, String)> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::ChangeNullability)
+        .filter_map(|c| c.column.as_deref())
+        .filter(|col| !is_renamed(col))
+        .filter_map(|col| {
+            let target = plan.target.column(col).filter(|t| t.not_null)?;
+            let value = plan
+                .null_fills
+                .iter()
+                .find(|(c, _)| c.eq_ignore_ascii_case(col))
+                .map(|(_, v)| v.clone())
+                .or_else(|| target.default.clone())?;
+            Some((target.name.clone(), value))
+        })
+        .collect();
+    if (!renames.is_empty() || !fills.is_empty()) && without_rowid(&live.sql) {
         return Err(refuse(
-            "renamed columns are dual-written by rowid, and the table is WITHOUT ROWID; use a \
-             plain apply"
+            "renamed columns and NULL fills are written by rowid, and the table is WITHOUT \
+             ROWID; use a plain apply"
                 .into(),
         ));
     }
@@ -131,13 +156,47 @@ pub fn expand(plan: &DocTypePlan, live: Option<&LiveTable>) -> Result<Expansion>
                 .map(|(name, body)| format!("CREATE TRIGGER {} {body}", quote(&name))),
         );
     }
+    for (column, value) in &fills {
+        statements.extend(
+            fill_triggers(&plan.table, column)
+                .into_iter()
+                .zip(fill_bodies(&plan.table, column, value))
+                .map(|(name, body)| format!("CREATE TRIGGER {} {body}", quote(&name))),
+        );
+    }
     Ok(Expansion {
         statements,
         added_sql: native.forward_sql(),
         added_rollback: native.rollback_sql(),
         added,
         renames,
+        fills,
     })
+}
+
+/// The names of the two triggers that fill NULLs written to `column` of
+/// `table` meanwhile: after insert, after an update of the column.
+pub fn fill_triggers(table: &str, column: &str) -> [String; 2] {
+    let base = format!("dm_online__{table}__{column}__fill");
+    [format!("{base}_insert"), format!("{base}_update")]
+}
+
+/// The bodies of [`fill_triggers`]: the row's rowid is recorded in the
+/// online state's list of filled rows (so that abort can give the NULL
+/// back), then the value written.
+fn fill_bodies(table: &str, column: &str, value: &str) -> [String; 2] {
+    let (t, c) = (quote(table), quote(column));
+    let record = format!(
+        "INSERT OR IGNORE INTO {} (table_name, column_name, row_id) VALUES ({}, {}, NEW.rowid);",
+        quote(super::state::FILLED_TABLE),
+        quote_literal(table),
+        quote_literal(column)
+    );
+    let set = format!("UPDATE {t} SET {c} = ({value}) WHERE rowid = NEW.rowid;");
+    [
+        format!("AFTER INSERT ON {t} WHEN NEW.{c} IS NULL BEGIN {record} {set} END"),
+        format!("AFTER UPDATE OF {c} ON {t} WHEN NEW.{c} IS NULL BEGIN {record} {set} END"),
+    ]
 }
 
 /// The names of the three triggers that keep `old` and `new` equal in

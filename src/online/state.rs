@@ -16,6 +16,17 @@ use crate::ident::quote;
 /// Name of the online state table.
 pub const ONLINE_TABLE: &str = "tabMigrationOnline";
 
+/// The rows whose NULLs an online migration filled (by the backfill or a
+/// trigger), so that abort can give each its NULL back.
+pub const FILLED_TABLE: &str = "tabMigrationOnlineFilled";
+
+const CREATE_FILLED: &str = "CREATE TABLE \"tabMigrationOnlineFilled\" (
+  \"table_name\" TEXT NOT NULL,
+  \"column_name\" TEXT NOT NULL,
+  \"row_id\" INTEGER NOT NULL,
+  PRIMARY KEY (\"table_name\", \"column_name\", \"row_id\")
+) WITHOUT ROWID";
+
 const CREATE: &str = "CREATE TABLE \"tabMigrationOnline\" (
   \"id\" INTEGER PRIMARY KEY,
   \"batch_id\" TEXT NOT NULL,
@@ -27,6 +38,7 @@ const CREATE: &str = "CREATE TABLE \"tabMigrationOnline\" (
   \"added_sql\" TEXT NOT NULL DEFAULT '[]',
   \"added_rollback\" TEXT NOT NULL DEFAULT '[]',
   \"renames\" TEXT NOT NULL DEFAULT '[]',
+  \"fills\" TEXT NOT NULL DEFAULT '[]',
   \"max_rowid\" INTEGER NOT NULL DEFAULT 0,
   \"backfilled_to\" INTEGER NOT NULL DEFAULT 0,
   \"allow_data_loss\" INTEGER NOT NULL DEFAULT 0,
@@ -78,6 +90,9 @@ pub struct OnlineTable {
     pub added: Vec<Change>,
     /// `(old, new)` column renames, dual-written until complete.
     pub renames: Vec<(String, String)>,
+    /// `(column, SQL value)`: columns becoming NOT NULL whose NULLs are
+    /// filled meanwhile (the constraint is set at complete).
+    pub fills: Vec<(String, String)>,
     /// The largest rowid when it started: the backfill's bound.
     pub max_rowid: i64,
     /// The backfill has copied every rowid up to this one.
@@ -94,7 +109,7 @@ pub struct OnlineTable {
 impl OnlineTable {
     /// Whether its backfill has finished.
     pub fn backfill_done(&self) -> bool {
-        self.renames.is_empty() || self.backfilled_to >= self.max_rowid
+        (self.renames.is_empty() && self.fills.is_empty()) || self.backfilled_to >= self.max_rowid
     }
 
     /// The DocType as given at start.
@@ -125,7 +140,7 @@ pub fn read(conn: &Connection) -> Result<Option<OnlineStatus>> {
     }
     const SQL: &str = "SELECT batch_id, migration_id, doctype, table_name, definition, changes, \
          renames, max_rowid, backfilled_to, allow_data_loss, drop_orphan_columns, started_at, \
-         added_sql, added_rollback FROM \"tabMigrationOnline\" ORDER BY id";
+         added_sql, added_rollback, fills FROM \"tabMigrationOnline\" ORDER BY id";
     let mut stmt = conn.prepare(SQL).map_err(|e| Error::sql(SQL, e))?;
     let rows = stmt
         .query_map([], |r| {
@@ -148,6 +163,10 @@ pub fn read(conn: &Connection) -> Result<Option<OnlineStatus>> {
                     max_rowid: r.get(7)?,
                     backfilled_to: r.get(8)?,
                     added_sql: (statements(12)?, statements(13)?),
+                    fills: {
+                        let text: String = r.get(14)?;
+                        serde_json::from_str(&text).unwrap_or_default()
+                    },
                 },
                 r.get::<_, bool>(9)?,
                 r.get::<_, bool>(10)?,
@@ -200,6 +219,8 @@ pub struct NewOnlineTable<'a> {
     pub added_rollback: &'a [String],
     /// Renames dual-written.
     pub renames: &'a [(String, String)],
+    /// NULL fills.
+    pub fills: &'a [(String, String)],
     /// Largest rowid at start.
     pub max_rowid: i64,
     /// Consent to data loss at start.
@@ -208,17 +229,24 @@ pub struct NewOnlineTable<'a> {
     pub drop_orphan_columns: bool,
 }
 
-/// Records one DocType of an online migration being started (creating
-/// the state table when missing). In the expand step's transaction.
-pub fn record(conn: &Connection, t: &NewOnlineTable<'_>) -> Result<()> {
+/// Creates the state tables (in the expand step's transaction, before
+/// the fill triggers that write to one of them).
+pub fn ensure_tables(conn: &Connection) -> Result<()> {
     if !exists(conn)? {
-        conn.execute_batch(CREATE)
-            .map_err(|e| Error::sql(CREATE, e))?;
+        for sql in [CREATE, CREATE_FILLED] {
+            conn.execute_batch(sql).map_err(|e| Error::sql(sql, e))?;
+        }
     }
+    Ok(())
+}
+
+/// Records one DocType of an online migration being started. In the
+/// expand step's transaction, after [`ensure_tables`].
+pub fn record(conn: &Connection, t: &NewOnlineTable<'_>) -> Result<()> {
     const SQL: &str = "INSERT INTO \"tabMigrationOnline\" (batch_id, migration_id, doctype, \
          table_name, definition, changes, renames, max_rowid, backfilled_to, allow_data_loss, \
-         drop_orphan_columns, started_at, added_sql, added_rollback) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, ?12, ?13)";
+         drop_orphan_columns, started_at, added_sql, added_rollback, fills) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, ?12, ?13, ?14)";
     let json = |v: serde_json::Result<String>| v.unwrap_or_else(|_| "null".into());
     conn.execute(
         SQL,
@@ -236,6 +264,7 @@ pub fn record(conn: &Connection, t: &NewOnlineTable<'_>) -> Result<()> {
             crate::history::store::now(),
             json(serde_json::to_string(t.added_sql)),
             json(serde_json::to_string(t.added_rollback)),
+            json(serde_json::to_string(t.fills)),
         ],
     )
     .map(drop)
@@ -255,6 +284,9 @@ pub fn advance(conn: &Connection, table: &str, to: i64) -> Result<()> {
 /// Ends the online migration's record (complete or abort): the state table
 /// is dropped. In the transaction of the complete or abort.
 pub fn clear(conn: &Connection) -> Result<()> {
-    let sql = format!("DROP TABLE IF EXISTS {}", quote(ONLINE_TABLE));
-    conn.execute_batch(&sql).map_err(|e| Error::sql(&sql, e))
+    for table in [ONLINE_TABLE, FILLED_TABLE] {
+        let sql = format!("DROP TABLE IF EXISTS {}", quote(table));
+        conn.execute_batch(&sql).map_err(|e| Error::sql(&sql, e))?;
+    }
+    Ok(())
 }

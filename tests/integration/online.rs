@@ -438,3 +438,73 @@ fn a_new_table_and_an_index_on_a_renamed_column_wait_for_the_right_moment() {
         .unwrap();
     assert_eq!(app_schema(&conn), app_schema(&plain.conn()));
 }
+
+/// A column becoming NOT NULL: its NULLs are filled meanwhile (by the
+/// backfill, and by triggers for what the old version writes), the
+/// constraint comes at complete; abort gives every filled NULL back.
+#[test]
+fn a_column_becoming_not_null_is_filled_meanwhile_and_abort_gives_the_nulls_back() {
+    let v1 = r#"{"name": "Lead", "fields": [{"fieldname": "source", "fieldtype": "Data"}]}"#;
+    let v2 = r#"{"name": "Lead", "fields": [
+        {"fieldname": "source", "fieldtype": "Data", "not_nullable": 1, "default": "web"}]}"#;
+    let setup = || {
+        let db = TestDb::new();
+        applier(&db).sync_all(&[doctype(v1)]).unwrap();
+        db.conn()
+            .execute_batch(
+                "INSERT INTO tabLead (name, source) VALUES ('L1', NULL), ('L2', 'mail'), ('L3', NULL);",
+            )
+            .unwrap();
+        db
+    };
+    let nulls =
+        |conn: &Connection| count(conn, "SELECT count(*) FROM tabLead WHERE source IS NULL");
+
+    let db = setup();
+    let before = app_schema(&db.conn());
+    applier(&db).online_start(&[doctype(v2)]).unwrap();
+    let conn = db.conn();
+    assert_eq!(nulls(&conn), 0, "the backfill filled the NULLs");
+    // The old version still writes NULLs; they are filled as they come.
+    conn.execute("INSERT INTO tabLead (name, source) VALUES ('L4', NULL)", [])
+        .unwrap();
+    conn.execute("UPDATE tabLead SET source = NULL WHERE name = 'L2'", [])
+        .unwrap();
+    assert_eq!(nulls(&conn), 0);
+    // A value written meanwhile that equals the fill stays on abort only
+    // when it was not a filled NULL.
+    conn.execute(
+        "INSERT INTO tabLead (name, source) VALUES ('L5', 'web')",
+        [],
+    )
+    .unwrap();
+    applier(&db).online_abort().unwrap();
+    assert_eq!(app_schema(&conn), before);
+    let null_names: Vec<String> = conn
+        .prepare("SELECT name FROM tabLead WHERE source IS NULL ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(null_names, ["L1", "L2", "L3", "L4"]);
+
+    // Completed: the constraint is set, as a plain apply sets it.
+    let db = setup();
+    let plain = setup();
+    applier(&db).online_start(&[doctype(v2)]).unwrap();
+    db.conn()
+        .execute("INSERT INTO tabLead (name, source) VALUES ('L4', NULL)", [])
+        .unwrap();
+    applier(&db).online_complete().unwrap();
+    plain
+        .conn()
+        .execute("INSERT INTO tabLead (name, source) VALUES ('L4', NULL)", [])
+        .unwrap();
+    applier(&plain).sync_all(&[doctype(v2)]).unwrap();
+    assert_eq!(app_schema(&db.conn()), app_schema(&plain.conn()));
+    let dump = "SELECT group_concat(name || '=' || source, ',') FROM (SELECT * FROM tabLead ORDER BY name)";
+    let text = |c: &Connection| -> String { c.query_row(dump, [], |r| r.get(0)).unwrap() };
+    assert_eq!(text(&db.conn()), text(&plain.conn()));
+    assert_eq!(text(&db.conn()), "L1=web,L2=mail,L3=web,L4=web");
+}
