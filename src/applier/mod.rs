@@ -234,7 +234,7 @@ impl MigrationApplier {
         // in between would make the plan look wrong (SQL001 on a table that
         // appeared meanwhile).
         let events = &self.events;
-        let (plan, more, schema_fingerprint) = self.read(|| {
+        let (plan, more, schema_fingerprint, online) = self.read(|| {
             events.emit(RunEvent::Phase {
                 doctype: None,
                 phase: Phase::Plan,
@@ -247,15 +247,29 @@ impl MigrationApplier {
                 phase: Phase::Validate,
             });
             let findings = validate_plan(&self.conn, &plan, &clean, &self.policy())?;
-            Ok((plan, findings, schema_fingerprint))
+            let online = crate::online::read(&self.conn)?;
+            Ok((plan, findings, schema_fingerprint, online))
         })?;
         findings.extend(more);
         sort_findings(&mut findings);
+        let mut warnings = accepted;
+        // The plan is made against the expanded tables; apply would refuse.
+        if let Some(online) = online.filter(|_| !plan.is_empty()) {
+            warnings.push(Warning::run(
+                WarningCode::OnlineInProgress,
+                format!(
+                    "online migration {} (DocTypes {}) is in progress: apply refuses until it is \
+                     completed or aborted, and this plan is made against its expanded tables",
+                    online.batch_id,
+                    online.doctypes().join(", ")
+                ),
+            ));
+        }
         Ok(DryRunReport {
             blocked: findings.iter().any(|f| f.blocking),
             plan,
             findings,
-            warnings: accepted,
+            warnings,
             schema_fingerprint,
         })
     }

@@ -79,6 +79,18 @@ impl MigrationApplier {
         Ok(report)
     }
 
+    /// Whether the start-up record says the database is up to date with
+    /// `input` (see [`input_sha256`]): reads only, for `fleet status`.
+    pub(crate) fn recorded_up_to_date(&self, input: &str) -> Result<bool> {
+        self.read(|| {
+            let Some(record) = store::startup_record(&self.conn)? else {
+                return Ok(false);
+            };
+            let schema = SchemaSnapshot::read(&self.conn)?.fingerprint();
+            Ok(record.input_sha256 == input && record.schema_sha256 == schema)
+        })
+    }
+
     /// The report of an up-to-date run when the record matches `input` and
     /// the live schema; `None` when the files must be parsed.
     fn up_to_date_from_record(&self, input: &str) -> Result<Option<ApplyReport>> {

@@ -333,6 +333,9 @@ fn one_online_migration_at_a_time_and_a_repeated_start_resumes() {
     let e = applier(&db).sync_all(&[other]).unwrap_err();
     assert!(matches!(e, Error::OnlineInProgress { .. }), "{e}");
     assert_eq!(db.bytes(), bytes, "refusals write nothing");
+    // A dry run says why apply would refuse its plan.
+    let preview = applier(&db).dry_run(&[doctype(V2)]).unwrap();
+    assert!(preview.warnings.iter().any(|w| w.code.as_str() == "RUN004"));
     // An application of either version that migrates at start starts
     // without migrating, and is told why.
     for version in [V1, V2] {
