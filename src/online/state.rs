@@ -180,6 +180,22 @@ pub fn read(conn: &Connection) -> Result<Option<OnlineStatus>> {
     else {
         return Ok(None);
     };
+    // The fill values are SQL the backfill and abort run: stored SQL, which
+    // the engine never runs as found. Start recorded literals (quoted
+    // text, numbers, CURRENT_TIMESTAMP and the like); anything else was
+    // edited in, and is refused.
+    for (_, table, ..) in &rows {
+        if let Some((column, value)) = table.fills.iter().find(|(_, v)| !is_literal(v)) {
+            return Err(Error::UnsupportedChange {
+                doctype: table.doctype.clone(),
+                table: table.table.clone(),
+                message: format!(
+                    "{ONLINE_TABLE} gives column {column:?} the fill value {value:?}, which is \
+                     not a literal; the online state was edited outside the engine"
+                ),
+            });
+        }
+    }
     Ok(Some(OnlineStatus {
         batch_id,
         started_at,
@@ -187,6 +203,42 @@ pub fn read(conn: &Connection) -> Result<Option<OnlineStatus>> {
         drop_orphan_columns,
         tables: rows.into_iter().map(|r| r.1).collect(),
     }))
+}
+
+/// Whether `sql` is a literal as the engine renders defaults and fill
+/// values: a single-quoted string (quotes inside doubled), a number, or
+/// one of `NULL`, `TRUE`, `FALSE`, `CURRENT_TIMESTAMP`, `CURRENT_DATE`,
+/// `CURRENT_TIME`; optionally in one pair of parentheses.
+pub(crate) fn is_literal(sql: &str) -> bool {
+    let s = sql.trim();
+    let s = s
+        .strip_prefix('(')
+        .and_then(|x| x.strip_suffix(')'))
+        .map_or(s, str::trim);
+    if let Some(inner) = s.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')) {
+        return !inner.replace("''", "").contains('\'');
+    }
+    const WORDS: [&str; 6] = [
+        "NULL",
+        "TRUE",
+        "FALSE",
+        "CURRENT_TIMESTAMP",
+        "CURRENT_DATE",
+        "CURRENT_TIME",
+    ];
+    if WORDS.iter().any(|w| w.eq_ignore_ascii_case(s)) {
+        return true;
+    }
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    !digits.is_empty()
+        && digits
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit() || c == '.')
+        && digits.parse::<f64>().is_ok()
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
 }
 
 /// Refuses with [`Error::OnlineInProgress`] when an online migration is in
@@ -289,4 +341,40 @@ pub fn clear(conn: &Connection) -> Result<()> {
         conn.execute_batch(&sql).map_err(|e| Error::sql(&sql, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_literal;
+
+    #[test]
+    fn only_literals_pass() {
+        for ok in [
+            "'web'",
+            "'it''s'",
+            "0",
+            "-1.5",
+            "1e3",
+            "(0)",
+            "CURRENT_TIMESTAMP",
+            "NULL",
+            "''",
+        ] {
+            assert!(is_literal(ok), "{ok}");
+        }
+        for bad in [
+            "'a' OR 1",
+            "1) OR (1",
+            "(SELECT 1)",
+            "'it's'",
+            "abs(1)",
+            "1; DROP TABLE x",
+            "",
+            "x",
+            "inf",
+            "NaN",
+        ] {
+            assert!(!is_literal(bad), "{bad}");
+        }
+    }
 }

@@ -511,3 +511,29 @@ fn a_column_becoming_not_null_is_filled_meanwhile_and_abort_gives_the_nulls_back
     assert_eq!(text(&db.conn()), text(&plain.conn()));
     assert_eq!(text(&db.conn()), "L1=web,L2=mail,L3=web,L4=web");
 }
+
+/// The online state is data: a fill value edited into SQL that is not a
+/// literal is refused, not run.
+#[test]
+fn an_edited_fill_value_is_refused_not_run() {
+    let v1 = r#"{"name": "Lead", "fields": [{"fieldname": "source", "fieldtype": "Data"}]}"#;
+    let v2 = r#"{"name": "Lead", "fields": [
+        {"fieldname": "source", "fieldtype": "Data", "not_nullable": 1, "default": "web"}]}"#;
+    let db = TestDb::new();
+    applier(&db).sync_all(&[doctype(v1)]).unwrap();
+    db.conn()
+        .execute("INSERT INTO tabLead (name, source) VALUES ('L1', NULL)", [])
+        .unwrap();
+    applier(&db).online_start(&[doctype(v2)]).unwrap();
+    db.conn()
+        .execute(
+            "UPDATE tabMigrationOnline SET fills = '[[\"source\", \"''web'') OR (1\"]]'",
+            [],
+        )
+        .unwrap();
+    let bytes = db.bytes();
+    let e = applier(&db).online_abort().unwrap_err();
+    assert!(e.to_string().contains("not a literal"), "{e}");
+    assert!(applier(&db).online_status().is_err());
+    assert_eq!(db.bytes(), bytes);
+}
