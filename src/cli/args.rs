@@ -130,7 +130,7 @@ pub struct FleetApplyArgs {
     pub drop_orphan_columns: bool,
     /// Backups (each database's go beside it, `<db>.backups`).
     #[command(flatten)]
-    pub backup: FleetBackupOptions,
+    pub backup: BackupHowOptions,
 }
 
 /// The values of `fleet apply --on-error`.
@@ -142,10 +142,12 @@ pub enum OnErrorArg {
     Continue,
 }
 
-/// Backup options of `fleet apply`: as `apply`'s, without `--backup-dir`
-/// (each database's backups go beside it, where its history finds them).
+/// How backups are taken: the key, the policy, the gzip level. All of
+/// `apply`'s backup options but the directory; `fleet apply` takes only
+/// these (each database's backups go beside it, where its history finds
+/// them).
 #[derive(Debug, Clone, Default, ClapArgs)]
-pub struct FleetBackupOptions {
+pub struct BackupHowOptions {
     /// Backup encryption key.
     #[command(flatten)]
     pub key: KeyOptions,
@@ -450,15 +452,9 @@ pub struct BackupOptions {
     /// Backup directory (default: `<database file name>.backups` beside the database).
     #[arg(long, value_name = "DIR")]
     pub backup_dir: Option<PathBuf>,
-    /// Backup encryption key.
+    /// The key, the policy, the gzip level.
     #[command(flatten)]
-    pub key: KeyOptions,
-    /// When to back up a table before migrating it (default: destructive).
-    #[arg(long, value_enum, value_name = "POLICY")]
-    pub backup_policy: Option<PolicyArg>,
-    /// gzip level of backups, 0-9 (default: 1, fast).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=9))]
-    pub backup_level: Option<u32>,
+    pub how: BackupHowOptions,
 }
 
 /// `backup` arguments.

@@ -19,8 +19,8 @@ use doctype_migrate::{
 use serde::Serialize;
 
 use super::args::{
-    BackupArgs, BackupCommand, BackupListArgs, BackupOptions, BackupPruneArgs, BackupRestoreArgs,
-    BackupVerifyArgs, FleetBackupOptions, KeyOptions, PolicyArg,
+    BackupArgs, BackupCommand, BackupHowOptions, BackupListArgs, BackupOptions, BackupPruneArgs,
+    BackupRestoreArgs, BackupVerifyArgs, KeyOptions, PolicyArg,
 };
 use super::global::with_timeouts;
 use super::output::to_json;
@@ -103,23 +103,17 @@ pub fn configure(
     opts: &BackupOptions,
 ) -> Result<ApplierBuilder, CliError> {
     let dir = backup_dir_for(db, opts.backup_dir.as_deref());
-    let settings = settings(Some(dir), &opts.key, opts.backup_policy, opts.backup_level)?;
-    Ok(builder.backups(settings))
+    Ok(builder.backups(settings(Some(dir), &opts.how)?))
 }
 
 /// The backup settings of `fleet apply`: no directory (each database's
 /// backups go beside it), the key checked once for all.
-pub fn fleet_settings(opts: &FleetBackupOptions) -> Result<BackupSettings, CliError> {
-    settings(None, &opts.key, opts.backup_policy, opts.backup_level)
+pub fn fleet_settings(opts: &BackupHowOptions) -> Result<BackupSettings, CliError> {
+    settings(None, opts)
 }
 
-fn settings(
-    dir: Option<PathBuf>,
-    key: &KeyOptions,
-    policy: Option<PolicyArg>,
-    level: Option<u32>,
-) -> Result<BackupSettings, CliError> {
-    let key = resolve_key(key)?;
+fn settings(dir: Option<PathBuf>, how: &BackupHowOptions) -> Result<BackupSettings, CliError> {
+    let key = resolve_key(&how.key)?;
     // Building a manager writes nothing; it reads and checks the key file.
     let check_dir = dir.clone().unwrap_or_else(std::env::temp_dir);
     manager_builder(&check_dir, &key).build()?;
@@ -130,7 +124,7 @@ fn settings(
     if let Some(k) = key {
         settings = settings.with_key(k);
     }
-    if let Some(policy) = policy {
+    if let Some(policy) = how.backup_policy {
         settings = settings.with_policy(match policy {
             PolicyArg::Destructive => BackupPolicy::DestructiveAndRebuild,
             PolicyArg::Always => BackupPolicy::Always,
@@ -138,7 +132,7 @@ fn settings(
             PolicyArg::Incremental => BackupPolicy::Incremental,
         });
     }
-    if let Some(level) = level {
+    if let Some(level) = how.backup_level {
         settings = settings.with_compression_level(level);
     }
     Ok(settings)
@@ -150,9 +144,9 @@ pub fn plan_note(db: &Path, opts: &BackupOptions, planned: usize) -> String {
     if planned == 0 {
         return String::new();
     }
-    let how = if opts.key.key_file.is_some() {
+    let how = if opts.how.key.key_file.is_some() {
         "encrypted with the key file"
-    } else if opts.key.passphrase_env.is_some() {
+    } else if opts.how.key.passphrase_env.is_some() {
         "encrypted with the passphrase"
     } else {
         "not encrypted"
@@ -509,8 +503,10 @@ fn restore(args: &BackupRestoreArgs) -> Result<Outcome, CliError> {
     };
     let backups = BackupOptions {
         backup_dir: args.backup_dir.clone(),
-        key: args.key.clone(),
-        ..BackupOptions::default()
+        how: BackupHowOptions {
+            key: args.key.clone(),
+            ..BackupHowOptions::default()
+        },
     };
     let builder = with_timeouts(MigrationApplier::builder(&args.db));
     let applier = configure(builder, &args.db, &backups)?.build()?;

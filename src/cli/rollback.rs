@@ -58,8 +58,10 @@ pub fn rollback(args: &RollbackArgs) -> Result<Outcome, CliError> {
     // verifies and restores the backups.
     let backups = BackupOptions {
         backup_dir: args.backup_dir.clone(),
-        key: args.key.clone(),
-        ..BackupOptions::default()
+        how: crate::cli::args::BackupHowOptions {
+            key: args.key.clone(),
+            ..Default::default()
+        },
     };
     if args.dry_run {
         let builder =

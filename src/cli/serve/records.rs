@@ -82,7 +82,7 @@ pub async fn verify(
         let results = verify_results(
             &state.db,
             state.backup.backup_dir.as_deref(),
-            &state.backup.key,
+            &state.backup.how.key,
             &files,
         )
         .map_err(ApiError::internal)?;
