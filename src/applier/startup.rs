@@ -53,11 +53,7 @@ impl MigrationApplier {
                 paths: paths.to_vec(),
             });
         }
-        let report = self.sync_all(&doctypes)?;
-        if report.failed().count() == 0 {
-            self.write_record(input, &doctypes)?;
-        }
-        Ok(report)
+        self.sync_and_record(input, &doctypes)
     }
 
     /// [`sync_paths`](Self::sync_paths) with the files already hashed
@@ -72,9 +68,15 @@ impl MigrationApplier {
         if let Some(report) = self.up_to_date_from_record(input)? {
             return Ok(report);
         }
+        self.sync_and_record(input.to_string(), doctypes)
+    }
+
+    /// Applies `doctypes` and, once the database is up to date, records
+    /// `input` for the next start.
+    fn sync_and_record(&mut self, input: String, doctypes: &[DocType]) -> Result<ApplyReport> {
         let report = self.sync_all(doctypes)?;
         if report.failed().count() == 0 {
-            self.write_record(input.to_string(), doctypes)?;
+            self.write_record(input, doctypes)?;
         }
         Ok(report)
     }
@@ -82,12 +84,17 @@ impl MigrationApplier {
     /// Whether the start-up record says the database is up to date with
     /// `input` (see [`input_sha256`]): reads only, for `fleet status`.
     pub(crate) fn recorded_up_to_date(&self, input: &str) -> Result<bool> {
+        self.matching_record(input).map(|r| r.is_some())
+    }
+
+    /// The start-up record, when it matches `input` and the live schema.
+    fn matching_record(&self, input: &str) -> Result<Option<StartupRecord>> {
         self.read(|| {
             let Some(record) = store::startup_record(&self.conn)? else {
-                return Ok(false);
+                return Ok(None);
             };
             let schema = SchemaSnapshot::read(&self.conn)?.fingerprint();
-            Ok(record.input_sha256 == input && record.schema_sha256 == schema)
+            Ok((record.input_sha256 == input && record.schema_sha256 == schema).then_some(record))
         })
     }
 
@@ -95,14 +102,7 @@ impl MigrationApplier {
     /// the live schema; `None` when the files must be parsed.
     fn up_to_date_from_record(&self, input: &str) -> Result<Option<ApplyReport>> {
         let started = Instant::now();
-        let found = self.read(|| {
-            let Some(record) = store::startup_record(&self.conn)? else {
-                return Ok(None);
-            };
-            let schema = SchemaSnapshot::read(&self.conn)?.fingerprint();
-            Ok((record.input_sha256 == input && record.schema_sha256 == schema).then_some(record))
-        })?;
-        let Some(record) = found else {
+        let Some(record) = self.matching_record(input)? else {
             return Ok(None);
         };
         // Recorded warnings that no longer read back are dropped, not fatal:

@@ -467,10 +467,7 @@ impl Fleet {
         on_outcome: &(dyn Fn(&DbOutcome) + Sync),
     ) -> Result<FleetReport> {
         let started = Instant::now();
-        let doctypes = self.load(doctype_paths)?;
-        // The start-up fast path's record is keyed on the input files and
-        // the options: hashed once, for every database.
-        let input = (self.configure)(MigrationApplier::builder("")).startup_input(doctype_paths)?;
+        let (doctypes, input) = self.load(doctype_paths)?;
         let job = |db: &Path| {
             let started = Instant::now();
             let result = (self.configure)(MigrationApplier::builder(db))
@@ -505,8 +502,7 @@ impl Fleet {
         on_outcome: &(dyn Fn(&DbOutcome) + Sync),
     ) -> Result<FleetReport> {
         let started = Instant::now();
-        let doctypes = self.load(doctype_paths)?;
-        let input = (self.configure)(MigrationApplier::builder("")).startup_input(doctype_paths)?;
+        let (doctypes, input) = self.load(doctype_paths)?;
         let job = |db: &Path| {
             let started = Instant::now();
             // Up to date by the start-up record, as apply would find it;
@@ -531,18 +527,13 @@ impl Fleet {
                 Err(e) => DbOutcome::failed(db, &e, started),
             }
         };
-        let all = Fleet {
-            canaries: Vec::new(),
-            on_error: OnError::Continue,
-            ..self.clone()
-        };
-        Ok(all.run(&job, on_outcome, started))
+        Ok(self.reading().run(&job, on_outcome, started))
     }
 
     /// Groups the databases by schema state and plans each state once (a
     /// dry run of its first database). Writes nothing.
     pub fn plan(&self, doctype_paths: &[PathBuf]) -> Result<FleetPlan> {
-        let doctypes = self.load(doctype_paths)?;
+        let (doctypes, _) = self.load(doctype_paths)?;
         let fingerprints = std::sync::Mutex::new(Vec::new());
         let job = |db: &Path| {
             let started = Instant::now();
@@ -557,12 +548,7 @@ impl Fleet {
                 Err(e) => DbOutcome::failed(db, &e, started),
             }
         };
-        let all = Fleet {
-            canaries: Vec::new(),
-            on_error: OnError::Continue,
-            ..self.clone()
-        };
-        let report = all.run(&job, &|_| {}, Instant::now());
+        let report = self.reading().run(&job, &|_| {}, Instant::now());
         let found: BTreeMap<PathBuf, String> = fingerprints
             .into_inner()
             .unwrap_or_else(|e| e.into_inner())
@@ -598,14 +584,29 @@ impl Fleet {
         })
     }
 
-    fn load(&self, paths: &[PathBuf]) -> Result<Vec<DocType>> {
+    /// The DocTypes under `paths`, read and validated once for every
+    /// database, and the start-up record's key for them under the fleet's
+    /// options (the fast path's record is keyed on the input files and the
+    /// options: hashed once, for every database).
+    fn load(&self, paths: &[PathBuf]) -> Result<(Vec<DocType>, String)> {
         let doctypes = load_paths(paths)?;
         if doctypes.is_empty() {
             return Err(Error::NoDocTypes {
                 paths: paths.to_vec(),
             });
         }
-        Ok(doctypes)
+        let input = (self.configure)(MigrationApplier::builder("")).startup_input(paths)?;
+        Ok((doctypes, input))
+    }
+
+    /// This fleet with no canaries and `continue`: for the passes that
+    /// only read, which never stop early.
+    fn reading(&self) -> Fleet {
+        Fleet {
+            canaries: Vec::new(),
+            on_error: OnError::Continue,
+            ..self.clone()
+        }
     }
 
     fn read_only(&self, db: &Path) -> Result<MigrationApplier> {
