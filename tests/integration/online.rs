@@ -7,7 +7,7 @@ use doctype_migrate::{Error, MigrationApplier, MigrationStatus};
 use rusqlite::Connection;
 
 /// Version 1: `title` (Data, default 'untitled'), `amount` (Data), `note`.
-const V1: &str = r#"{"name": "Ticket", "fields": [
+pub(crate) const V1: &str = r#"{"name": "Ticket", "fields": [
     {"fieldname": "title", "fieldtype": "Data", "default": "untitled"},
     {"fieldname": "amount", "fieldtype": "Data"},
     {"fieldname": "note", "fieldtype": "Small Text"}
@@ -16,7 +16,7 @@ const V1: &str = r#"{"name": "Ticket", "fields": [
 /// Version 2: `title` renamed `subject`; `amount` becomes Int; `note`
 /// dropped from the DocType; a new NOT NULL `priority` with a default; an
 /// index on `amount`.
-const V2: &str = r#"{"name": "Ticket", "fields": [
+pub(crate) const V2: &str = r#"{"name": "Ticket", "fields": [
     {"fieldname": "subject", "fieldtype": "Data", "default": "untitled", "renamed_from": "title"},
     {"fieldname": "amount", "fieldtype": "Int", "search_index": 1},
     {"fieldname": "priority", "fieldtype": "Data", "not_nullable": 1, "default": "Medium"}
@@ -52,12 +52,15 @@ fn v1_db(rows: usize) -> TestDb {
 }
 
 /// `sqlite_schema` without the engine's tables, SQL with whitespace collapsed.
-fn app_schema(conn: &Connection) -> Vec<(String, String, String)> {
+pub(crate) fn app_schema(conn: &Connection) -> Vec<(String, String, String)> {
     schema_of(conn)
         .into_iter()
-        .filter(|(_, name, _)| !name.to_ascii_lowercase().starts_with("tabmigration"))
-        .filter(|(_, name, _)| !name.starts_with("sqlite_"))
-        .filter(|(_, name, _)| !name.starts_with("dm_history"))
+        .filter(|(_, name, _)| {
+            let n = name.to_ascii_lowercase();
+            !n.starts_with("tabmigration")
+                && !n.starts_with("sqlite_")
+                && !n.starts_with("dm_history")
+        })
         .map(|(kind, name, sql)| {
             let sql = sql.unwrap_or_default();
             (

@@ -8,19 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use crate::online::{V1, V2, app_schema};
 use rusqlite::Connection;
-
-const V1: &str = r#"{"name": "Ticket", "fields": [
-    {"fieldname": "title", "fieldtype": "Data", "default": "untitled"},
-    {"fieldname": "amount", "fieldtype": "Data"},
-    {"fieldname": "note", "fieldtype": "Small Text"}
-]}"#;
-
-const V2: &str = r#"{"name": "Ticket", "fields": [
-    {"fieldname": "subject", "fieldtype": "Data", "default": "untitled", "renamed_from": "title"},
-    {"fieldname": "amount", "fieldtype": "Int", "search_index": 1},
-    {"fieldname": "priority", "fieldtype": "Data", "not_nullable": 1, "default": "Medium"}
-]}"#;
 
 /// The environment variable that makes this test binary a writer.
 const WRITER_ENV: &str = "DM_ONLINE_WRITER";
@@ -104,26 +93,6 @@ fn fill(db: &Path, rows: u64) {
             [rows as i64],
         )
         .unwrap();
-}
-
-fn app_schema(conn: &Connection) -> Vec<(String, String, String)> {
-    schema_of(conn)
-        .into_iter()
-        .filter(|(_, name, _)| {
-            let n = name.to_ascii_lowercase();
-            !n.starts_with("tabmigration")
-                && !n.starts_with("sqlite_")
-                && !n.starts_with("dm_history")
-        })
-        .map(|(kind, name, sql)| {
-            let sql = sql.unwrap_or_default();
-            (
-                kind,
-                name,
-                sql.split_whitespace().collect::<Vec<_>>().join(" "),
-            )
-        })
-        .collect()
 }
 
 fn output_text(out: &std::process::Output) -> String {
