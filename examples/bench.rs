@@ -42,6 +42,9 @@ use std::time::{Duration, Instant};
 
 use doctype_migrate::{BackupPolicy, DocType, FieldType, MigrationApplier, RunEvent, RunObserver};
 
+#[path = "support/fmt.rs"]
+mod fmt;
+use fmt::thousands;
 #[path = "support/bench_table.rs"]
 mod bench_table;
 use bench_table::{FIELDS, build_base, business_doctype};
@@ -407,18 +410,6 @@ impl RunObserver for Gaps {
         }
         g.0 = Some(now);
     }
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn remove(files: &[&Path], dir: &Path) {

@@ -69,6 +69,10 @@ use doctype_migrate::{DbStatus, Fleet, MigrationApplier};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Value, json};
 
+#[path = "support/fmt.rs"]
+mod fmt;
+use fmt::thousands;
+
 /// The column v2 adds, to the first DocType.
 const NEW_COLUMN: &str = "tenant_note";
 
@@ -1105,16 +1109,4 @@ fn median_pass(v: &[Pass]) -> Pass {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.ms_per_db().total_cmp(&b.ms_per_db()));
     v[v.len() / 2]
-}
-
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -60,6 +60,9 @@ use doctype_migrate::{DocType, FieldType, MigrationApplier, RunEvent, RunObserve
 use rusqlite::Connection;
 use serde_json::json;
 
+#[path = "support/fmt.rs"]
+mod fmt;
+use fmt::thousands;
 #[path = "support/bench_table.rs"]
 mod bench_table;
 use bench_table::{FIELDS, build_base, business_doctype};
@@ -792,18 +795,6 @@ fn percentiles(v: &[f64]) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
     let at = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
     (at(0.5), at(0.99), v[v.len() - 1])
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A fresh copy of the base file, synced to disk before the timed run
