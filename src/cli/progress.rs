@@ -126,6 +126,22 @@ fn due(last: Option<Instant>, now: Instant) -> bool {
 }
 
 impl PlainState {
+    /// Whether a per-table progress line (rows copied, backfill) is due:
+    /// the first of a table, the last (`done`), and at most one per
+    /// interval in between.
+    fn table_progress(&mut self, table: &str, done: bool, now: Instant) -> bool {
+        let new_table = self.rows_table != table;
+        if new_table {
+            self.rows_table.clear();
+            self.rows_table.push_str(table);
+        }
+        let shown = new_table || done || due(self.last_rows, now);
+        if shown {
+            self.last_rows = Some(now);
+        }
+        shown
+    }
+
     /// The line to write for `event` at `now`, if any:
     ///
     /// - batch phases (plan, lock, validate, commit): always;
@@ -152,19 +168,10 @@ impl PlainState {
                 copied,
                 total,
                 ..
-            } => {
-                let new_table = self.rows_table != *table;
-                if new_table {
-                    self.rows_table.clear();
-                    self.rows_table.push_str(table);
-                }
-                let done = copied >= total;
-                (new_table || done || due(self.last_rows, now)).then(|| {
-                    self.last_rows = Some(now);
-                    let state = if done { ", done" } else { "" };
-                    format!("progress: {table}: {copied}/{total} rows copied{state}\n")
-                })
-            }
+            } => self.table_progress(table, copied >= total, now).then(|| {
+                let state = if copied >= total { ", done" } else { "" };
+                format!("progress: {table}: {copied}/{total} rows copied{state}\n")
+            }),
             RunEvent::BackupWritten {
                 table, bytes, path, ..
             } => Some(format!(
@@ -177,19 +184,12 @@ impl PlainState {
                 rowid,
                 max_rowid,
                 ..
-            } => {
-                let new_table = self.rows_table != *table;
-                if new_table {
-                    self.rows_table.clear();
-                    self.rows_table.push_str(table);
-                }
-                let done = rowid >= max_rowid;
-                (new_table || done || due(self.last_rows, now)).then(|| {
-                    self.last_rows = Some(now);
-                    let state = if done { ", done" } else { "" };
+            } => self
+                .table_progress(table, rowid >= max_rowid, now)
+                .then(|| {
+                    let state = if rowid >= max_rowid { ", done" } else { "" };
                     format!("progress: {table}: backfilled to rowid {rowid}/{max_rowid}{state}\n")
-                })
-            }
+                }),
             // Events added to the library later: not shown until the CLI knows them.
             _ => None,
         }
