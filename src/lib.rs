@@ -72,7 +72,7 @@ pub use fleet::{
 };
 pub use history::{HistoryRow, MigrationId, MigrationStatus};
 pub use online::{BackfillSettings, BackfillStats, OnlineStatus, OnlineTable};
-pub use plan::{DocTypePlan, MigrationPlan, PlanStep, StepKind};
+pub use plan::{Approach, DocTypePlan, MigrationPlan, PlanStep, StepKind};
 pub use rollback::{
     DifferenceKind, PlannedRestore, Reason, RestoreDone, RestoreMode, RollbackOptions,
     RollbackPlan, RollbackReport, RollbackStep, RollbackTarget, RolledBack, SchemaDifference,

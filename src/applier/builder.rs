@@ -38,6 +38,12 @@ pub struct ApplierOptions {
     /// field) as blocking `ST001` findings, for app authors who want clean
     /// DocTypes in CI. Default: accepted, with a warning.
     pub strict: bool,
+    /// Take the rebuild (copy the table) for every change ALTER TABLE
+    /// cannot add, rename or index, as engines without fast paths do:
+    /// no native `ALTER COLUMN … NOT NULL`, no edit of a CREATE text.
+    /// Default: the fast paths, where they are proved safe (see
+    /// [`crate::Approach`]).
+    pub always_rebuild: bool,
     /// Rename hints on top of the fields' `renamed_from`.
     pub renames: Vec<RenameHint>,
     /// Values to fill NULLs with before a column becomes NOT NULL (the
@@ -76,6 +82,7 @@ impl Default for ApplierOptions {
             drop_orphan_tables: false,
             allow_data_loss: false,
             strict: false,
+            always_rebuild: false,
             renames: Vec::new(),
             null_fills: Vec::new(),
             backups: BackupSettings::default(),
@@ -254,6 +261,12 @@ impl ApplierBuilder {
     /// those tables; only with [`ApplierBuilder::allow_data_loss`] when they hold rows.
     pub fn drop_orphan_tables(mut self, yes: bool) -> Self {
         self.options.drop_orphan_tables = yes;
+        self
+    }
+
+    /// See [`ApplierOptions::always_rebuild`].
+    pub fn always_rebuild(mut self, yes: bool) -> Self {
+        self.options.always_rebuild = yes;
         self
     }
 

@@ -891,6 +891,7 @@ fn set_options(options: &ApplierOptions) -> SetOptions<'_> {
         renames: &options.renames,
         null_fills: &options.null_fills,
         backup_policy: options.backups.policy,
+        fast_paths: !options.always_rebuild,
     }
 }
 

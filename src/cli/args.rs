@@ -128,6 +128,11 @@ pub struct FleetApplyArgs {
     /// Drop columns the DocTypes no longer declare.
     #[arg(long)]
     pub drop_orphan_columns: bool,
+    /// Copy the table for every change ALTER TABLE cannot add, rename or
+    /// index: no native ALTER COLUMN ... NOT NULL, no edit of a CREATE text
+    /// (default: those fast paths, where they are proved safe).
+    #[arg(long)]
+    pub always_rebuild: bool,
     /// Backups (each database's go beside it, `<db>.backups`).
     #[command(flatten)]
     pub backup: BackupHowOptions,
@@ -374,6 +379,11 @@ pub struct PlanArgs {
     /// like a standard column, a non-numeric numeric default): exit 2.
     #[arg(long)]
     pub strict: bool,
+    /// Copy the table for every change ALTER TABLE cannot add, rename or
+    /// index: no native ALTER COLUMN ... NOT NULL, no edit of a CREATE text
+    /// (default: those fast paths, where they are proved safe).
+    #[arg(long)]
+    pub always_rebuild: bool,
     /// Backup options, as `apply` would use them (for the planned backups preview).
     #[command(flatten)]
     pub backup: BackupOptions,
@@ -399,6 +409,11 @@ pub struct ApplyArgs {
     /// Drop columns the DocTypes no longer declare (default: keep them as orphans).
     #[arg(long)]
     pub drop_orphan_columns: bool,
+    /// Copy the table for every change ALTER TABLE cannot add, rename or
+    /// index: no native ALTER COLUMN ... NOT NULL, no edit of a CREATE text
+    /// (default: those fast paths, where they are proved safe).
+    #[arg(long)]
+    pub always_rebuild: bool,
     /// Where backups go, how they are encrypted and when they are taken.
     #[command(flatten)]
     pub backup: BackupOptions,

@@ -22,7 +22,8 @@ pub fn plan(args: &PlanArgs) -> Result<Outcome, CliError> {
         .read_only(true)
         .allow_data_loss(args.allow_data_loss)
         .strict(args.strict)
-        .drop_orphan_columns(args.drop_orphan_columns);
+        .drop_orphan_columns(args.drop_orphan_columns)
+        .always_rebuild(args.always_rebuild);
     let builder = progress::attach(with_timeouts(builder), shown.as_ref());
     tracing::info!("opening {} read-only", args.inputs.db.display());
     let applier = backup::configure(builder, &args.inputs.db, &args.backup)?.build()?;
@@ -70,7 +71,8 @@ pub fn apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
         .continue_on_error(args.continue_on_error)
         .allow_data_loss(args.allow_data_loss)
         .strict(args.strict)
-        .drop_orphan_columns(args.drop_orphan_columns);
+        .drop_orphan_columns(args.drop_orphan_columns)
+        .always_rebuild(args.always_rebuild);
     let builder = progress::attach(with_timeouts(builder), shown.as_ref());
     tracing::info!(
         "opening {}{}",

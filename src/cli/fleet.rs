@@ -38,6 +38,7 @@ fn apply(args: &FleetApplyArgs) -> Result<Outcome, CliError> {
     load_doctypes(&a.doctypes)?;
     let backups = backup::fleet_settings(&args.backup)?;
     let (allow, strict, drop) = (args.allow_data_loss, args.strict, args.drop_orphan_columns);
+    let always_rebuild = args.always_rebuild;
     let mut builder = select(Fleet::builder(), a)?
         .on_error(match args.on_error {
             OnErrorArg::Halt => OnError::Halt,
@@ -48,6 +49,7 @@ fn apply(args: &FleetApplyArgs) -> Result<Outcome, CliError> {
                 .allow_data_loss(allow)
                 .strict(strict)
                 .drop_orphan_columns(drop)
+                .always_rebuild(always_rebuild)
                 .backups(backups.clone())
         });
     if let Some(k) = args.canary {

@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use doctype_migrate::{
-    ApplyReport, Change, ChangeKind, DocTypePlan, DryRunReport, Finding, HistoryRow, MigrationPlan,
-    MigrationRecord, PlannedBackup, Warning,
+    ApplyReport, Approach, Change, ChangeKind, DocTypePlan, DryRunReport, Finding, HistoryRow,
+    MigrationPlan, MigrationRecord, PlannedBackup, Warning,
 };
 use serde::Serialize;
 
@@ -30,9 +30,13 @@ pub struct DocTypeView<'a> {
     pub findings: Vec<&'a Finding>,
     /// Columns the DocType no longer declares; kept unless dropping was asked for.
     pub orphans: &'a [String],
-    /// Whether a step rebuilds the table (text output only).
-    #[serde(skip)]
-    pub rebuilds: bool,
+    /// How the table is changed: `create`, `native`, `in_place`,
+    /// `rebuild` or `drop` (left out when nothing changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approach: Option<Approach>,
+    /// Why that way (left out when nothing changes).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub why: &'a str,
     /// Backups `apply` would take before the steps (left out when none).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub backups: &'a [PlannedBackup],
@@ -97,7 +101,8 @@ impl<'a> PlanView<'a> {
                     rollback_sql: Vec::new(),
                     findings: findings_of(findings, &f.doctype),
                     orphans: NO_ORPHANS,
-                    rebuilds: false,
+                    approach: None,
+                    why: "",
                     backups: &[],
                 });
             }
@@ -121,7 +126,8 @@ fn view_of<'a>(plan: &'a DocTypePlan, findings: Vec<&'a Finding>) -> DocTypeView
         rollback_sql: plan.rollback_sql(),
         findings,
         orphans: &plan.orphans,
-        rebuilds: plan.rebuilds(),
+        approach: plan.approach,
+        why: &plan.why,
         backups: &plan.backups,
     }
 }
@@ -182,13 +188,11 @@ pub fn plan_text_styled(view: &PlanView<'_>, palette: Palette) -> String {
                 out.push('\n');
             }
         }
+        if let Some(approach) = dt.approach {
+            let _ = writeln!(out, "  approach: {approach} ({})", dt.why);
+        }
         if !dt.forward_sql.is_empty() {
-            let how = if dt.rebuilds {
-                " (rebuilds the table)"
-            } else {
-                ""
-            };
-            let _ = writeln!(out, "  forward SQL{how}:");
+            let _ = writeln!(out, "  forward SQL:");
             sql_lines_styled(&mut out, &dt.forward_sql, palette);
             let _ = writeln!(out, "  rollback SQL:");
             sql_lines_styled(&mut out, &dt.rollback_sql, palette);

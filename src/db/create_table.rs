@@ -288,7 +288,6 @@ impl CreateTable {
     }
 
     /// The columns, in declaration order.
-    #[cfg(test)]
     pub fn columns(&self) -> &[Column] {
         &self.columns
     }
@@ -323,7 +322,6 @@ impl CreateTable {
     }
 
     /// True for `STRICT` tables.
-    #[cfg(test)]
     pub fn is_strict(&self) -> bool {
         self.strict
     }
@@ -788,7 +786,6 @@ pub fn parse(sql: &str) -> Result<CreateTable, CreateTableError> {
 
 impl Column {
     /// The column name, unquoted.
-    #[cfg(test)]
     pub fn name(&self) -> &str {
         &self.name
     }

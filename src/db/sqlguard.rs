@@ -12,6 +12,12 @@
 //! any database other than `main` and `temp`. Whoever can write the
 //! database file can make the engine run SQL only inside that file.
 //!
+//! SQL the planner generated in this process (a plan's forward statements,
+//! rollback statements derived again from history) runs through
+//! [`run_planned`], which also allows `writable_schema`: a schema-text
+//! edit rewrites a table's CREATE text in `sqlite_schema`. SQL read from a
+//! file (a backup manifest) never does.
+//!
 //! The authorizer is installed when the applier opens its connection
 //! ([`install`]) and is inert outside [`run`]: the engine's own
 //! transaction statements (`BEGIN IMMEDIATE`, savepoints, the foreign-key
@@ -29,8 +35,16 @@ use crate::error::{Error, Result};
 
 thread_local! {
     /// Whether the statement being prepared on this thread is engine SQL
-    /// under guard.
-    static GUARDED: Cell<bool> = const { Cell::new(false) };
+    /// under guard, and whether the planner generated it.
+    static GUARDED: Cell<Guard> = const { Cell::new(Guard::Off) };
+}
+
+/// The guard's state on a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    Off,
+    Engine,
+    Planned,
 }
 
 /// First keywords of the statements the engine generates.
@@ -39,8 +53,17 @@ const ALLOWED_FIRST_WORDS: [&str; 7] = [
 ];
 
 /// Pragmas the engine's generated SQL uses (the rebuild's rename runs with
-/// `legacy_alter_table` on).
+/// `legacy_alter_table` on; a schema-text edit with `writable_schema` on,
+/// then `RESET`).
 const ALLOWED_PRAGMAS: [&str; 1] = ["legacy_alter_table"];
+
+/// Pragmas only planned SQL uses: a schema-text edit.
+const PLANNED_PRAGMAS: [&str; 1] = ["writable_schema"];
+
+fn pragma_allowed(name: &str, planned: bool) -> bool {
+    let allowed = |list: &[&str]| list.iter().any(|p| p.eq_ignore_ascii_case(name));
+    allowed(&ALLOWED_PRAGMAS) || (planned && allowed(&PLANNED_PRAGMAS))
+}
 
 /// Installs the guard's authorizer on a connection the engine opened.
 pub(crate) fn install(conn: &mut Connection) -> Result<()> {
@@ -53,10 +76,17 @@ pub(crate) fn install(conn: &mut Connection) -> Result<()> {
 /// generates, or asks for something the authorizer denies; nothing of it
 /// has run then.
 pub(crate) fn run(conn: &Connection, sql: &str) -> Result<()> {
-    let mut stmt = prepare(conn, sql)?;
+    let mut stmt = prepare_as(conn, sql, Guard::Engine)?;
     stmt.raw_execute()
         .map(|_| ())
         .map_err(|e| Error::sql(sql, e))
+}
+
+/// [`run`] for SQL the planner generated in this process, which may also
+/// edit the schema's text (`writable_schema`). Returns the rows changed.
+pub(crate) fn run_planned(conn: &Connection, sql: &str) -> Result<usize> {
+    let mut stmt = prepare_as(conn, sql, Guard::Planned)?;
+    stmt.raw_execute().map_err(|e| Error::sql(sql, e))
 }
 
 /// The checks that need no database: the statement starts with a keyword
@@ -64,6 +94,15 @@ pub(crate) fn run(conn: &Connection, sql: &str) -> Result<()> {
 /// `;` (outside quotes, comments and trigger bodies). `Err` says why not.
 /// [`run`] checks the rest with the authorizer when it prepares.
 pub(crate) fn check_text(sql: &str) -> std::result::Result<(), String> {
+    check_text_as(sql, false)
+}
+
+/// [`check_text`] for planned SQL (see [`run_planned`]).
+pub(crate) fn check_planned_text(sql: &str) -> std::result::Result<(), String> {
+    check_text_as(sql, true)
+}
+
+fn check_text_as(sql: &str, planned: bool) -> std::result::Result<(), String> {
     let word = first_word(sql);
     if !ALLOWED_FIRST_WORDS
         .iter()
@@ -79,10 +118,7 @@ pub(crate) fn check_text(sql: &str) -> std::result::Result<(), String> {
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
-        if !ALLOWED_PRAGMAS
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(&name))
-        {
+        if !pragma_allowed(&name, planned) {
             return Err(format!("PRAGMA {name} is not one engine SQL uses"));
         }
     }
@@ -97,9 +133,17 @@ pub(crate) fn check_text(sql: &str) -> std::result::Result<(), String> {
 /// Prepares one engine statement under guard (see [`run`]), for callers
 /// that bind parameters or run it in parts.
 pub(crate) fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<rusqlite::Statement<'c>> {
-    check_text(sql).map_err(|reason| unsafe_sql(sql, reason))?;
+    prepare_as(conn, sql, Guard::Engine)
+}
+
+fn prepare_as<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    guard: Guard,
+) -> Result<rusqlite::Statement<'c>> {
+    check_text_as(sql, guard == Guard::Planned).map_err(|reason| unsafe_sql(sql, reason))?;
     let prepared = {
-        let _on = On::new();
+        let _on = On::new(guard);
         conn.prepare(sql)
     };
     match prepared {
@@ -122,20 +166,21 @@ pub(crate) fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<rusqlite::S
 struct On;
 
 impl On {
-    fn new() -> Self {
-        GUARDED.with(|g| g.set(true));
+    fn new(guard: Guard) -> Self {
+        GUARDED.with(|g| g.set(guard));
         On
     }
 }
 
 impl Drop for On {
     fn drop(&mut self) {
-        GUARDED.with(|g| g.set(false));
+        GUARDED.with(|g| g.set(Guard::Off));
     }
 }
 
 fn authorize(ctx: AuthContext<'_>) -> Authorization {
-    if !GUARDED.with(Cell::get) {
+    let guard = GUARDED.with(Cell::get);
+    if guard == Guard::Off {
         return Authorization::Allow;
     }
     let outside = |db: &str| !db.eq_ignore_ascii_case("main") && !db.eq_ignore_ascii_case("temp");
@@ -158,10 +203,7 @@ fn authorize(ctx: AuthContext<'_>) -> Authorization {
         | AuthAction::DropVtable { .. }
         | AuthAction::Unknown { .. } => Authorization::Deny,
         AuthAction::Pragma { pragma_name, .. } => {
-            if ALLOWED_PRAGMAS
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(pragma_name))
-            {
+            if pragma_allowed(pragma_name, guard == Guard::Planned) {
                 Authorization::Allow
             } else {
                 Authorization::Deny

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::Affinity;
+
 /// The kind of a schema change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -124,6 +126,21 @@ impl Change {
         Change {
             column: Some(column.to_string()),
             ..Change::new(kind)
+        }
+    }
+
+    /// Whether the change can alter stored values: a type change across
+    /// affinities (`TEXT` -> `INTEGER` converts `'12'` to `12`), not one
+    /// that keeps the affinity (`VARCHAR(140)` -> `TEXT`), whose values
+    /// stay as stored whichever way the table is changed.
+    pub(crate) fn converts_values(&self) -> bool {
+        match self.kind {
+            ChangeKind::ChangeType => {
+                let affinity = |t: &Option<String>| Affinity::of(t.as_deref().unwrap_or_default());
+                affinity(&self.from) != affinity(&self.to)
+            }
+            ChangeKind::ChangeAutoincrement => true,
+            _ => false,
         }
     }
 

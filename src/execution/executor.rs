@@ -230,6 +230,7 @@ fn run(
         "INSERT INTO {}",
         quote(&format!("{REBUILD_TEMP_PREFIX}{}", plan.table))
     );
+    let fill_prefix = format!("UPDATE {} SET ", quote(&plan.table));
     let mut affected = 0i64;
     for sql in plan.forward_sql() {
         let step_clock = Instant::now();
@@ -245,7 +246,13 @@ fn run(
             affected += copied as i64;
             rows = Some(copied);
         } else {
-            crate::db::sqlguard::run(conn, &sql).map_err(step_error)?;
+            let changed = crate::db::sqlguard::run_planned(conn, &sql).map_err(step_error)?;
+            // A NULL fill before a native SET NOT NULL changes rows of the
+            // table: counted, so a rollback knows values changed.
+            if sql.starts_with(&fill_prefix) {
+                affected += changed as i64;
+                rows = Some(changed as u64);
+            }
         }
         ctx.events.emit(RunEvent::StepExecuted {
             migration: id,

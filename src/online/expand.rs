@@ -4,7 +4,7 @@
 use crate::diff::{Change, ChangeKind, TableDiff};
 use crate::error::{Error, Result};
 use crate::ident::{quote, quote_literal};
-use crate::plan::{DocTypePlan, plan_table};
+use crate::plan::{DocTypePlan, FastPaths, plan_table};
 use crate::schema::LiveTable;
 
 /// What the expand step does to one table.
@@ -115,7 +115,14 @@ pub fn expand(plan: &DocTypePlan, live: Option<&LiveTable>) -> Result<Expansion>
         orphans: Vec::new(),
         renames: Vec::new(),
     };
-    let native = plan_table(&diff, &plan.target, Some(live), None, &[])?;
+    let native = plan_table(
+        &diff,
+        &plan.target,
+        Some(live),
+        None,
+        &[],
+        &FastPaths::off("online start adds only"),
+    )?;
     let mut statements = native.forward_sql();
     let table = quote(&plan.table);
     for (old, new) in &renames {

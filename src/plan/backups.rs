@@ -73,7 +73,9 @@ pub struct PlannedBackup {
 
 /// The backups `plan` needs under `policy`. Destructive column changes keep
 /// just those columns (by their live names, plus the key); a dropped table
-/// and any other rebuild keep the whole table.
+/// and any other rebuild keep the whole table. A type change that keeps
+/// the affinity destroys nothing, and a fast path copies nothing: neither
+/// needs a backup of its own.
 pub fn planned_backups(plan: &DocTypePlan, policy: BackupPolicy) -> Vec<PlannedBackup> {
     if plan.is_empty()
         || policy == BackupPolicy::Never
@@ -106,7 +108,8 @@ pub fn planned_backups(plan: &DocTypePlan, policy: BackupPolicy) -> Vec<PlannedB
     let mut columns: Vec<String> = Vec::new();
     for c in &plan.changes {
         let destructive = match c.kind {
-            ChangeKind::DropColumn | ChangeKind::ChangeType => true,
+            ChangeKind::DropColumn => true,
+            ChangeKind::ChangeType => c.converts_values(),
             ChangeKind::ChangeNullability => plan
                 .target
                 .column(c.column.as_deref().unwrap_or_default())

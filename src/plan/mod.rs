@@ -5,15 +5,17 @@
 //! table so a rebuild keeps everything it does not change.
 
 mod backups;
+mod fastpath;
 mod planner;
 mod rebuild;
 mod set;
 mod types;
 
 pub use backups::{BackupPolicy, BackupStrategy, PlannedBackup};
+pub(crate) use fastpath::{FastPaths, StoredColumns};
 pub use planner::{plan_drop_table, plan_table};
 pub use rebuild::REBUILD_TEMP_PREFIX;
 pub(crate) use rebuild::copy_expr_filling;
 pub(crate) use set::{Mode, SetOptions, plan_set};
 pub use set::{NullFill, RenameHint};
-pub use types::{DocTypePlan, MigrationPlan, PlanStep, StepKind};
+pub use types::{Approach, DocTypePlan, MigrationPlan, PlanStep, StepKind};

@@ -1,18 +1,21 @@
 //! Turns a [`TableDiff`] into steps with forward and rollback SQL.
 //!
 //! Renames, added columns and index changes run as native statements with
-//! exact native inverses. Anything SQLite cannot do natively (type,
-//! nullability and default changes, drops, columns ALTER cannot add) makes
-//! the whole table one rebuild; its rollback is a rebuild back to the
-//! original CREATE TABLE text.
+//! exact native inverses. Nullability, DEFAULT changes and type changes
+//! that keep the affinity take the fast paths ([`super::fastpath`]) where
+//! they are proved safe. Anything else (affinity changes, drops, columns
+//! ALTER cannot add, the naming rule) makes the whole table one rebuild;
+//! its rollback is a rebuild back to the original CREATE TABLE text. Each
+//! table's plan says which ([`Approach`]) and why.
 
 use crate::diff::{Change, ChangeKind, TableDiff};
 use crate::error::Result;
 use crate::ident::quote;
 use crate::schema::{LiveTable, TableSpec};
 
+use super::fastpath::{FastPaths, fast_steps};
 use super::rebuild::{rebuild_forward, rebuild_rollback};
-use super::types::{DocTypePlan, PlanStep, StepKind};
+use super::types::{Approach, DocTypePlan, PlanStep, StepKind};
 
 /// Plans one DocType's table.
 pub fn plan_table(
@@ -21,6 +24,7 @@ pub fn plan_table(
     live: Option<&LiveTable>,
     fingerprint_before: Option<String>,
     null_fills: &[(String, String)],
+    fast: &FastPaths,
 ) -> Result<DocTypePlan> {
     let mut plan = DocTypePlan {
         doctype: diff.doctype.clone(),
@@ -32,19 +36,52 @@ pub fn plan_table(
         fingerprint_before,
         null_fills: null_fills.to_vec(),
         backups: Vec::new(),
+        approach: None,
+        why: String::new(),
     };
     if diff.is_empty() {
         return Ok(plan);
     }
-    match live {
-        None => plan.steps.push(create_step(diff, target)),
-        Some(live) if needs_rebuild(diff, target) => plan.steps.push(PlanStep {
-            kind: StepKind::Rebuild,
-            changes: diff.changes.clone(),
-            forward: rebuild_forward(diff, target, live, null_fills)?,
-            rollback: rebuild_rollback(diff, target, live)?,
-        }),
-        Some(live) => plan.steps = native_steps(diff, target, live),
+    let Some(live) = live else {
+        plan.steps.push(create_step(diff, target));
+        plan.approach = Some(Approach::Create);
+        plan.why = "the table does not exist".into();
+        return Ok(plan);
+    };
+    let fast = match rebuild_reason(diff, target) {
+        Some(why) => Err(why),
+        None => fast_steps(diff, target, live, null_fills, fast),
+    };
+    match fast {
+        Ok(steps) => {
+            let in_place = steps.iter().any(|s| s.kind == StepKind::InPlace);
+            plan.steps = steps;
+            plan.steps.extend(native_steps(diff, target, live));
+            let (approach, why) = if in_place {
+                (
+                    Approach::InPlace,
+                    "only the CREATE text changes (declared types that keep their affinity, \
+                     DEFAULTs every row stores); no row is copied",
+                )
+            } else {
+                (
+                    Approach::Native,
+                    "ALTER TABLE and CREATE/DROP INDEX make every change; no row is copied",
+                )
+            };
+            plan.approach = Some(approach);
+            plan.why = why.into();
+        }
+        Err(why) => {
+            plan.steps.push(PlanStep {
+                kind: StepKind::Rebuild,
+                changes: diff.changes.clone(),
+                forward: rebuild_forward(diff, target, live, null_fills)?,
+                rollback: rebuild_rollback(diff, target, live)?,
+            });
+            plan.approach = Some(Approach::Rebuild);
+            plan.why = why;
+        }
     }
     Ok(plan)
 }
@@ -81,23 +118,37 @@ pub fn plan_drop_table(
         fingerprint_before,
         null_fills: Vec::new(),
         backups: Vec::new(),
+        approach: Some(Approach::Drop),
+        why: "the DocType no longer has a table".into(),
     }
 }
 
-/// Whether SQLite's ALTER TABLE cannot carry out the diff.
-pub fn needs_rebuild(diff: &TableDiff, target: &TableSpec) -> bool {
-    diff.changes.iter().any(|c| match c.kind {
-        ChangeKind::ChangeType
-        | ChangeKind::ChangeNullability
-        | ChangeKind::ChangeDefault
-        | ChangeKind::ChangeAutoincrement
-        | ChangeKind::DropColumn => true,
-        ChangeKind::AddColumn => c
-            .column
-            .as_deref()
-            .and_then(|n| target.column(n))
-            .is_none_or(|col| !col.addable_natively()),
-        _ => false,
+/// Why the diff needs the rebuild whatever the fast paths could do:
+/// changes neither ALTER TABLE nor a schema-text edit can make. `None`
+/// when there is none.
+fn rebuild_reason(diff: &TableDiff, target: &TableSpec) -> Option<String> {
+    diff.changes.iter().find_map(|c| {
+        let column = c.column.as_deref().unwrap_or_default();
+        match c.kind {
+            ChangeKind::ChangeAutoincrement => Some(format!(
+                "the naming rule changes the primary key {column:?} ({} -> {})",
+                c.from.as_deref().unwrap_or("?"),
+                c.to.as_deref().unwrap_or("?")
+            )),
+            ChangeKind::DropColumn => Some(format!("column {column:?} is dropped")),
+            ChangeKind::AddColumn => match target.column(column) {
+                Some(col) if col.addable_natively() => None,
+                Some(col) if col.primary_key => Some(format!(
+                    "new column {column:?} is the primary key, which ALTER TABLE ADD COLUMN \
+                     cannot add"
+                )),
+                _ => Some(format!(
+                    "new column {column:?} is NOT NULL without a default, which ALTER TABLE \
+                     ADD COLUMN cannot add"
+                )),
+            },
+            _ => None,
+        }
     })
 }
 

@@ -7,7 +7,7 @@
 //! byte for byte. Foreign keys must be off (outside the transaction) while
 //! it runs; the executor takes care of that.
 
-use crate::diff::{ChangeKind, TableDiff};
+use crate::diff::{Change, ChangeKind, TableDiff};
 use crate::error::{Error, Result};
 use crate::ident::{ROWID_ALIASES, quote, quote_literal};
 use crate::schema::{Affinity, ColumnSpec, LiveTable, TableSpec, is_managed_index};
@@ -39,7 +39,7 @@ pub fn rebuild_forward(
         ct.rename_column(old, new)
             .map_err(|e| unsupported(e.to_string()))?;
     }
-    for change in &diff.changes {
+    for change in column_edit_order(diff) {
         let Some(column) = change.column.as_deref() else {
             continue;
         };
@@ -140,6 +140,18 @@ pub fn rebuild_rollback(
             .all(|i| i.sql.is_some() || !is_managed_index(&i.spec.name))
     );
     Ok(sql)
+}
+
+/// The order in which a rebuild edits the CREATE text: nullability last,
+/// so a ` NOT NULL` it appends ends the column definition, where SQLite's
+/// own `ALTER COLUMN … SET NOT NULL` puts it (the fast path and the rebuild
+/// then write the same text).
+pub(super) fn column_edit_order(diff: &TableDiff) -> impl Iterator<Item = &Change> {
+    let last = |c: &&Change| c.kind == ChangeKind::ChangeNullability;
+    diff.changes
+        .iter()
+        .filter(move |c| !last(c))
+        .chain(diff.changes.iter().filter(last))
 }
 
 fn parse(sql: &str) -> std::result::Result<CreateTable, String> {

@@ -7,9 +7,10 @@
 use rusqlite::Connection;
 
 use super::backups::{BackupPolicy, planned_backups};
+use super::fastpath::{FastPaths, StoredColumns, schema_edits_allowed, stored_columns};
 use super::planner::{plan_drop_table, plan_table};
 use super::types::{DocTypePlan, MigrationPlan};
-use crate::diff::{DiffOptions, diff_table};
+use crate::diff::{ChangeKind, DiffOptions, diff_table};
 use crate::doctype::DocType;
 use crate::error::Result;
 use crate::history::store;
@@ -52,6 +53,9 @@ pub(crate) struct SetOptions<'a> {
     pub null_fills: &'a [NullFill],
     /// When to plan backups.
     pub backup_policy: BackupPolicy,
+    /// Take the fast paths where they are proved safe (otherwise the
+    /// rebuild for anything ALTER TABLE cannot do).
+    pub fast_paths: bool,
 }
 
 /// Whether to try the start-up fast path (fingerprints instead of introspection).
@@ -88,6 +92,7 @@ pub(crate) fn plan_set(
     } else {
         Default::default()
     };
+    let schema_edits = schema_edits_allowed(conn);
     let mut sorted: Vec<&DocType> = doctypes.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let diff_options = DiffOptions {
@@ -139,7 +144,18 @@ pub(crate) fn plan_set(
             .filter(|f| f.doctype == dt.name)
             .map(|f| (f.column.clone(), crate::ident::quote_literal(&f.value)))
             .collect();
-        let mut dt_plan = plan_table(&diff, &target, live.as_ref(), fingerprint, &fills)?;
+        let facts = match &live {
+            _ if !options.fast_paths => {
+                FastPaths::off("fast paths are off (always rebuild): the table is copied")
+            }
+            // Only a DEFAULT change needs to know which columns every row
+            // stores (a read of the table's history).
+            Some(live) if diff.has(ChangeKind::ChangeDefault) => {
+                FastPaths::on(schema_edits.clone(), stored_columns(conn, &dt.name, live)?)
+            }
+            _ => FastPaths::on(schema_edits.clone(), StoredColumns::default()),
+        };
+        let mut dt_plan = plan_table(&diff, &target, live.as_ref(), fingerprint, &fills, &facts)?;
         attribute_layers(dt, &mut dt_plan);
         dt_plan.backups = planned_backups(&dt_plan, options.backup_policy);
         plan.doctypes.push(dt_plan);

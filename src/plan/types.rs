@@ -16,6 +16,49 @@ pub enum StepKind {
     Native,
     /// The 12-step rebuild (create new, copy, drop old, rename new).
     Rebuild,
+    /// An edit of the table's CREATE text in `sqlite_schema` (declared
+    /// types that keep their affinity, DEFAULTs every row stores), with any
+    /// native `ALTER COLUMN … NOT NULL` of the same table: no stored value
+    /// changes and no row is copied.
+    InPlace,
+}
+
+/// How a DocType's table is changed, as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Approach {
+    /// The table is created.
+    Create,
+    /// Native statements only (`ALTER TABLE`, `CREATE`/`DROP INDEX`): no
+    /// row is copied.
+    Native,
+    /// The CREATE text is edited in place, with native statements: no row
+    /// is copied.
+    InPlace,
+    /// The 12-step rebuild: every row is copied into a new table.
+    Rebuild,
+    /// The table is dropped.
+    Drop,
+}
+
+impl Approach {
+    /// `create`, `native`, `in place`, `rebuild` or `drop`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Approach::Create => "create",
+            Approach::Native => "native",
+            Approach::InPlace => "in place",
+            Approach::Rebuild => "rebuild",
+            Approach::Drop => "drop",
+        }
+    }
+}
+
+impl std::fmt::Display for Approach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One step: forward SQL and the SQL that undoes it.
@@ -58,6 +101,12 @@ pub struct DocTypePlan {
     pub null_fills: Vec<(String, String)>,
     /// Backups taken before the steps run (empty when the policy needs none).
     pub backups: Vec<super::backups::PlannedBackup>,
+    /// How the table is changed (`None`: nothing to do).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approach: Option<Approach>,
+    /// Why that way: for a rebuild, the first change that needs it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub why: String,
 }
 
 impl DocTypePlan {
@@ -77,6 +126,8 @@ impl DocTypePlan {
             fingerprint_before,
             null_fills: Vec::new(),
             backups: Vec::new(),
+            approach: None,
+            why: String::new(),
         }
     }
 

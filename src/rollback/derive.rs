@@ -11,12 +11,18 @@
 //! and [`crate::plan::plan_table`] is asked for the same changes. The
 //! planner is deterministic (invariant "Deterministic"), so an untouched row gives back
 //! its stored SQL byte for byte.
+//!
+//! Whether a table took a fast path or the rebuild depended on more than
+//! its schemas (the option, defensive mode, which columns every row
+//! stored), so both are derived: the fast paths trusting every column, and
+//! the rebuild. The stored text must equal one of them; each undoes the
+//! recorded change.
 
 use rusqlite::Connection;
 
 use crate::diff::{Change, ChangeKind, TableDiff};
 use crate::history::HistoryRow;
-use crate::plan::{plan_drop_table, plan_table};
+use crate::plan::{FastPaths, StepKind, StoredColumns, plan_drop_table, plan_table};
 use crate::schema::{LiveTable, SchemaObject, SchemaSnapshot, introspect_table};
 
 /// The rollback statements the engine generates for this history row, in
@@ -54,14 +60,30 @@ pub(crate) fn derive(
             if let Some(l) = live.as_mut() {
                 l.sequence = recorded_sequence(&row.rollback_sql, table);
             }
-            plan_table(
-                &diff,
-                &target,
-                if creates { None } else { live.as_ref() },
-                None,
-                &[],
-            )
-            .map_err(|e| format!("the planner cannot derive the rollback: {e}"))?
+            let live = if creates { None } else { live.as_ref() };
+            let plan = |fast: &FastPaths| {
+                plan_table(&diff, &target, live, None, &[], fast)
+                    .map_err(|e| format!("the planner cannot derive the rollback: {e}"))
+            };
+            let fast = plan(&FastPaths::on(
+                Ok(()),
+                live.map(StoredColumns::all).unwrap_or_default(),
+            ))?;
+            if fast.rollback_sql() == row.rollback_sql
+                || fast
+                    .steps
+                    .iter()
+                    .all(|s| s.kind != StepKind::InPlace && s.kind != StepKind::Native)
+            {
+                fast
+            } else {
+                let rebuild = plan(&FastPaths::off("derived"))?;
+                if rebuild.rollback_sql() == row.rollback_sql {
+                    rebuild
+                } else {
+                    fast
+                }
+            }
         }
         (_, _, true) => {
             return Err(format!(

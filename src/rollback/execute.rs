@@ -164,7 +164,7 @@ fn undo_one(
     let start = Instant::now();
     let run = |sqls: &[String]| -> Result<()> {
         for sql in sqls {
-            crate::db::sqlguard::run(conn, sql)
+            crate::db::sqlguard::run_planned(conn, sql)
                 .map_err(|e| e.in_context(&step.doctype, &step.table))?;
         }
         Ok(())

@@ -534,7 +534,7 @@ fn check_one(
     // refuse before anything runs (the SQL guard would refuse it at run
     // time too, inside the transaction).
     for statement in &row.rollback_sql {
-        if let Err(reason) = crate::db::sqlguard::check_text(statement) {
+        if let Err(reason) = crate::db::sqlguard::check_planned_text(statement) {
             reasons.push(Reason::UnsafeRollbackSql {
                 id,
                 statement: statement.clone(),
@@ -737,7 +737,7 @@ fn lost_data(row: &HistoryRow, changes: &[Change]) -> Lost {
             };
             let name = match c.kind {
                 ChangeKind::DropColumn => col.to_string(),
-                ChangeKind::ChangeType => original(col),
+                ChangeKind::ChangeType if c.converts_values() => original(col),
                 // Only becoming NOT NULL changes values (NULLs are filled).
                 ChangeKind::ChangeNullability
                     if c.to

@@ -38,6 +38,7 @@ pub fn check(
             .unwrap_or_else(|| c.to_string())
     };
 
+    let becomes_not_null = |col: &str| p.target.column(col).is_some_and(|t| t.not_null);
     let mut questions = Vec::new();
     // DL001 and MF001 (a new unique index over a column added with a
     // constant default: every existing row holds that value) need the count.
@@ -53,11 +54,15 @@ pub fn check(
         };
         match c.kind {
             ChangeKind::DropColumn => questions.push(Question::non_null(live(col))),
-            ChangeKind::ChangeType => {
+            // A type change that keeps the affinity converts nothing, and
+            // a column becoming nullable needs no count: no scan for them.
+            ChangeKind::ChangeType if c.converts_values() => {
                 questions.push(Question::lossy(live(col), c.to.clone().unwrap_or_default()));
                 questions.push(Question::nulls(live(col)));
             }
-            ChangeKind::ChangeNullability => questions.push(Question::nulls(live(col))),
+            ChangeKind::ChangeNullability if becomes_not_null(col) => {
+                questions.push(Question::nulls(live(col)))
+            }
             ChangeKind::ChangeAutoincrement if p.target.autoincrement => {
                 questions.push(Question::lossy(live(col), "INTEGER".to_string()))
             }

@@ -274,8 +274,9 @@ mod in_apply {
 
     const ROWS: i64 = 20_000;
 
-    /// `note`'s default is the only thing that changes: a rebuild that
-    /// loses nothing, which the policies back up in full.
+    /// `note`'s default is the only thing that changes: with the fast
+    /// paths off, a rebuild that loses nothing, which the policies back up
+    /// in full.
     fn item(default: &str) -> DocType {
         DocType::new("Item")
             .field(Field::new("code", FieldType::Data))
@@ -285,6 +286,7 @@ mod in_apply {
     fn apply(db: &TestDb, dt: DocType, policy: BackupPolicy) -> doctype_migrate::ApplyReport {
         MigrationApplier::builder(&db.path)
             .create_if_missing(true)
+            .always_rebuild(true)
             .backup_policy(policy)
             .build()
             .unwrap()

@@ -97,10 +97,13 @@ fn plan_json_on_a_missing_database_is_deterministic_and_creates_nothing() {
             "forward_sql",
             "rollback_sql",
             "findings",
-            "orphans"
+            "orphans",
+            "approach",
+            "why"
         ]
     );
     assert_eq!(item["table"], "tabItem");
+    assert_eq!(item["approach"], "create");
     assert_eq!(item["changes"][0]["kind"], "create_table");
     assert!(
         item["forward_sql"][0]

@@ -119,8 +119,10 @@ fn rebuild_keeps_trigger_view_check_partial_index_and_autoincrement() {
     );
     assert!(table_sql.contains("COLLATE NOCASE"), "{table_sql}");
     assert!(table_sql.contains("AUTOINCREMENT"), "{table_sql}");
+    // NOT NULL is appended last, where SQLite's own ALTER COLUMN … SET NOT
+    // NULL puts it.
     assert!(
-        table_sql.contains("\"priority\" INTEGER NOT NULL DEFAULT 0"),
+        table_sql.contains("\"priority\" INTEGER DEFAULT 0 NOT NULL"),
         "{table_sql}"
     );
     let conn = db.conn();

@@ -100,7 +100,7 @@ fn an_edited_rollback_that_commits_and_attaches_another_file_is_refused() {
             "ALTER TABLE \"tabCustomer\" DROP COLUMN \"phone\"".to_string(),
             format!("DROP TABLE \"tabCustomer\"; ATTACH '{other}' AS x"),
         ],
-        vec!["PRAGMA writable_schema = ON".to_string()],
+        vec!["PRAGMA journal_mode = OFF".to_string()],
         vec!["DELETE FROM \"tabCustomer\"; COMMIT".to_string()],
     ];
     for attack in attacks {
