@@ -52,6 +52,7 @@ mod frappe_apps;
 mod input;
 #[cfg(unix)]
 mod journal_modes;
+mod no_copy;
 mod online;
 #[cfg(unix)]
 mod online_deploy;
