@@ -208,7 +208,13 @@ fn index_and_unique_are_added_and_dropped_natively() {
 }
 
 #[test]
-fn not_null_and_default_changes_rebuild_and_keep_rows() {
+fn not_null_and_default_changes_keep_rows_in_place_and_by_rebuild() {
+    for always_rebuild in [false, true] {
+        not_null_and_default_changes_keep_rows(always_rebuild);
+    }
+}
+
+fn not_null_and_default_changes_keep_rows(always_rebuild: bool) {
     let db = TestDb::new();
     db.applier().sync_all(&[doctype(V1)]).unwrap();
     seed(&db);
@@ -221,7 +227,12 @@ fn not_null_and_default_changes_rebuild_and_keep_rows() {
             r#""options": "Active\nInactive""#,
             r#""options": "Active\nInactive", "default": "Active""#,
         );
-    let report = db.applier().sync_all(&[doctype(&v2)]).unwrap();
+    let report = doctype_migrate::MigrationApplier::builder(&db.path)
+        .always_rebuild(always_rebuild)
+        .build()
+        .unwrap()
+        .sync_all(&[doctype(&v2)])
+        .unwrap();
     let kinds: Vec<_> = report.migrations[0]
         .changes
         .iter()
@@ -230,6 +241,13 @@ fn not_null_and_default_changes_rebuild_and_keep_rows() {
     assert_eq!(
         kinds,
         [ChangeKind::ChangeNullability, ChangeKind::ChangeDefault]
+    );
+    // The fast paths copy no row (nothing to fill: notes holds no NULL).
+    assert_eq!(
+        report.migrations[0].metrics.rows_copied == 0,
+        !always_rebuild,
+        "{:?}",
+        report.migrations[0].metrics
     );
     let conn = db.conn();
     let cols = columns(&conn, "tabCustomer");
