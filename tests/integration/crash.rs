@@ -19,6 +19,12 @@
 //! have succeeded and left that "after" state. After the last kill, one
 //! uninterrupted run must complete.
 //!
+//! [`Target::kill_loop_with`] is the same loop with the instants chosen by
+//! the caller ([`Strike`]): a delay from the start, or from the moment the
+//! run logged given entries to the audit log beside the database (polled;
+//! every entry is one line written as the event happens). It keeps what
+//! each killed run had logged, so a loop can tell where its kills landed.
+//!
 //! Every check (the loop-specific ones below) starts with [`intact`] and
 //! [`files_beside`]:
 //!
@@ -66,6 +72,36 @@
 //!    restore` refuses to replace the rows of a referenced table while
 //!    foreign keys are on, and the command line has them on, SQLite's
 //!    default in this build.)
+//! 4. **Fast paths**: one DocType change that copies no row, on a ledger
+//!    beside 600 unrelated tables (as in a Frappe site): a DEFAULT change
+//!    and `VARCHAR(140)` -> `VARCHAR(255)` (a schema-text edit: view
+//!    `_dm_schema_edit` created, `writable_schema`, `UPDATE sqlite_schema`,
+//!    view dropped), a NOT NULL relaxed (native `DROP NOT NULL`), and a
+//!    column made NOT NULL with its NULLs filled by its new default (a
+//!    column backup, the fill `UPDATE`, native `SET NOT NULL`). `plan
+//!    --json` must say `"approach": "in_place"` with exactly those
+//!    statements, so the loop cannot silently test a rebuild.
+//!    - **`apply`** (100,000 rows, a third of them NULL in the filled
+//!      column): a third of the kills over the whole run, a third after the
+//!      run logged its backup (over the steps, verification and commit), a
+//!      third within 300 µs of the schema edit's first statement. After
+//!      each, `sqlite_schema` (root pages included) is byte-identical to the
+//!      old or the new schema, never holding the view; every row, value and
+//!      storage class is unchanged, or after the migration exactly as
+//!      filled; a `completed` history row exists iff the new schema is
+//!      there, naming the column backup, which verifies. From the audit
+//!      log: every step a killed run logged is the plan's next statement; a
+//!      run that logged its commit left the new state, one that had not
+//!      verified the old one. The loop prints where its kills found the run
+//!      (before the steps, inside the schema edit, in the native steps,
+//!      verifying or committing, after the commit) and fails if none landed
+//!      inside the steps.
+//!    - **`rollback`** of that migration (50,000 rows): the native reverse
+//!      steps, the edit back to the original CREATE text, and the NULLs
+//!      restored from the column backup. Afterwards the database is exactly
+//!      at the new state (history row `completed`) or exactly at the old one,
+//!      NULLs back and every other value as it was (history row
+//!      `rolled_back`); the child table and the backup directory untouched.
 //!
 //! The rollback and restore loops use a 50,000-row ledger: their kill
 //! instants scale with the run as well, and `cargo test` stays short.
@@ -78,13 +114,16 @@
 //! # Counts
 //!
 //! 30 kills per loop by default. `DM_CRASH_KILLS` sets every loop's count;
-//! `DM_CRASH_ROLLBACK_KILLS` and `DM_CRASH_RESTORE_KILLS` override it for
-//! the rollback and the restore kills (these are split between the two
-//! restore targets, the original table getting the odd one). Instants come
-//! from a seeded PRNG, `DM_CRASH_SEED` to replay a run (the seed is
-//! printed; each loop mixes it with its name). `scripts/crash.sh` runs the
-//! long version: 500 apply, 200 rollback and 200 restore kills, or
-//! `scripts/crash.sh N [SEED]` for N of each kind.
+//! `DM_CRASH_FASTPATH_KILLS`, `DM_CRASH_ROLLBACK_KILLS` and
+//! `DM_CRASH_RESTORE_KILLS` override it for the fast-path apply, the
+//! rollback (both rollback loops) and the restore kills (these are split
+//! between the two restore targets, the original table getting the odd
+//! one). Instants come from a seeded PRNG, `DM_CRASH_SEED` to replay a run
+//! (the seed is printed; each loop mixes it with its name); the instants
+//! anchored at an audit entry also depend on when the run logs it.
+//! `scripts/crash.sh` runs the long version: 500 apply, 500 fast-path
+//! apply, 200 rollback and 200 restore kills, or `scripts/crash.sh N
+//! [SEED]` for N of each kind.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -125,14 +164,17 @@ const V2: &str = r#"{"name": "Ledger", "fields": [
 ]}"#;
 
 /// Rows for the ledger (`{rows}` of them, integral amounts, so the type
-/// change is lossless) and an unmanaged child table whose foreign key
-/// points at the ledger (`{children}` rows): a rebuild must never cascade
-/// into it.
+/// change is lossless).
 const DATA: &str = r#"
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
 INSERT INTO "tabLedger" (name, account, amount, memo, qty, posted)
 SELECT printf('L-%07d', i), 'ACC-' || (i % 97), CAST(i * 7 % 100003 AS TEXT),
        'memo ' || i, i * 0.25, '2024-01-01' FROM n;
+"#;
+
+/// An unmanaged child table whose foreign key points at the ledger
+/// (`{children}` rows): a migration must never cascade into it.
+const CHILDREN: &str = r#"
 CREATE TABLE "ledger_note" (
     id INTEGER PRIMARY KEY,
     ledger TEXT NOT NULL REFERENCES "tabLedger"(name) ON DELETE CASCADE,
@@ -237,9 +279,17 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// The ledger of the rebuild loops ([`V1`], [`V2`], [`DATA`],
+    /// [`CHILDREN`]).
     fn new(rows: i64) -> Self {
+        Fixture::of(rows, V1, V2, &[DATA, CHILDREN])
+    }
+
+    /// A ledger of the DocType `v1` with `rows` rows (the SQL of `data`,
+    /// with `{rows}` and `{children}` in it), to migrate to `v2`.
+    fn of(rows: i64, v1: &str, v2: &str, data: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        for (v, json) in [("v1", V1), ("v2", V2)] {
+        for (v, json) in [("v1", v1), ("v2", v2)] {
             std::fs::create_dir(dir.path().join(v)).unwrap();
             std::fs::write(dir.path().join(v).join("ledger.json"), json).unwrap();
         }
@@ -254,7 +304,8 @@ impl Fixture {
         Connection::open(&template)
             .unwrap()
             .execute_batch(
-                &DATA
+                &data
+                    .concat()
                     .replace("{rows}", &rows.to_string())
                     .replace("{children}", &(rows / 100).to_string()),
             )
@@ -325,6 +376,11 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 impl Victim {
+    /// The audit log beside it.
+    fn audit(&self) -> PathBuf {
+        doctype_migrate::audit_log_path_for(&self.db)
+    }
+
     fn journal(&self) -> PathBuf {
         suffixed(&self.db, "-journal")
     }
@@ -596,24 +652,51 @@ impl Target<'_> {
     /// Runs the command to the end on the victim as it is; it must succeed
     /// and leave the "after" state. Returns how long it took.
     fn uninterrupted(&mut self, what: &str) -> Duration {
-        let t = Instant::now();
-        let out = (self.command)()
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        let took = t.elapsed();
-        assert!(
-            out.status.success(),
-            "{} {what}: {}\n{}{}",
-            self.name,
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        self.run_to_end(what, &[]).0
+    }
+
+    /// [`Target::uninterrupted`], also timing the run from the moment it
+    /// logged the entries of `anchor` ([`await_anchor`]): returns how long
+    /// it took in all and from then (zero without an anchor).
+    fn run_to_end(&mut self, what: &str, anchor: &[Anchor]) -> (Duration, Duration) {
+        let what = format!("{} {what}", self.name);
+        let (stdout, stderr) = (
+            suffixed(&self.victim.inspect, ".stdout"),
+            suffixed(&self.victim.inspect, ".stderr"),
         );
-        let side = self.check_now(&format!("{} {what}", self.name));
-        assert_eq!(side, Side::After, "{} {what}", self.name);
-        took
+        let mut audit = AuditTail::at_end(&self.victim.audit());
+        let t = Instant::now();
+        let mut child = (self.command)()
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut logged = Vec::new();
+        let seen = await_anchor(&mut child, &mut audit, anchor, &mut logged);
+        let anchored = Instant::now();
+        let status = child.wait().unwrap();
+        let (took, from_anchor) = (t.elapsed(), anchored.elapsed());
+        let output = || {
+            format!(
+                "{}{}",
+                std::fs::read_to_string(&stdout).unwrap_or_default(),
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            )
+        };
+        assert!(status.success(), "{what}: {status}\n{}", output());
+        assert!(
+            seen,
+            "{what}: the run never logged {anchor:?}\n{}",
+            output()
+        );
+        let side = self.check_now(&what);
+        assert_eq!(side, Side::After, "{what}");
+        let from_anchor = if anchor.is_empty() {
+            Duration::ZERO
+        } else {
+            from_anchor
+        };
+        (took, from_anchor)
     }
 
     /// The reference run, from the state before the command: how long an
@@ -623,26 +706,61 @@ impl Target<'_> {
         self.uninterrupted("reference run")
     }
 
+    /// [`Target::reference`], also timing the run from `anchor` (see
+    /// [`Target::run_to_end`]).
+    fn reference_from(&mut self, anchor: &[Anchor]) -> (Duration, Duration) {
+        (self.reset)();
+        self.run_to_end("reference run", anchor)
+    }
+
     /// `kills` SIGKILLs at random instants over `full` and a fifth past it,
     /// each followed by the check; then one uninterrupted run.
     fn kill_loop(&mut self, kills: u64, seed: u64, full: Duration) -> Tally {
-        let mut rng = Rng::for_loop(seed, self.name);
         let window = (full.as_micros() as u64 * 6 / 5).max(1);
+        self.kill_loop_with(kills, seed, full, |_, rng| Strike {
+            anchor: &[],
+            delay: Duration::from_micros(rng.below(window)),
+        })
+    }
+
+    /// `kills` SIGKILLs, the `k`th at the instant `strike(k, rng)` says,
+    /// each followed by the check; then one uninterrupted run (`full`: how
+    /// long the reference run took, for the summary). The tally
+    /// keeps, for every kill, what its run had logged when it died.
+    fn kill_loop_with(
+        &mut self,
+        kills: u64,
+        seed: u64,
+        full: Duration,
+        mut strike: impl FnMut(u64, &mut Rng) -> Strike,
+    ) -> Tally {
+        let mut rng = Rng::for_loop(seed, self.name);
         let started = Instant::now();
         let mut tally = Tally::default();
         (self.reset)();
         for k in 0..kills {
-            let delay = Duration::from_micros(rng.below(window));
+            let Strike { anchor, delay } = strike(k, &mut rng);
             let journal_before = self.victim.journal_stamp();
             if journal_before.is_some() {
                 tally.inherited += 1;
             }
+            let mut audit = AuditTail::at_end(&self.victim.audit());
             let mut child = (self.command)().spawn().unwrap();
-            std::thread::sleep(delay);
+            let mut logged = Vec::new();
+            let seen = await_anchor(&mut child, &mut audit, anchor, &mut logged);
+            pause(delay);
             let finished_before_kill = child.try_wait().unwrap().is_some();
             let _ = child.kill(); // SIGKILL on Unix
             let status = child.wait().unwrap();
-            let what = format!("{} kill {k} after {delay:?} (seed {seed:#x})", self.name);
+            logged.extend(audit.read(child.id()));
+            let since = match anchor.last() {
+                None => String::new(),
+                Some((action, sql)) => format!(" past its audit entry {action} {sql:?}"),
+            };
+            let what = format!(
+                "{} kill {k} after {delay:?}{since} (seed {seed:#x})",
+                self.name
+            );
             if finished_before_kill {
                 tally.exited += 1;
                 assert!(
@@ -650,6 +768,7 @@ impl Target<'_> {
                     "{what}: the run failed on its own: {status}"
                 );
             }
+            assert!(seen, "{what}: the run ended without logging {anchor:?}");
             // A new journal means the kill landed inside the write
             // transaction; the check rolls back a copy, the next run the
             // journal itself.
@@ -670,6 +789,7 @@ impl Target<'_> {
                     (self.reset)();
                 }
             }
+            tally.kills.push(Kill { what, side, logged });
         }
         let [before, after] = self.sides;
         eprintln!(
@@ -697,6 +817,127 @@ impl Target<'_> {
     }
 }
 
+/// When a kill strikes: `delay` after the command starts, or, with an
+/// `anchor`, after its run logged the anchor's audit entries.
+#[derive(Debug, Clone, Copy)]
+struct Strike {
+    anchor: &'static [Anchor],
+    delay: Duration,
+}
+
+/// An audit log entry to wait for: its action and how its SQL starts (for
+/// `step` entries; `""` matches any).
+type Anchor = (&'static str, &'static str);
+
+/// Sleeps for `d`, or spins when it is below two milliseconds (a sleep
+/// overshoots by tens of microseconds).
+fn pause(d: Duration) {
+    if d >= Duration::from_millis(2) {
+        std::thread::sleep(d);
+        return;
+    }
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+/// Waits until the child has logged the entries of `anchor`, in order;
+/// `false` when it exited first. The audit log is polled every millisecond,
+/// or constantly for the last entry of an anchor of two or more (the first
+/// entries bring the run close, the last one is the instant that counts).
+/// Everything the run logged meanwhile goes to `logged`.
+fn await_anchor(
+    child: &mut std::process::Child,
+    audit: &mut AuditTail,
+    anchor: &[Anchor],
+    logged: &mut Vec<Logged>,
+) -> bool {
+    let mut next = 0;
+    loop {
+        for entry in audit.read(child.id()) {
+            if next < anchor.len() && entry.is(anchor[next]) {
+                next += 1;
+            }
+            logged.push(entry);
+        }
+        if next == anchor.len() {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            // What it logged just before exiting.
+            for entry in audit.read(child.id()) {
+                if next < anchor.len() && entry.is(anchor[next]) {
+                    next += 1;
+                }
+                logged.push(entry);
+            }
+            return next == anchor.len();
+        }
+        if next + 1 == anchor.len() && anchor.len() > 1 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// One entry of the audit log: its action and, for a step, its SQL.
+#[derive(Debug, Clone)]
+struct Logged {
+    action: String,
+    sql: Option<String>,
+}
+
+impl Logged {
+    fn is(&self, (action, sql): Anchor) -> bool {
+        self.action == action
+            && (sql.is_empty() || self.sql.as_deref().is_some_and(|s| s.starts_with(sql)))
+    }
+}
+
+/// The audit log beside the victim, read from where it ended: the entries
+/// one run (by pid) appended since. Every entry is one `write` of one line,
+/// so complete lines are complete entries.
+struct AuditTail {
+    path: PathBuf,
+    offset: u64,
+}
+
+impl AuditTail {
+    fn at_end(path: &Path) -> Self {
+        let offset = std::fs::metadata(path).map_or(0, |m| m.len());
+        AuditTail {
+            path: path.to_path_buf(),
+            offset,
+        }
+    }
+
+    /// The entries of process `pid` appended since the last read.
+    fn read(&mut self, pid: u32) -> Vec<Logged> {
+        use std::io::{Read, Seek, SeekFrom};
+        if std::fs::metadata(&self.path).map_or(0, |m| m.len()) <= self.offset {
+            return Vec::new();
+        }
+        let mut bytes = Vec::new();
+        let mut file = std::fs::File::open(&self.path).unwrap();
+        file.seek(SeekFrom::Start(self.offset)).unwrap();
+        file.read_to_end(&mut bytes).unwrap();
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        self.offset += complete as u64;
+        bytes[..complete]
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice::<serde_json::Value>(line).unwrap())
+            .filter(|entry| entry["pid"].as_u64() == Some(u64::from(pid)))
+            .map(|entry| Logged {
+                action: entry["action"].as_str().unwrap_or_default().to_string(),
+                sql: entry["details"]["sql"].as_str().map(str::to_string),
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Tally {
     /// Kills that left the state before the command.
@@ -710,6 +951,17 @@ struct Tally {
     /// Runs that started on a hot journal a kill left.
     inherited: u64,
     checking: Duration,
+    /// Every kill, in order.
+    kills: Vec<Kill>,
+}
+
+/// One kill: its name for messages, the side it left and what its run had
+/// logged to the audit log when it died.
+#[derive(Debug)]
+struct Kill {
+    what: String,
+    side: Side,
+    logged: Vec<Logged>,
 }
 
 // ---------------------------------------------------------------------------
@@ -1184,4 +1436,500 @@ fn sigkill_during_a_restore_into_a_new_table_leaves_no_table_or_all_of_it() {
     let mut target = f.target("restore into a new table", Some(RESTORED), check);
     let full = target.reference();
     target.kill_loop(restore_kills(false), seed(), full);
+}
+
+// ---------------------------------------------------------------------------
+// 4. fast paths
+
+/// Rows of the fast-path apply loop's ledger: a third of them NULL in
+/// `note`, so the NULL fill and its column backup take measurable time.
+const FAST_ROWS: i64 = 100_000;
+
+/// The fast-path ledger: v1 of [`V1`] with a DEFAULT (`status`), a Data
+/// field (`reference`, VARCHAR(140)), a NOT NULL one (`code`) and a
+/// nullable one (`note`).
+const FAST_V1: &str = r#"{"name": "Ledger", "fields": [
+    {"fieldname": "account", "fieldtype": "Data", "search_index": 1},
+    {"fieldname": "amount", "fieldtype": "Data"},
+    {"fieldname": "memo", "fieldtype": "Small Text"},
+    {"fieldname": "qty", "fieldtype": "Float"},
+    {"fieldname": "posted", "fieldtype": "Date"},
+    {"fieldname": "status", "fieldtype": "Data", "default": "Open"},
+    {"fieldname": "reference", "fieldtype": "Data"},
+    {"fieldname": "code", "fieldtype": "Data", "not_nullable": 1},
+    {"fieldname": "note", "fieldtype": "Data"}
+]}"#;
+
+/// v2 changes no stored value but the NULLs of `note`: `status` DEFAULT
+/// 'Open' -> 'Closed' and `reference` VARCHAR(140) -> VARCHAR(255) (edits
+/// of the CREATE text), `code` loses NOT NULL (native DROP NOT NULL),
+/// `note` becomes NOT NULL DEFAULT '-' with its NULLs filled with '-' (a
+/// column backup, the fill UPDATE, native SET NOT NULL, and a DEFAULT
+/// edit).
+const FAST_V2: &str = r#"{"name": "Ledger", "fields": [
+    {"fieldname": "account", "fieldtype": "Data", "search_index": 1},
+    {"fieldname": "amount", "fieldtype": "Data"},
+    {"fieldname": "memo", "fieldtype": "Small Text"},
+    {"fieldname": "qty", "fieldtype": "Float"},
+    {"fieldname": "posted", "fieldtype": "Date"},
+    {"fieldname": "status", "fieldtype": "Data", "default": "Closed"},
+    {"fieldname": "reference", "fieldtype": "Data", "length": 255},
+    {"fieldname": "code", "fieldtype": "Data"},
+    {"fieldname": "note", "fieldtype": "Data", "not_nullable": 1, "default": "-"}
+]}"#;
+
+/// Rows for the fast-path ledger: NULLs, explicit values and blobs in the
+/// edited columns (a blob keeps its storage class under TEXT affinity), a
+/// third of `note` NULL.
+const FAST_DATA: &str = r#"
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+INSERT INTO "tabLedger"
+    (name, account, amount, memo, qty, posted, status, reference, code, note)
+SELECT printf('L-%07d', i), 'ACC-' || (i % 97), CAST(i * 7 % 100003 AS TEXT),
+       CASE WHEN i % 11 = 0 THEN NULL ELSE 'memo ' || i END, i * 0.25, '2024-01-01',
+       CASE i % 4 WHEN 0 THEN NULL WHEN 1 THEN 'Open' ELSE 'Paid' END,
+       CASE i % 7 WHEN 0 THEN CAST('R-' || i AS BLOB) WHEN 1 THEN NULL ELSE 'R-' || i END,
+       'C-' || i,
+       CASE i % 3 WHEN 0 THEN NULL WHEN 1 THEN 'n' || i ELSE x'6e00ff' END
+FROM n;
+"#;
+
+/// Unrelated tables (each with an index) beside the fast-path ledger, as
+/// in a Frappe site (an ERPNext site has some 800 tables). They make the
+/// schema edit last long enough to be hit: after the edit, SQLite reloads
+/// the whole schema (`writable_schema = RESET`, the view's DROP).
+const OTHER_TABLES: usize = 600;
+
+/// What the fill does to the rows (run on a copy of the template, for the
+/// rows the new state must hold).
+const FILL: &str = r#"UPDATE "tabLedger" SET note = '-' WHERE note IS NULL"#;
+
+/// The view a schema-text edit creates and drops around it.
+const SCHEMA_EDIT_VIEW: &str = "_dm_schema_edit";
+
+/// The audit entry the fast-path steps follow (the backup is the last
+/// thing a run does before them), and the first of them.
+const BACKED_UP: Anchor = ("backup_written", "");
+const VIEW_CREATED: Anchor = ("step", "CREATE VIEW \"_dm_schema_edit\"");
+
+/// `sqlite_schema` as stored: type, name, table, root page and SQL of
+/// every object. A fast path moves no root page.
+type StoredSchema = Vec<(String, String, String, i64, Option<String>)>;
+
+fn stored_schema(conn: &Connection) -> StoredSchema {
+    conn.prepare(
+        "SELECT type, name, tbl_name, rootpage, sql FROM sqlite_schema ORDER BY type, name",
+    )
+    .unwrap()
+    .query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+impl Fixture {
+    /// The fast-path ledger (`FAST_*`) with `rows` rows and its child
+    /// table.
+    fn fast(rows: i64) -> Self {
+        let fixture = Fixture::of(rows, FAST_V1, FAST_V2, &[FAST_DATA, CHILDREN]);
+        let others: String = (0..OTHER_TABLES)
+            .map(|i| {
+                format!(
+                    "CREATE TABLE \"other_{i}\" (id INTEGER PRIMARY KEY, a TEXT, b TEXT, c INTEGER);\n\
+                     CREATE INDEX \"other_{i}_a\" ON \"other_{i}\" (a);\n"
+                )
+            })
+            .collect();
+        Connection::open(&fixture.template)
+            .unwrap()
+            .execute_batch(&format!("BEGIN;\n{others}COMMIT;"))
+            .unwrap();
+        fixture
+    }
+
+    /// A copy of the template with the NULLs of `note` filled: the rows
+    /// after the fast-path migration.
+    fn filled(&self) -> PathBuf {
+        let filled = self.path("filled.db");
+        std::fs::copy(&self.template, &filled).unwrap();
+        let conn = Connection::open(&filled).unwrap();
+        let nulls = count_nulls(&conn, "tabLedger", "note");
+        assert!(nulls > 0);
+        assert_eq!(conn.execute(FILL, []).unwrap() as i64, nulls);
+        filled
+    }
+}
+
+fn count_nulls(conn: &Connection, table: &str, column: &str) -> i64 {
+    conn.query_row(
+        &format!("SELECT count(*) FROM \"{table}\" WHERE \"{column}\" IS NULL"),
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// The fast-path migration as `plan --json` gives it on `db`: one DocType
+/// migrated in place (no row copied): the schema-text edit, then the
+/// native nullability steps with the fill; a column backup of `note`.
+/// Returns its forward SQL.
+fn fast_plan(fixture: &Fixture, db: &Path) -> Vec<String> {
+    let out = cli()
+        .arg("plan")
+        .arg("--db")
+        .arg(db)
+        .arg("--doctypes")
+        .arg(&fixture.v2)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "plan failed: {}", out.status);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let [doctype] = plan["doctypes"].as_array().unwrap().as_slice() else {
+        panic!("one DocType is planned: {plan:#}");
+    };
+    assert_eq!(
+        doctype["approach"], "in_place",
+        "the migration must take the fast paths, not a rebuild: {doctype:#}"
+    );
+    assert_eq!(
+        doctype["backups"],
+        serde_json::json!([{"table": "tabLedger", "strategy": {"kind": "columns", "columns": ["note"]}}]),
+        "the fill's column backup"
+    );
+    let forward: Vec<String> = doctype["forward_sql"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let expected = [
+        "CREATE VIEW \"_dm_schema_edit\" AS SELECT 1",
+        "PRAGMA writable_schema = ON",
+        "UPDATE sqlite_schema SET sql = 'CREATE TABLE \"tabLedger\"",
+        "PRAGMA writable_schema = RESET",
+        "DROP VIEW \"_dm_schema_edit\"",
+        "ALTER TABLE \"tabLedger\" ALTER COLUMN \"code\" DROP NOT NULL",
+        "UPDATE \"tabLedger\" SET \"note\" = '-' WHERE \"note\" IS NULL",
+        "ALTER TABLE \"tabLedger\" ALTER COLUMN \"note\" SET NOT NULL",
+    ];
+    assert_eq!(forward.len(), expected.len(), "{forward:#?}");
+    for (sql, want) in forward.iter().zip(expected) {
+        assert!(
+            sql.starts_with(want),
+            "{sql:?} is not {want:?}…: {forward:#?}"
+        );
+    }
+    forward
+}
+
+/// Panics unless the new schema is the old one with exactly the v2 edits
+/// of the ledger's columns (and nothing else moved, root pages included).
+fn assert_fast_target(old: &StoredSchema, new: &StoredSchema, conn: &Connection, template: &Path) {
+    let others = |s: &StoredSchema| -> StoredSchema {
+        s.iter()
+            .filter(|o| !(o.0 == "table" && o.1 == "tabLedger"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        others(new),
+        others(old),
+        "only the ledger's CREATE text changes"
+    );
+    let ledger = |s: &StoredSchema| {
+        s.iter()
+            .find(|o| o.0 == "table" && o.1 == "tabLedger")
+            .map(|o| o.3)
+    };
+    assert_eq!(ledger(new), ledger(old), "the ledger keeps its root page");
+    let mut want = crate::common::columns(&Connection::open(template).unwrap(), "tabLedger");
+    for (name, decl, not_null, default, _) in &mut want {
+        match name.as_str() {
+            "status" => *default = Some("'Closed'".into()),
+            "reference" => *decl = "VARCHAR(255)".into(),
+            "code" => *not_null = false,
+            "note" => (*not_null, *default) = (true, Some("'-'".into())),
+            _ => {}
+        }
+    }
+    assert_eq!(crate::common::columns(conn, "tabLedger"), want);
+}
+
+#[test]
+fn sigkill_during_fast_path_steps_leaves_the_old_or_the_new_database() {
+    let kills = kills(Some("DM_CRASH_FASTPATH_KILLS"));
+    let seed = seed();
+    let fixture = Fixture::fast(FAST_ROWS);
+    let template = &fixture.template;
+    let filled = fixture.filled();
+    let old = stored_schema(&Connection::open(template).unwrap());
+    let victim = fixture.victim("fast-path-apply");
+    let backups = victim.backups();
+    victim.reset(template, None);
+    let forward = fast_plan(&fixture, &victim.db);
+
+    let mut new: Option<StoredSchema> = None;
+    let mut verified = HashMap::new();
+    let check = |copy: &Path, what: &str| -> Side {
+        let conn = Connection::open(copy).unwrap();
+        intact(&conn, what);
+        let schema = stored_schema(&conn);
+        assert!(
+            !schema.iter().any(|o| o.1 == SCHEMA_EDIT_VIEW),
+            "{what}: the schema edit's view is left: {schema:#?}"
+        );
+        let side = if schema == old {
+            Side::Before
+        } else {
+            // The first new schema seen (the reference run's) is checked
+            // column by column; every later one must be it byte for byte.
+            let want = new.get_or_insert_with(|| {
+                assert_fast_target(&old, &schema, &conn, template);
+                schema.clone()
+            });
+            assert_eq!(
+                &schema, want,
+                "{what}: the schema is neither the old nor the new one"
+            );
+            Side::After
+        };
+        // Every row and value as it was, storage class included; after the
+        // migration with the NULLs of `note` filled, and only those.
+        let rows = Rows {
+            file: if side == Side::Before {
+                template
+            } else {
+                &filled
+            },
+            table: "tabLedger",
+        };
+        assert_rows(
+            &conn,
+            "tabLedger",
+            &rows,
+            &[],
+            &format!("{what} ({side:?})"),
+        );
+        let notes = Rows {
+            file: template,
+            table: "ledger_note",
+        };
+        assert_rows(&conn, "ledger_note", &notes, &[], what);
+        let backups_now = verify_final_names(&backups, &mut verified, what);
+        let mut want = vec![row(1, "completed")];
+        if side == Side::After {
+            want.push(row(2, "completed"));
+            let taken = file_names(&recorded_backups(&conn, 2));
+            assert_eq!(taken.len(), 1, "{what}: the migration names no backup");
+            let info = backups_now
+                .get(&taken[0])
+                .unwrap_or_else(|| panic!("{what}: the recorded backup {} is missing", taken[0]));
+            assert_eq!(
+                info.strategy,
+                BackupStrategy::Columns(vec!["note".into()]),
+                "{what}"
+            );
+            assert_eq!(info.row_count, FAST_ROWS as u64, "{what}");
+        }
+        assert_eq!(
+            history(&conn),
+            want,
+            "{what}: a completed history row must exist iff the new schema is there ({side:?})"
+        );
+        side
+    };
+    let mut target = Target {
+        name: "fast-path apply",
+        sides: ["the old schema", "the new one"],
+        victim: &victim,
+        command: Box::new(|| fixture.apply(&victim.db)),
+        check: Box::new(check),
+        reset: Box::new(|| victim.reset(template, None)),
+    };
+    // The reference run, timed from its backup: the steps, verification
+    // and commit that follow.
+    let (full, tail) = target.reference_from(&[BACKED_UP]);
+    let recorded = || {
+        file_names(&recorded_backups(
+            &Connection::open(&victim.inspect).unwrap(),
+            2,
+        ))
+    };
+    assert_eq!(files(&backups).into_keys().collect::<Vec<_>>(), recorded());
+
+    // A third of the kills over the whole run, a third after the backup
+    // (over the steps, verification and commit), a third within 300 µs
+    // of the schema edit's first statement (while its view exists).
+    let window = (full.as_micros() as u64 * 6 / 5).max(1);
+    let after_backup = (tail.as_micros() as u64 * 6 / 5).max(1);
+    let tally = target.kill_loop_with(kills, seed, full, |k, rng| match k % 3 {
+        0 => Strike {
+            anchor: &[],
+            delay: Duration::from_micros(rng.below(window)),
+        },
+        1 => Strike {
+            anchor: &[BACKED_UP],
+            delay: Duration::from_micros(rng.below(after_backup)),
+        },
+        _ => Strike {
+            anchor: &[BACKED_UP, VIEW_CREATED],
+            delay: Duration::from_micros(rng.below(300)),
+        },
+    });
+    assert_eq!(
+        files(&backups).into_keys().collect::<Vec<_>>(),
+        recorded(),
+        "after the final run, the backup directory holds exactly the recorded backup"
+    );
+
+    // Where each kill found its run, from what it had logged: every step
+    // logged is the plan's next statement (nothing but the fast paths
+    // ran); a run that logged its commit left the new state, one that had
+    // not verified yet the old one.
+    let mut places: BTreeMap<&str, u64> = BTreeMap::new();
+    for kill in &tally.kills {
+        let what = &kill.what;
+        let steps: Vec<&str> = kill
+            .logged
+            .iter()
+            .filter(|e| e.action == "step")
+            .map(|e| e.sql.as_deref().unwrap_or_default())
+            .collect();
+        assert!(
+            steps.len() <= forward.len() && steps.iter().zip(&forward).all(|(a, b)| a == b),
+            "{what}: the run logged steps other than the plan's: {steps:#?}"
+        );
+        let logged = |action: &str| kill.logged.iter().any(|e| e.action == action);
+        let place = if logged("commit") {
+            assert_eq!(kill.side, Side::After, "{what}: the run had committed");
+            "after the commit"
+        } else if logged("verify") {
+            "verifying or committing"
+        } else {
+            assert_eq!(kill.side, Side::Before, "{what}: the run had not verified");
+            match steps.len() {
+                0 => "before the steps",
+                1..5 => "inside the schema edit",
+                _ => "in the native steps",
+            }
+        };
+        *places.entry(place).or_default() += 1;
+    }
+    eprintln!("crash fast-path apply: the kills found the run {places:?}");
+    let inside = places.get("inside the schema edit").copied().unwrap_or(0)
+        + places.get("in the native steps").copied().unwrap_or(0);
+    assert!(
+        kills < 6 || inside > 0,
+        "no kill landed between the first fast-path statement and the commit: {places:?}"
+    );
+}
+
+#[test]
+fn sigkill_during_a_fast_path_rollback_leaves_the_new_state_or_the_old_one_restored() {
+    let kills = kills(Some("DM_CRASH_ROLLBACK_KILLS"));
+    let seed = seed();
+    let fixture = Fixture::fast(SMALL);
+    let template = &fixture.template;
+    let filled = fixture.filled();
+    let old = stored_schema(&Connection::open(template).unwrap());
+    let victim = fixture.victim("fast-path-rollback");
+
+    // The migrated template: v2 applied in place, with its backup
+    // directory (where history names the backup: the victim's).
+    victim.reset(template, None);
+    fast_plan(&fixture, &victim.db);
+    let out = fixture.apply(&victim.db).output().unwrap();
+    assert!(out.status.success(), "apply failed");
+    let conn = Connection::open(&victim.db).unwrap();
+    let new = stored_schema(&conn);
+    assert_fast_target(&old, &new, &conn, template);
+    let id: i64 = conn
+        .query_row(
+            "SELECT id FROM \"tabMigrationHistory\" WHERE version = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded_backups(&conn, 2).len(), 1);
+    let filled_rows = Rows {
+        file: &filled,
+        table: "tabLedger",
+    };
+    assert_rows(&conn, "tabLedger", &filled_rows, &[], "migrated");
+    drop(conn);
+    let migrated = fixture.path("fast-path-migrated.db");
+    let migrated_backups = fixture.path("fast-path-migrated.backups");
+    std::fs::copy(&victim.db, &migrated).unwrap();
+    copy_dir(&victim.backups(), &migrated_backups);
+    let backup_files = files(&migrated_backups);
+
+    let check = |copy: &Path, what: &str| -> Side {
+        let conn = Connection::open(copy).unwrap();
+        intact(&conn, what);
+        let schema = stored_schema(&conn);
+        assert!(
+            !schema.iter().any(|o| o.1 == SCHEMA_EDIT_VIEW),
+            "{what}: the schema edit's view is left: {schema:#?}"
+        );
+        let (side, want, status) = if schema == new {
+            (Side::Before, &filled, "completed")
+        } else if schema == old {
+            (Side::After, template, "rolled_back")
+        } else {
+            panic!("{what}: the schema is neither the new nor the rolled-back one:\n{schema:#?}");
+        };
+        // Every value as migrated, or the NULLs of `note` back from the
+        // backup (and every other value, storage class included, as it
+        // was).
+        let rows = Rows {
+            file: want,
+            table: "tabLedger",
+        };
+        assert_rows(
+            &conn,
+            "tabLedger",
+            &rows,
+            &[],
+            &format!("{what} ({side:?})"),
+        );
+        let notes = Rows {
+            file: template,
+            table: "ledger_note",
+        };
+        assert_rows(&conn, "ledger_note", &notes, &[], what);
+        assert_eq!(
+            history(&conn),
+            [row(1, "completed"), row(2, status)],
+            "{what}: the history row must say {status} ({side:?})"
+        );
+        assert_eq!(
+            files(&victim.backups()),
+            backup_files,
+            "{what}: the backup directory changed"
+        );
+        side
+    };
+    let mut target = Target {
+        name: "fast-path rollback",
+        sides: ["the new state", "the old one restored"],
+        victim: &victim,
+        command: Box::new(|| {
+            let mut cmd = cli();
+            cmd.arg("rollback")
+                .arg("--db")
+                .arg(&victim.db)
+                .arg("--id")
+                .arg(id.to_string())
+                .arg("--json");
+            cmd
+        }),
+        check: Box::new(check),
+        reset: Box::new(|| victim.reset(&migrated, Some(&migrated_backups))),
+    };
+    let full = target.reference();
+    target.kill_loop(kills, seed, full);
 }
