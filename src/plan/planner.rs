@@ -66,7 +66,7 @@ pub fn plan_table(
             } else {
                 (
                     Approach::Native,
-                    "ALTER TABLE and CREATE/DROP INDEX make every change; no row is copied",
+                    "native statements (ALTER TABLE, CREATE/DROP INDEX) make every change; no row is copied",
                 )
             };
             plan.approach = Some(approach);
