@@ -1126,6 +1126,90 @@ fn sigkill_at_random_instants_leaves_the_old_or_the_new_database() {
 // ---------------------------------------------------------------------------
 // 2. rollback
 
+/// A rollback loop: `rollback --id <id>` on the victim, reset before each
+/// run to the migrated copy and its backup directory.
+struct Rollback<'a> {
+    name: &'static str,
+    victim: &'a Victim,
+    /// The history id of the migration to roll back.
+    id: i64,
+    /// The victim migrated, and its backup directory.
+    migrated: &'a Path,
+    migrated_backups: &'a Path,
+    /// The file whose `ledger_note` rows every copy must hold.
+    notes: &'a Path,
+}
+
+impl<'a> Rollback<'a> {
+    /// The reference run and `kills` SIGKILLs, each copy checked: intact;
+    /// `side_of` does the loop's own checks and says which side the copy
+    /// is at, which file holds the ledger rows it must have and what its
+    /// history row must say; then the ledger and its notes, the history
+    /// and the backup directory (unchanged) are checked.
+    fn kill_loop(
+        &self,
+        kills: u64,
+        seed: u64,
+        side_of: impl Fn(&Connection, &str) -> (Side, &'a Path, &'static str) + 'a,
+    ) {
+        let victim = self.victim;
+        let notes = self.notes;
+        let backup_files = files(self.migrated_backups);
+        let check = move |copy: &Path, what: &str| -> Side {
+            let conn = Connection::open(copy).unwrap();
+            intact(&conn, what);
+            let (side, want, status) = side_of(&conn, what);
+            let rows = Rows {
+                file: want,
+                table: "tabLedger",
+            };
+            assert_rows(
+                &conn,
+                "tabLedger",
+                &rows,
+                &[],
+                &format!("{what} ({side:?})"),
+            );
+            let notes = Rows {
+                file: notes,
+                table: "ledger_note",
+            };
+            assert_rows(&conn, "ledger_note", &notes, &[], what);
+            assert_eq!(
+                history(&conn),
+                [row(1, "completed"), row(2, status)],
+                "{what}: the history row must say {status} ({side:?})"
+            );
+            assert_eq!(
+                files(&victim.backups()),
+                backup_files,
+                "{what}: the backup directory changed"
+            );
+            side
+        };
+        let (id, migrated, migrated_backups) = (self.id, self.migrated, self.migrated_backups);
+        let mut target = Target {
+            name: self.name,
+            sides: ["the new state", "the old one restored"],
+            victim,
+            command: Box::new(move || {
+                let mut cmd = cli();
+                cmd.arg("rollback")
+                    .arg("--db")
+                    .arg(&victim.db)
+                    .arg("--id")
+                    .arg(id.to_string())
+                    .arg("--json");
+                cmd
+            }),
+            check: Box::new(check),
+            reset: Box::new(move || victim.reset(migrated, Some(migrated_backups))),
+        };
+        let full = target.reference();
+        target.kill_loop(kills, seed, full);
+    }
+}
+
 #[test]
 fn sigkill_during_a_rollback_leaves_the_new_state_or_the_old_one_restored() {
     let kills = kills(Some("DM_CRASH_ROLLBACK_KILLS"));
@@ -1177,14 +1261,9 @@ fn sigkill_during_a_rollback_leaves_the_new_state_or_the_old_one_restored() {
     let migrated_backups = fixture.path("rollback-migrated.backups");
     std::fs::copy(&victim.db, &migrated).unwrap();
     copy_dir(&victim.backups(), &migrated_backups);
-    let backup_files = files(&migrated_backups);
     let rows_of = |file| Rows {
         file,
         table: "tabLedger",
-    };
-    let notes = Rows {
-        file: &fixture.template,
-        table: "ledger_note",
     };
     // The migration changed the lossy values (and the storage class of
     // all): the rollback has something to restore.
@@ -1195,59 +1274,26 @@ fn sigkill_during_a_rollback_leaves_the_new_state_or_the_old_one_restored() {
     );
     drop(conn);
 
-    let check = |copy: &Path, what: &str| -> Side {
-        let conn = Connection::open(copy).unwrap();
-        intact(&conn, what);
-        let schema = schema_of(&conn);
-        let (side, want, status) = if schema == new {
-            (Side::Before, &migrated, "completed")
+    let rollback = Rollback {
+        name: "rollback",
+        victim: &victim,
+        id,
+        migrated: &migrated,
+        migrated_backups: &migrated_backups,
+        notes: &fixture.template,
+    };
+    // Every value, `amount` included with its storage class: as migrated,
+    // or the originals ('x3', '0042', '12.5') restored from the backup.
+    rollback.kill_loop(kills, seed, |conn, what| {
+        let schema = schema_of(conn);
+        if schema == new {
+            (Side::Before, migrated.as_path(), "completed")
         } else if schema == old {
-            (Side::After, &old_file, "rolled_back")
+            (Side::After, old_file.as_path(), "rolled_back")
         } else {
             panic!("{what}: the schema is neither the new nor the rolled-back one:\n{schema:#?}");
-        };
-        // Every value, `amount` included with its storage class: as
-        // migrated, or the originals ('x3', '0042', '12.5') restored from
-        // the backup.
-        assert_rows(
-            &conn,
-            "tabLedger",
-            &rows_of(want),
-            &[],
-            &format!("{what} ({side:?})"),
-        );
-        assert_rows(&conn, "ledger_note", &notes, &[], what);
-        assert_eq!(
-            history(&conn),
-            [row(1, "completed"), row(2, status)],
-            "{what}: the history row must say {status} ({side:?})"
-        );
-        assert_eq!(
-            files(&victim.backups()),
-            backup_files,
-            "{what}: the backup directory changed"
-        );
-        side
-    };
-    let mut target = Target {
-        name: "rollback",
-        sides: ["the new state", "the old one restored"],
-        victim: &victim,
-        command: Box::new(|| {
-            let mut cmd = cli();
-            cmd.arg("rollback")
-                .arg("--db")
-                .arg(&victim.db)
-                .arg("--id")
-                .arg(id.to_string())
-                .arg("--json");
-            cmd
-        }),
-        check: Box::new(check),
-        reset: Box::new(|| victim.reset(&migrated, Some(&migrated_backups))),
-    };
-    let full = target.reference();
-    target.kill_loop(kills, seed, full);
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -1865,71 +1911,29 @@ fn sigkill_during_a_fast_path_rollback_leaves_the_new_state_or_the_old_one_resto
     let migrated_backups = fixture.path("fast-path-migrated.backups");
     std::fs::copy(&victim.db, &migrated).unwrap();
     copy_dir(&victim.backups(), &migrated_backups);
-    let backup_files = files(&migrated_backups);
 
-    let check = |copy: &Path, what: &str| -> Side {
-        let conn = Connection::open(copy).unwrap();
-        intact(&conn, what);
-        let schema = stored_schema(&conn);
+    let rollback = Rollback {
+        name: "fast-path rollback",
+        victim: &victim,
+        id,
+        migrated: &migrated,
+        migrated_backups: &migrated_backups,
+        notes: template,
+    };
+    // Every value as migrated, or the NULLs of `note` back from the backup
+    // (and every other value, storage class included, as it was).
+    rollback.kill_loop(kills, seed, |conn, what| {
+        let schema = stored_schema(conn);
         assert!(
             !schema.iter().any(|o| o.1 == SCHEMA_EDIT_VIEW),
             "{what}: the schema edit's view is left: {schema:#?}"
         );
-        let (side, want, status) = if schema == new {
-            (Side::Before, &filled, "completed")
+        if schema == new {
+            (Side::Before, filled.as_path(), "completed")
         } else if schema == old {
             (Side::After, template, "rolled_back")
         } else {
             panic!("{what}: the schema is neither the new nor the rolled-back one:\n{schema:#?}");
-        };
-        // Every value as migrated, or the NULLs of `note` back from the
-        // backup (and every other value, storage class included, as it
-        // was).
-        let rows = Rows {
-            file: want,
-            table: "tabLedger",
-        };
-        assert_rows(
-            &conn,
-            "tabLedger",
-            &rows,
-            &[],
-            &format!("{what} ({side:?})"),
-        );
-        let notes = Rows {
-            file: template,
-            table: "ledger_note",
-        };
-        assert_rows(&conn, "ledger_note", &notes, &[], what);
-        assert_eq!(
-            history(&conn),
-            [row(1, "completed"), row(2, status)],
-            "{what}: the history row must say {status} ({side:?})"
-        );
-        assert_eq!(
-            files(&victim.backups()),
-            backup_files,
-            "{what}: the backup directory changed"
-        );
-        side
-    };
-    let mut target = Target {
-        name: "fast-path rollback",
-        sides: ["the new state", "the old one restored"],
-        victim: &victim,
-        command: Box::new(|| {
-            let mut cmd = cli();
-            cmd.arg("rollback")
-                .arg("--db")
-                .arg(&victim.db)
-                .arg("--id")
-                .arg(id.to_string())
-                .arg("--json");
-            cmd
-        }),
-        check: Box::new(check),
-        reset: Box::new(|| victim.reset(&migrated, Some(&migrated_backups))),
-    };
-    let full = target.reference();
-    target.kill_loop(kills, seed, full);
+        }
+    });
 }
