@@ -71,9 +71,10 @@ mod fmt;
 use fmt::thousands;
 #[path = "support/bench_table.rs"]
 mod bench_table;
-use bench_table::{build_base, business_doctype};
-
-const TABLE: &str = "tabBench Item";
+use bench_table::{TABLE, build_base, business_doctype, table_sql};
+#[path = "support/timing.rs"]
+mod timing;
+use timing::{median, min_max, ms, write_json};
 
 /// The engine's target: under this many milliseconds for a fast path.
 const TARGET_MS: f64 = 50.0;
@@ -742,11 +743,7 @@ fn report(args: &Args, size_mb: f64, setup: &Setup, figures: &[Figures]) {
         },
         "changes": changes,
     });
-    if let Some(parent) = args.json.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    std::fs::write(&args.json, serde_json::to_string_pretty(&report).unwrap()).expect("write JSON");
-    println!("\nfigures written to {}", args.json.display());
+    write_json(&args.json, &report);
 }
 
 fn show(ms: f64) -> String {
@@ -755,37 +752,6 @@ fn show(ms: f64) -> String {
     } else {
         format!("{ms:.1} ms")
     }
-}
-
-fn ms(f: impl FnOnce()) -> f64 {
-    let t = Instant::now();
-    f();
-    t.elapsed().as_secs_f64() * 1000.0
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn min_max(v: &[f64]) -> (f64, f64) {
-    v.iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
-            (lo.min(*x), hi.max(*x))
-        })
-}
-
-/// The base table's CREATE statement.
-fn table_sql(db: &Path) -> String {
-    Connection::open(db)
-        .unwrap()
-        .query_row(
-            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-            [TABLE],
-            |r| r.get(0),
-        )
-        .unwrap()
 }
 
 /// A fresh copy of the base file in a directory of its own (the engine

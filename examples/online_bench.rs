@@ -65,12 +65,14 @@ mod fmt;
 use fmt::thousands;
 #[path = "support/bench_table.rs"]
 mod bench_table;
-use bench_table::{FIELDS, build_base, business_doctype};
+use bench_table::{FIELDS, TABLE, build_base, business_doctype, table_sql};
+#[path = "support/timing.rs"]
+mod timing;
+use timing::{median, min_max, ms, write_json};
 
 /// The column renamed, and its new name.
 const OLD: &str = "item_name";
 const NEW: &str = "item_title";
-const TABLE: &str = "tabBench Item";
 
 struct Args {
     rows: u64,
@@ -582,18 +584,6 @@ fn check_renamed(db: &Path, rows: u64, run: Run) -> Vec<(String, String)> {
     columns
 }
 
-/// The table's CREATE statement.
-fn table_sql(db: &Path) -> String {
-    Connection::open(db)
-        .unwrap()
-        .query_row(
-            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-            [TABLE],
-            |r| r.get(0),
-        )
-        .unwrap()
-}
-
 /// Prints the table and writes the JSON.
 fn report(args: &Args, size_mb: f64, f: &Figures) {
     let mode = if args.wal { "WAL" } else { "rollback journal" };
@@ -744,11 +734,7 @@ fn report(args: &Args, size_mb: f64, f: &Figures) {
         "raw_rebuild_ms": stat(&f.raw_rebuild),
         "writer": writer,
     });
-    if let Some(parent) = args.json.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    std::fs::write(&args.json, serde_json::to_string_pretty(&json).unwrap()).expect("write JSON");
-    println!("\nfigures written to {}", args.json.display());
+    write_json(&args.json, &json);
 }
 
 #[derive(Clone, Copy)]
@@ -765,25 +751,6 @@ impl Unit {
             Unit::Ms => format!("{v:.1} ms"),
         }
     }
-}
-
-fn ms(f: impl FnOnce()) -> f64 {
-    let t = Instant::now();
-    f();
-    t.elapsed().as_secs_f64() * 1000.0
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn min_max(v: &[f64]) -> (f64, f64) {
-    v.iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
-            (lo.min(*x), hi.max(*x))
-        })
 }
 
 /// p50, p99 and max; zeros for no samples.

@@ -9,6 +9,9 @@ use std::path::Path;
 use doctype_migrate::{DocType, Field, FieldType, MigrationApplier};
 use rusqlite::Connection;
 
+/// The base table's name.
+pub const TABLE: &str = "tabBench Item";
+
 pub const FIELDS: [(&str, FieldType); 14] = [
     ("item_code", FieldType::Data),
     ("item_name", FieldType::Data),
@@ -64,4 +67,16 @@ pub fn build_base(path: &Path, rows: u64) {
     );
     conn.execute_batch(&sql).unwrap();
     conn.execute_batch("PRAGMA journal_mode = DELETE;").unwrap();
+}
+
+/// The base table's CREATE statement.
+pub fn table_sql(db: &Path) -> String {
+    Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [TABLE],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
