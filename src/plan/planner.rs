@@ -55,8 +55,20 @@ pub fn plan_table(
     match fast {
         Ok(steps) => {
             let in_place = steps.iter().any(|s| s.kind == StepKind::InPlace);
-            plan.steps = steps;
-            plan.steps.extend(native_steps(diff, target, live));
+            // Index drops, then the fast steps, then the other native steps.
+            // A NULL fill must not run under a unique index this plan drops
+            // (the filled values may repeat), and a new unique index is
+            // built over the filled values. The fast steps name columns by
+            // their live names, so they also come before the renames.
+            let (drops, rest): (Vec<_>, Vec<_>) =
+                native_steps(diff, target, live).into_iter().partition(|s| {
+                    s.changes
+                        .iter()
+                        .all(|c| matches!(c.kind, ChangeKind::DropIndex | ChangeKind::DropUnique))
+                });
+            plan.steps = drops;
+            plan.steps.extend(steps);
+            plan.steps.extend(rest);
             let (approach, why) = if in_place {
                 (
                     Approach::InPlace,

@@ -169,7 +169,7 @@ fn undo_one(
         }
         Ok(())
     };
-    let (body, deferred) = split_rebuild_tail(&step.statements, !step.restores.is_empty());
+    let (body, deferred) = split_recreations(&step.statements, !step.restores.is_empty());
     run(body)?;
     let restores = restore_step(conn, backups, step)?;
     run(deferred)?;
@@ -217,23 +217,20 @@ fn undo_one(
     })
 }
 
-/// Splits a rebuild's rollback statements into the rebuild itself (up to
-/// the swap's closing `PRAGMA legacy_alter_table = OFF`) and the index and
-/// trigger recreations after it, so that restores run before the indexes
-/// come back: a unique index over values the forward step filled (NULLs
-/// that became the same default) only builds once the original values are
-/// restored. Without restores, or when anything else follows the swap, the
-/// statements run as recorded.
-fn split_rebuild_tail(statements: &[String], restoring: bool) -> (&[String], &[String]) {
-    let swap_end = statements.iter().rposition(|s| {
-        s.trim()
-            .eq_ignore_ascii_case("PRAGMA legacy_alter_table = OFF")
-    });
-    let Some(end) = swap_end.filter(|_| restoring) else {
+/// Splits a migration's rollback statements into the undo itself and the
+/// index and trigger recreations it ends with, so that restores run before
+/// the indexes come back: a unique index over values the forward step
+/// filled (NULLs that became the same default) only builds once the
+/// original values are restored. After a rebuild the recreations are what
+/// follows the swap's closing `PRAGMA legacy_alter_table = OFF`; after
+/// native and fast-path steps, the indexes the forward dropped first come
+/// back last. Without restores, or when anything else follows the swap,
+/// the statements run as recorded.
+fn split_recreations(statements: &[String], restoring: bool) -> (&[String], &[String]) {
+    if !restoring {
         return (statements, &[]);
-    };
-    let (body, tail) = statements.split_at(end + 1);
-    let recreations = tail.iter().all(|s| {
+    }
+    let is_recreation = |s: &String| {
         let head: String = s
             .split_whitespace()
             .take(3)
@@ -243,12 +240,24 @@ fn split_rebuild_tail(statements: &[String], restoring: bool) -> (&[String], &[S
         head.starts_with("CREATE INDEX")
             || head.starts_with("CREATE UNIQUE INDEX")
             || head.starts_with("CREATE TRIGGER")
+    };
+    let swap_end = statements.iter().rposition(|s| {
+        s.trim()
+            .eq_ignore_ascii_case("PRAGMA legacy_alter_table = OFF")
     });
-    if recreations {
-        (body, tail)
-    } else {
-        (statements, &[])
-    }
+    let split = match swap_end {
+        Some(end) if statements[end + 1..].iter().all(is_recreation) => end + 1,
+        Some(_) => return (statements, &[]),
+        None => {
+            statements.len()
+                - statements
+                    .iter()
+                    .rev()
+                    .take_while(|s| is_recreation(s))
+                    .count()
+        }
+    };
+    statements.split_at(split)
 }
 
 fn target_json(target: &RollbackTarget) -> serde_json::Value {

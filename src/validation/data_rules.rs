@@ -306,7 +306,9 @@ fn unique_checks(
     // A rebuild converts values (CAST to the new affinity, NULLs filled when
     // a column becomes NOT NULL) before its unique indexes are built, so
     // distinct stored values can collide: '12' and '12.0' as INTEGER, NULL
-    // and 0 filled with 0. Those keys are checked as converted.
+    // and 0 filled with 0. Those keys are checked as converted. The fast
+    // path fills NULLs the same way (an UPDATE before `SET NOT NULL`, under
+    // the table's unique indexes and before new ones), so it is checked too.
     let converted: Vec<String> = p
         .changes
         .iter()
@@ -319,7 +321,7 @@ fn unique_checks(
         .filter_map(|c| c.column.clone())
         .collect();
     let is_converted = |col: &str| converted.iter().any(|c| c.eq_ignore_ascii_case(col));
-    let live_spec = if p.rebuilds() && !converted.is_empty() {
+    let live_spec = if !converted.is_empty() {
         let snapshot = SchemaSnapshot::read_table(conn, &p.table)?;
         introspect_table(conn, &snapshot, &p.table)?.map(|t| t.spec)
     } else {

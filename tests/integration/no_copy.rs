@@ -785,6 +785,105 @@ fn set_not_null_fills_then_rolls_back_exactly() {
     assert_eq!(snapshot(&db.conn()), before);
 }
 
+/// Regression (found by `proptest_roundtrip`): NULLs filled with one value
+/// before a new unique index is built collide, on the fast path as in the
+/// rebuild. MF001 counted NULLs as distinct when the plan made no rebuild,
+/// so the apply failed at `CREATE UNIQUE INDEX` instead of being refused
+/// before it began. Both approaches refuse it now, with the file untouched;
+/// so does a fill under a unique index the column already has.
+#[test]
+fn nulls_filled_into_a_unique_column_are_refused_before_the_apply() {
+    for always_rebuild in [false, true] {
+        for already_unique in [false, true] {
+            let db = TestDb::new();
+            let title = if already_unique {
+                r#"{"fieldname": "title", "fieldtype": "Data", "unique": 1}"#
+            } else {
+                r#"{"fieldname": "title", "fieldtype": "Data"}"#
+            };
+            db.applier()
+                .sync_all(&[doctype(
+                    &V1.replace(r#"{"fieldname": "title", "fieldtype": "Data"}"#, title),
+                )])
+                .unwrap();
+            db.conn()
+                .execute_batch(
+                    "INSERT INTO \"tabNote\" (name, title) VALUES ('a', NULL), ('b', NULL), ('c', 'x')",
+                )
+                .unwrap();
+            let before = db.bytes();
+            let v2 = doctype(&V1.replace(
+                r#"{"fieldname": "title", "fieldtype": "Data"}"#,
+                r#"{"fieldname": "title", "fieldtype": "Data", "unique": 1, "not_nullable": 1, "default": "untitled"}"#,
+            ));
+            let case = format!("always_rebuild={always_rebuild}, already_unique={already_unique}");
+            match applier(&db.path, always_rebuild).sync_all(&[v2]) {
+                Err(Error::Blocked { findings }) => {
+                    let f = findings.iter().find(|f| f.blocking).unwrap();
+                    assert_eq!(f.rule, Rule::Mf001, "{case}: {f}");
+                    assert_eq!(f.rows_affected, Some(2), "{case}: {f}");
+                }
+                other => panic!("{case}: expected MF001, got {other:?}"),
+            }
+            assert_eq!(db.bytes(), before, "{case}: the file is untouched");
+        }
+    }
+}
+
+/// Regression (found by `proptest_roundtrip`): a column that drops
+/// `unique` and becomes NOT NULL in one change. The fill ran before the
+/// unique index was dropped, so the filled NULLs collided and the apply
+/// failed. The index drop comes first now; the fill and the rollback work
+/// as in the rebuild.
+#[test]
+fn a_fill_runs_after_the_unique_index_it_would_violate_is_dropped() {
+    let v1 = V1.replace(
+        r#"{"fieldname": "title", "fieldtype": "Data"}"#,
+        r#"{"fieldname": "title", "fieldtype": "Data", "unique": 1}"#,
+    );
+    let v2 = doctype(&V1.replace(
+        r#"{"fieldname": "title", "fieldtype": "Data"}"#,
+        r#"{"fieldname": "title", "fieldtype": "Data", "not_nullable": 1, "default": "untitled"}"#,
+    ));
+    let mut results = Vec::new();
+    for always_rebuild in [false, true] {
+        let db = TestDb::new();
+        db.applier().sync_all(&[doctype(&v1)]).unwrap();
+        db.conn()
+            .execute_batch(
+                "INSERT INTO \"tabNote\" (name, title) VALUES ('a', NULL), ('b', NULL), ('c', 'x')",
+            )
+            .unwrap();
+        let before = snapshot(&db.conn());
+        let (how, why) = approach(&db.path, &v2, always_rebuild);
+        let want = if always_rebuild {
+            Approach::Rebuild
+        } else {
+            Approach::InPlace // the DEFAULT is a text edit, the rest native
+        };
+        assert_eq!(how, Some(want), "{why}");
+        applier(&db.path, always_rebuild)
+            .sync_all(std::slice::from_ref(&v2))
+            .unwrap();
+        assert_eq!(
+            count(
+                &db.conn(),
+                "SELECT count(*) FROM \"tabNote\" WHERE title = 'untitled'"
+            ),
+            2
+        );
+        assert_eq!(integrity(&db.conn()), "ok");
+        results.push(table_state(&db.conn(), "tabNote"));
+        rollback_last(&db.path);
+        assert_eq!(
+            snapshot(&db.conn()),
+            before,
+            "always_rebuild={always_rebuild}"
+        );
+    }
+    assert_eq!(results[0], results[1], "fast path and rebuild agree");
+}
+
 /// A NULL fill on a table with triggers would fire them: the rebuild.
 #[test]
 fn a_fill_on_a_table_with_triggers_takes_the_rebuild() {
