@@ -327,23 +327,25 @@ fn unique_checks(
     } else {
         None
     };
-    let mut candidates: Vec<(Option<&str>, &[String])> = p
+    // (index, columns, whether the index is new); a kept one is rebuilt
+    // with the table, or stays in place under the fast path's NULL fill.
+    let mut candidates: Vec<(Option<&str>, &[String], bool)> = p
         .changes
         .iter()
         .filter(|c| c.kind == ChangeKind::AddUnique)
-        .map(|c| (c.index.as_deref(), c.columns.as_slice()))
+        .map(|c| (c.index.as_deref(), c.columns.as_slice(), true))
         .collect();
     if live_spec.is_some() {
         for idx in p.target.indexes.iter().filter(|i| i.unique) {
-            let new = candidates
+            let unlisted = candidates
                 .iter()
-                .all(|(n, _)| !n.is_some_and(|n| n.eq_ignore_ascii_case(&idx.name)));
-            if new && idx.columns.iter().any(|c| is_converted(c)) {
-                candidates.push((Some(idx.name.as_str()), idx.columns.as_slice()));
+                .all(|(n, _, _)| !n.is_some_and(|n| n.eq_ignore_ascii_case(&idx.name)));
+            if unlisted && idx.columns.iter().any(|c| is_converted(c)) {
+                candidates.push((Some(idx.name.as_str()), idx.columns.as_slice(), false));
             }
         }
     }
-    for (index, columns) in candidates {
+    for (index, columns, new) in candidates {
         let mut key: Vec<String> = Vec::new();
         let mut exprs: Vec<String> = Vec::new();
         let mut constants: Vec<String> = Vec::new();
@@ -418,8 +420,13 @@ fn unique_checks(
             column: Some(columns.join(", ")),
             rows_affected: Some(rows_in_groups),
             message: format!(
-                "unique index {} cannot be created: {} row(s) in {} group(s) share a value, e.g. {}",
+                "unique index {} {}: {} row(s) in {} group(s) share a value, e.g. {}",
                 index.unwrap_or("?"),
+                if new || p.rebuilds() {
+                    "cannot be created"
+                } else {
+                    "would be violated by the NULL fill"
+                },
                 rows_in_groups,
                 groups,
                 examples.join(", ")

@@ -822,6 +822,12 @@ fn nulls_filled_into_a_unique_column_are_refused_before_the_apply() {
                     let f = findings.iter().find(|f| f.blocking).unwrap();
                     assert_eq!(f.rule, Rule::Mf001, "{case}: {f}");
                     assert_eq!(f.rows_affected, Some(2), "{case}: {f}");
+                    let says = if already_unique && !always_rebuild {
+                        "would be violated by the NULL fill"
+                    } else {
+                        "cannot be created"
+                    };
+                    assert!(f.message.contains(says), "{case}: {f}");
                 }
                 other => panic!("{case}: expected MF001, got {other:?}"),
             }
