@@ -34,13 +34,12 @@
 //! For (1) it also prints where the engine's time went, from the run's
 //! events.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use doctype_migrate::{BackupPolicy, DocType, FieldType, MigrationApplier, RunEvent, RunObserver};
+use doctype_migrate::{BackupPolicy, DocType, FieldType, MigrationApplier};
 
 #[path = "support/fmt.rs"]
 mod fmt;
@@ -48,6 +47,9 @@ use fmt::thousands;
 #[path = "support/bench_table.rs"]
 mod bench_table;
 use bench_table::{FIELDS, build_base, business_doctype};
+#[path = "support/gaps.rs"]
+mod gaps;
+use gaps::Gaps;
 use rusqlite::Connection;
 use serde_json::json;
 
@@ -356,60 +358,6 @@ fn many_doctypes(dir: &Path, n: usize) -> Vec<serde_json::Value> {
             "same CREATEs in one transaction",
         ),
     ]
-}
-
-/// Time before each event of a run, by kind of event.
-#[derive(Default)]
-struct Gaps(Mutex<(Option<Instant>, BTreeMap<String, f64>)>);
-
-impl Gaps {
-    fn add(&self, other: &Gaps) {
-        let o = other.0.lock().unwrap();
-        let mut me = self.0.lock().unwrap();
-        for (k, v) in &o.1 {
-            *me.1.entry(k.clone()).or_default() += v;
-        }
-    }
-
-    fn print(&self) {
-        for (k, v) in &self.0.lock().unwrap().1 {
-            println!("  {k:<44} {v:>9.0}");
-        }
-    }
-}
-
-impl RunObserver for Gaps {
-    /// No: an observer that wants copy progress makes the engine copy in
-    /// rowid ranges, and the split must not change what it measures.
-    fn wants_rows_copied(&self) -> bool {
-        false
-    }
-
-    fn on_event(&self, event: &RunEvent<'_>) {
-        let name = match event {
-            RunEvent::RunStarted { .. } => "run started (since the call)".to_string(),
-            RunEvent::Phase { phase, .. } => format!("phase {phase}"),
-            RunEvent::Validated { .. } => "validated".into(),
-            RunEvent::StepExecuted { sql, .. } => {
-                format!(
-                    "step {}",
-                    sql.split(' ').take(2).collect::<Vec<_>>().join(" ")
-                )
-            }
-            RunEvent::Verified { .. } => "verified".into(),
-            RunEvent::BackupWritten { .. } => "backup written (and verified)".into(),
-            RunEvent::RowsCopied { .. } => "rows copied".into(),
-            RunEvent::Committed { .. } => "committed".into(),
-            RunEvent::RunFinished { .. } => "run finished".into(),
-            _ => "other".into(),
-        };
-        let mut g = self.0.lock().unwrap();
-        let now = Instant::now();
-        if let Some(prev) = g.0 {
-            *g.1.entry(name).or_default() += now.duration_since(prev).as_secs_f64() * 1000.0;
-        }
-        g.0 = Some(now);
-    }
 }
 
 fn remove(files: &[&Path], dir: &Path) {

@@ -57,12 +57,10 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
-use doctype_migrate::{
-    Approach, BackupPolicy, DocType, FieldType, MigrationApplier, RunEvent, RunObserver,
-};
+use doctype_migrate::{Approach, BackupPolicy, DocType, FieldType, MigrationApplier};
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
@@ -75,6 +73,9 @@ use bench_table::{TABLE, build_base, business_doctype, table_sql};
 #[path = "support/timing.rs"]
 mod timing;
 use timing::{median, min_max, ms, write_json};
+#[path = "support/gaps.rs"]
+mod gaps;
+use gaps::Gaps;
 
 /// The engine's target: under this many milliseconds for a fast path.
 const TARGET_MS: f64 = 50.0;
@@ -575,80 +576,6 @@ fn check(db: &Path, rows: u64, change: Change, run: Run) -> Vec<ColumnInfo> {
         "{change:?}, {run:?}: the two indexes"
     );
     columns
-}
-
-/// Time before each event of the fast runs, by kind of event, in the
-/// order the kinds first came.
-#[derive(Default)]
-struct Gaps(Mutex<GapSums>);
-
-/// The last event's time, and the milliseconds before each kind of event.
-#[derive(Default)]
-struct GapSums {
-    last: Option<Instant>,
-    sums: Vec<(String, f64)>,
-}
-
-impl Gaps {
-    fn add_to(list: &mut Vec<(String, f64)>, name: &str, ms: f64) {
-        match list.iter_mut().find(|(k, _)| k == name) {
-            Some((_, v)) => *v += ms,
-            None => list.push((name.to_string(), ms)),
-        }
-    }
-
-    fn add(&self, other: &Gaps) {
-        let o = other.0.lock().unwrap();
-        let mut me = self.0.lock().unwrap();
-        for (k, v) in &o.sums {
-            Gaps::add_to(&mut me.sums, k, *v);
-        }
-    }
-
-    fn means(&self, runs: usize) -> Vec<(String, f64)> {
-        self.0
-            .lock()
-            .unwrap()
-            .sums
-            .iter()
-            .map(|(k, v)| (k.clone(), v / runs.max(1) as f64))
-            .collect()
-    }
-}
-
-impl RunObserver for Gaps {
-    /// No: an observer that wants copy progress makes the engine copy in
-    /// rowid ranges, and the split must not change what it measures.
-    fn wants_rows_copied(&self) -> bool {
-        false
-    }
-
-    fn on_event(&self, event: &RunEvent<'_>) {
-        let name = match event {
-            RunEvent::RunStarted { .. } => "run started (since the call)".to_string(),
-            RunEvent::Phase { phase, .. } => format!("phase {phase}"),
-            RunEvent::Planned { .. } => "planned".into(),
-            RunEvent::LockTaken { .. } => "lock taken".into(),
-            RunEvent::Validated { .. } => "validated".into(),
-            RunEvent::StepExecuted { sql, .. } => {
-                format!(
-                    "step {}",
-                    sql.split(' ').take(2).collect::<Vec<_>>().join(" ")
-                )
-            }
-            RunEvent::Verified { .. } => "verified".into(),
-            RunEvent::Committed { .. } => "committed".into(),
-            RunEvent::RunFinished { .. } => "run finished".into(),
-            _ => "other".into(),
-        };
-        let mut g = self.0.lock().unwrap();
-        let now = Instant::now();
-        if let Some(prev) = g.last {
-            let ms = now.duration_since(prev).as_secs_f64() * 1000.0;
-            Gaps::add_to(&mut g.sums, &name, ms);
-        }
-        g.last = Some(now);
-    }
 }
 
 /// Prints the table and writes the JSON.

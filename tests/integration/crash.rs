@@ -1009,6 +1009,39 @@ fn file_names(paths: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
+/// The history a killed apply of migration 2 may leave: migration 1
+/// completed and, on the new side only, migration 2 completed, naming one
+/// column backup of `column` holding `rows` rows that is in the backup
+/// directory (`backups_now`, as [`verify_final_names`] found it).
+fn assert_apply_recorded(
+    conn: &Connection,
+    side: Side,
+    backups_now: &BTreeMap<String, BackupInfo>,
+    (column, rows): (&str, i64),
+    what: &str,
+) {
+    let mut want = vec![row(1, "completed")];
+    if side == Side::After {
+        want.push(row(2, "completed"));
+        let taken = file_names(&recorded_backups(conn, 2));
+        assert_eq!(taken.len(), 1, "{what}: the migration names no backup");
+        let info = backups_now
+            .get(&taken[0])
+            .unwrap_or_else(|| panic!("{what}: the recorded backup {} is missing", taken[0]));
+        assert_eq!(
+            info.strategy,
+            BackupStrategy::Columns(vec![column.into()]),
+            "{what}"
+        );
+        assert_eq!(info.row_count, rows as u64, "{what}");
+    }
+    assert_eq!(
+        history(conn),
+        want,
+        "{what}: a completed history row must exist iff the new schema is there ({side:?})"
+    );
+}
+
 #[test]
 fn sigkill_at_random_instants_leaves_the_old_or_the_new_database() {
     let kills = kills(None);
@@ -1062,9 +1095,7 @@ fn sigkill_at_random_instants_leaves_the_old_or_the_new_database() {
         );
         assert_rows(&conn, "ledger_note", &notes, &[], what);
         let backups_now = verify_final_names(&backups, &mut verified, what);
-        let mut want = vec![row(1, "completed")];
         if side == Side::After {
-            want.push(row(2, "completed"));
             let ints: i64 = conn
                 .query_row(
                     "SELECT count(*) FROM \"tabLedger\" WHERE typeof(amount) = 'integer'",
@@ -1073,24 +1104,9 @@ fn sigkill_at_random_instants_leaves_the_old_or_the_new_database() {
                 )
                 .unwrap();
             assert_eq!(ints, ROWS, "{what}: the new schema holds converted values");
-            // Every completed run took its backup of `amount`.
-            let taken = file_names(&recorded_backups(&conn, 2));
-            assert_eq!(taken.len(), 1, "{what}: the migration names no backup");
-            let info = backups_now
-                .get(&taken[0])
-                .unwrap_or_else(|| panic!("{what}: the recorded backup {} is missing", taken[0]));
-            assert_eq!(
-                info.strategy,
-                BackupStrategy::Columns(vec!["amount".into()]),
-                "{what}"
-            );
-            assert_eq!(info.row_count, ROWS as u64, "{what}");
         }
-        assert_eq!(
-            history(&conn),
-            want,
-            "{what}: a completed history row must exist iff the new schema is there ({side:?})"
-        );
+        // Every completed run took its backup of `amount`.
+        assert_apply_recorded(&conn, side, &backups_now, ("amount", ROWS), what);
         side
     };
     let mut target = Target {
@@ -1766,26 +1782,7 @@ fn sigkill_during_fast_path_steps_leaves_the_old_or_the_new_database() {
         };
         assert_rows(&conn, "ledger_note", &notes, &[], what);
         let backups_now = verify_final_names(&backups, &mut verified, what);
-        let mut want = vec![row(1, "completed")];
-        if side == Side::After {
-            want.push(row(2, "completed"));
-            let taken = file_names(&recorded_backups(&conn, 2));
-            assert_eq!(taken.len(), 1, "{what}: the migration names no backup");
-            let info = backups_now
-                .get(&taken[0])
-                .unwrap_or_else(|| panic!("{what}: the recorded backup {} is missing", taken[0]));
-            assert_eq!(
-                info.strategy,
-                BackupStrategy::Columns(vec!["note".into()]),
-                "{what}"
-            );
-            assert_eq!(info.row_count, FAST_ROWS as u64, "{what}");
-        }
-        assert_eq!(
-            history(&conn),
-            want,
-            "{what}: a completed history row must exist iff the new schema is there ({side:?})"
-        );
+        assert_apply_recorded(&conn, side, &backups_now, ("note", FAST_ROWS), what);
         side
     };
     let mut target = Target {
