@@ -153,6 +153,10 @@ struct Col {
     length: Option<u32>,
     default: Option<&'static str>,
     not_nullable: bool,
+    /// `unique` and `search_index`: the fast paths run between the index
+    /// drops and adds, and NULL fills meet unique keys.
+    unique: bool,
+    indexed: bool,
 }
 
 impl Col {
@@ -172,6 +176,12 @@ impl Col {
         if self.not_nullable && self.kind != Kind::Int {
             out.push_str(r#", "not_nullable": 1"#);
         }
+        if self.unique {
+            out.push_str(r#", "unique": 1"#);
+        }
+        if self.indexed {
+            out.push_str(r#", "search_index": 1"#);
+        }
         out.push('}');
         out
     }
@@ -189,7 +199,19 @@ fn text_default() -> impl Strategy<Value = Option<&'static str>> {
     prop::option::weighted(0.5, prop::sample::select(vec!["a", "n/a", "12", "x y"]))
 }
 
+/// `(unique, indexed)`, each now and then.
+fn index_flags() -> impl Strategy<Value = (bool, bool)> {
+    (prop::bool::weighted(0.1), prop::bool::weighted(0.15))
+}
+
 fn col() -> impl Strategy<Value = Col> {
+    (plain_col(), index_flags()).prop_map(|(mut c, (unique, indexed))| {
+        (c.unique, c.indexed) = (unique, indexed);
+        c
+    })
+}
+
+fn plain_col() -> impl Strategy<Value = Col> {
     prop_oneof![
         (
             prop::option::weighted(0.3, prop::sample::select(vec![100u32, 255])),
@@ -201,12 +223,16 @@ fn col() -> impl Strategy<Value = Col> {
                 length,
                 default,
                 not_nullable,
+                unique: false,
+                indexed: false,
             }),
         (text_default(), prop::bool::weighted(0.3)).prop_map(|(default, not_nullable)| Col {
             kind: Kind::Text,
             length: None,
             default,
             not_nullable,
+            unique: false,
+            indexed: false,
         }),
         prop::option::weighted(0.5, prop::sample::select(vec!["5", "-1"])).prop_map(|default| {
             Col {
@@ -214,6 +240,8 @@ fn col() -> impl Strategy<Value = Col> {
                 length: None,
                 default,
                 not_nullable: true,
+                unique: false,
+                indexed: false,
             }
         }),
     ]
@@ -306,6 +334,8 @@ struct Case {
     early: Vec<Vec<Value>>,
     late: Vec<Vec<Value>>,
     actions: Vec<Action>,
+    /// Per column, whether v2 also toggles `unique` and `search_index`.
+    toggles: Vec<(bool, bool)>,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -323,26 +353,31 @@ fn case() -> impl Strategy<Value = Case> {
                 prop::collection::vec(prop::collection::vec(value(), nb), 0..=8),
                 prop::collection::vec(prop::collection::vec(value(), n), 0..=8),
                 prop::collection::vec(action(), n),
+                prop::collection::vec(index_flags(), n),
             )
         })
-        .prop_map(|(base, mut added, rebuilt_since, early, late, actions)| {
-            // ADD COLUMN cannot add NOT NULL without a default to rows.
-            for c in added
-                .iter_mut()
-                .filter(|c| c.not_nullable && c.default.is_none())
-            {
-                c.default = Some("a");
-            }
-            (base, added, rebuilt_since, early, late, actions)
-        })
-        .prop_map(|(base, added, rebuilt_since, early, late, actions)| Case {
-            base,
-            added,
-            rebuilt_since,
-            early,
-            late,
-            actions,
-        })
+        .prop_map(
+            |(base, mut added, rebuilt_since, early, late, actions, toggles)| {
+                for c in added.iter_mut() {
+                    // ADD COLUMN cannot add NOT NULL without a default to rows.
+                    if c.not_nullable && c.default.is_none() {
+                        c.default = Some("a");
+                    }
+                    // A new unique column would hold one default in every
+                    // early row (MF001): v2 may make it unique instead.
+                    c.unique = false;
+                }
+                Case {
+                    base,
+                    added,
+                    rebuilt_since,
+                    early,
+                    late,
+                    actions,
+                    toggles,
+                }
+            },
+        )
 }
 
 #[derive(Default)]
@@ -414,7 +449,13 @@ fn run_case(c: &Case, counts: &Counts) -> Result<(), TestCaseError> {
     let v2: Vec<(String, Col)> = start
         .iter()
         .zip(&c.actions)
-        .map(|((n, col), a)| (n.clone(), apply_action(col, a)))
+        .zip(&c.toggles)
+        .map(|(((n, col), a), (unique, indexed))| {
+            let mut col = apply_action(col, a);
+            col.unique ^= unique;
+            col.indexed ^= indexed;
+            (n.clone(), col)
+        })
         .collect();
     let v2 = doctype_of(&v2);
     let fast_db = dir.path().join("fast.db");
@@ -433,7 +474,7 @@ fn run_case(c: &Case, counts: &Counts) -> Result<(), TestCaseError> {
                 a.iter()
                     .chain(b)
                     .filter(|f| f.blocking)
-                    .all(|f| f.rule == Rule::Mf002),
+                    .all(|f| matches!(f.rule, Rule::Mf001 | Rule::Mf002)),
                 "unexpected blocking findings: {a:?} / {b:?}"
             );
             counts.blocked.set(counts.blocked.get() + 1);
@@ -541,7 +582,7 @@ fn fast_paths_give_what_the_rebuild_gives() {
     let counts = Counts::default();
     runner.run(&case(), |c| run_case(&c, &counts)).unwrap();
     eprintln!(
-        "no_copy: {} fast, {} short-record traps (rebuilt), {} blocked (MF002), {} no-op",
+        "no_copy: {} fast, {} short-record traps (rebuilt), {} blocked (MF001, MF002), {} no-op",
         counts.fast.get(),
         counts.trap.get(),
         counts.blocked.get(),
