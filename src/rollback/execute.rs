@@ -241,22 +241,20 @@ fn split_recreations(statements: &[String], restoring: bool) -> (&[String], &[St
             || head.starts_with("CREATE UNIQUE INDEX")
             || head.starts_with("CREATE TRIGGER")
     };
+    let split = statements.len()
+        - statements
+            .iter()
+            .rev()
+            .take_while(|s| is_recreation(s))
+            .count();
+    // After a rebuild, only recreations that directly follow the swap.
     let swap_end = statements.iter().rposition(|s| {
         s.trim()
             .eq_ignore_ascii_case("PRAGMA legacy_alter_table = OFF")
     });
-    let split = match swap_end {
-        Some(end) if statements[end + 1..].iter().all(is_recreation) => end + 1,
-        Some(_) => return (statements, &[]),
-        None => {
-            statements.len()
-                - statements
-                    .iter()
-                    .rev()
-                    .take_while(|s| is_recreation(s))
-                    .count()
-        }
-    };
+    if swap_end.is_some_and(|end| split != end + 1) {
+        return (statements, &[]);
+    }
     statements.split_at(split)
 }
 
