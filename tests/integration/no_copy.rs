@@ -596,6 +596,28 @@ fn fast_paths_give_what_the_rebuild_gives() {
 // ---------------------------------------------------------------------
 // Cases pinned one by one
 
+/// `V1` with its `title` field given as `title` (the field's JSON).
+fn v1_with_title(title: &str) -> DocType {
+    doctype(&V1.replace(r#"{"fieldname": "title", "fieldtype": "Data"}"#, title))
+}
+
+/// `title` NOT NULL, its NULLs filled with the default `'untitled'`.
+const TITLE_FILLED: &str =
+    r#"{"fieldname": "title", "fieldtype": "Data", "not_nullable": 1, "default": "untitled"}"#;
+
+/// A database at `v1` holding notes `a` and `b` with NULL titles and `c`
+/// titled `'x'`.
+fn two_null_titles(v1: &DocType) -> TestDb {
+    let db = TestDb::new();
+    db.applier().sync_all(std::slice::from_ref(v1)).unwrap();
+    db.conn()
+        .execute_batch(
+            "INSERT INTO \"tabNote\" (name, title) VALUES ('a', NULL), ('b', NULL), ('c', 'x')",
+        )
+        .unwrap();
+    db
+}
+
 const V1: &str = r#"{"name": "Note", "fields": [
     {"fieldname": "title", "fieldtype": "Data"},
     {"fieldname": "status", "fieldtype": "Data", "default": "Open"}
@@ -792,10 +814,7 @@ fn set_not_null_fills_then_rolls_back_exactly() {
         )
         .unwrap();
     let before = snapshot(&db.conn());
-    let v2 = doctype(&V1.replace(
-        r#"{"fieldname": "title", "fieldtype": "Data"}"#,
-        r#"{"fieldname": "title", "fieldtype": "Data", "not_nullable": 1, "default": "untitled"}"#,
-    ));
+    let v2 = v1_with_title(TITLE_FILLED);
     let report = db.applier().sync_all(&[v2]).unwrap();
     let m = &report.migrations[0];
     assert_eq!(m.metrics.rows_copied, 2, "the two NULLs filled");
@@ -834,31 +853,19 @@ fn set_not_null_fills_then_rolls_back_exactly() {
 /// so does a fill under a unique index the column already has.
 #[test]
 fn nulls_filled_into_a_unique_column_are_refused_before_the_apply() {
+    let v2 = v1_with_title(
+        r#"{"fieldname": "title", "fieldtype": "Data", "unique": 1, "not_nullable": 1, "default": "untitled"}"#,
+    );
     for always_rebuild in [false, true] {
         for already_unique in [false, true] {
-            let db = TestDb::new();
-            let title = if already_unique {
-                r#"{"fieldname": "title", "fieldtype": "Data", "unique": 1}"#
+            let db = two_null_titles(&if already_unique {
+                v1_with_title(r#"{"fieldname": "title", "fieldtype": "Data", "unique": 1}"#)
             } else {
-                r#"{"fieldname": "title", "fieldtype": "Data"}"#
-            };
-            db.applier()
-                .sync_all(&[doctype(
-                    &V1.replace(r#"{"fieldname": "title", "fieldtype": "Data"}"#, title),
-                )])
-                .unwrap();
-            db.conn()
-                .execute_batch(
-                    "INSERT INTO \"tabNote\" (name, title) VALUES ('a', NULL), ('b', NULL), ('c', 'x')",
-                )
-                .unwrap();
+                doctype(V1)
+            });
             let before = db.bytes();
-            let v2 = doctype(&V1.replace(
-                r#"{"fieldname": "title", "fieldtype": "Data"}"#,
-                r#"{"fieldname": "title", "fieldtype": "Data", "unique": 1, "not_nullable": 1, "default": "untitled"}"#,
-            ));
             let case = format!("always_rebuild={always_rebuild}, already_unique={already_unique}");
-            match applier(&db.path, always_rebuild).sync_all(&[v2]) {
+            match applier(&db.path, always_rebuild).sync_all(std::slice::from_ref(&v2)) {
                 Err(Error::Blocked { findings }) => {
                     let f = findings.iter().find(|f| f.blocking).unwrap();
                     assert_eq!(f.rule, Rule::Mf001, "{case}: {f}");
@@ -884,23 +891,11 @@ fn nulls_filled_into_a_unique_column_are_refused_before_the_apply() {
 /// as in the rebuild.
 #[test]
 fn a_fill_runs_after_the_unique_index_it_would_violate_is_dropped() {
-    let v1 = V1.replace(
-        r#"{"fieldname": "title", "fieldtype": "Data"}"#,
-        r#"{"fieldname": "title", "fieldtype": "Data", "unique": 1}"#,
-    );
-    let v2 = doctype(&V1.replace(
-        r#"{"fieldname": "title", "fieldtype": "Data"}"#,
-        r#"{"fieldname": "title", "fieldtype": "Data", "not_nullable": 1, "default": "untitled"}"#,
-    ));
+    let v1 = v1_with_title(r#"{"fieldname": "title", "fieldtype": "Data", "unique": 1}"#);
+    let v2 = v1_with_title(TITLE_FILLED);
     let mut results = Vec::new();
     for always_rebuild in [false, true] {
-        let db = TestDb::new();
-        db.applier().sync_all(&[doctype(&v1)]).unwrap();
-        db.conn()
-            .execute_batch(
-                "INSERT INTO \"tabNote\" (name, title) VALUES ('a', NULL), ('b', NULL), ('c', 'x')",
-            )
-            .unwrap();
+        let db = two_null_titles(&v1);
         let before = snapshot(&db.conn());
         let (how, why) = approach(&db.path, &v2, always_rebuild);
         let want = if always_rebuild {
@@ -942,10 +937,7 @@ fn a_fill_on_a_table_with_triggers_takes_the_rebuild() {
              CREATE TRIGGER note_log AFTER UPDATE ON \"tabNote\" BEGIN INSERT INTO log VALUES (new.name); END;",
         )
         .unwrap();
-    let v2 = doctype(&V1.replace(
-        r#"{"fieldname": "title", "fieldtype": "Data"}"#,
-        r#"{"fieldname": "title", "fieldtype": "Data", "not_nullable": 1, "default": "untitled"}"#,
-    ));
+    let v2 = v1_with_title(TITLE_FILLED);
     let (how, why) = approach(&db.path, &v2, false);
     assert_eq!(how, Some(Approach::Rebuild));
     assert!(why.contains("triggers"), "{why}");
